@@ -1,0 +1,30 @@
+//! # ddiff-core
+//!
+//! The sans-IO heart of ddiff: everything that decides *what* to carry across an air gap and
+//! *how it is packed and checked*, with no filesystem, network, clock or async runtime, so the
+//! CLI, the embedded registry and the browser page (wasm32) run the same code.
+//!
+//! ```text
+//!   sources (registry, engine, oci:, archives)          destinations
+//!        │ manifests + configs                               ▲
+//!        ▼                                                   │ blobs, manifests, tags
+//!   diff::plan ──► bundle::Encoder ──► bundle file ──► bundle::Decoder ──► events
+//!                   (host writes the bytes)      (host feeds chunks)   (host uploads)
+//! ```
+//!
+//! Hosts drive the push-style codecs in a loop; see [`bundle`] for the loop and its invariant.
+//! A panic anywhere in this crate is a bug, never a reaction to bad input.
+
+pub mod config;
+pub mod descriptor;
+pub mod digest;
+pub mod manifest;
+pub mod media_type;
+pub mod reference;
+
+pub use config::{ConfigError, History, ImageConfig, RootFs};
+pub use descriptor::{Descriptor, Platform, PlatformError};
+pub use digest::{Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError};
+pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
+pub use media_type::{Compression, MediaType};
+pub use reference::ReferenceError;

@@ -1,0 +1,3 @@
+//! Registry client and the embedded registry server.
+
+pub mod server;

@@ -1,0 +1,1 @@
+//! The embedded OCI registry (`ddiff server`).
