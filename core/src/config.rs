@@ -111,16 +111,27 @@ mod tests {
         assert_eq!(c.platform().to_string(), "linux/amd64");
         let h = c.layer_history();
         assert_eq!(h.len(), 3);
-        assert!(h[1].unwrap().created_by.as_deref().unwrap().contains("echo hello"));
+        assert!(h[1]
+            .unwrap()
+            .created_by
+            .as_deref()
+            .unwrap()
+            .contains("echo hello"));
     }
 
     #[test]
     fn rejects_bad_configs() {
-        assert!(matches!(ImageConfig::parse(b"{}"), Err(ConfigError::Json { .. })));
+        assert!(matches!(
+            ImageConfig::parse(b"{}"),
+            Err(ConfigError::Json { .. })
+        ));
         assert!(matches!(
             ImageConfig::parse(br#"{"rootfs":{"type":"zfs","diff_ids":[]}}"#),
             Err(ConfigError::RootFsType { .. })
         ));
-        assert!(ImageConfig::parse(br#"{"rootfs":{"type":"layers","diff_ids":["sha256:zz"]}}"#).is_err());
+        assert!(
+            ImageConfig::parse(br#"{"rootfs":{"type":"layers","diff_ids":["sha256:zz"]}}"#)
+                .is_err()
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Content descriptors and platforms (OCI image spec, `descriptor.md` and `image-index.md`).
 
-use std::collections::BTreeMap;
 use core::fmt;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +55,11 @@ pub struct Platform {
     /// Operating system (`linux`, `windows`, …), GOOS values.
     pub os: String,
     /// Operating system version (Windows).
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// Required OS features.
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
@@ -67,7 +71,9 @@ pub struct Platform {
 
 /// A platform string that is not `os/arch[/variant]`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid platform {input:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8")]
+#[error(
+    "invalid platform {input:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+)]
 pub struct PlatformError {
     /// What was given.
     pub input: String,
@@ -81,9 +87,12 @@ impl Platform {
         };
         let parts: Vec<&str> = s.split('/').collect();
         if !(2..=3).contains(&parts.len())
-            || parts
-                .iter()
-                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'))
+            || parts.iter().any(|p| {
+                p.is_empty()
+                    || !p
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+            })
         {
             return Err(err());
         }
@@ -111,7 +120,9 @@ impl Platform {
             return false;
         }
         match wanted.variant {
-            None => self.variant.is_none() || self.normalized_variant() == wanted.normalized_variant(),
+            None => {
+                self.variant.is_none() || self.normalized_variant() == wanted.normalized_variant()
+            }
             Some(_) => self.normalized_variant() == wanted.normalized_variant(),
         }
     }
@@ -134,9 +145,19 @@ mod tests {
     #[test]
     fn parses_platforms() {
         let p = Platform::parse("linux/arm64/v8").unwrap();
-        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()), ("linux", "arm64", Some("v8")));
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm64", Some("v8"))
+        );
         assert_eq!(p.to_string(), "linux/arm64/v8");
-        for bad in ["", "linux", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64"] {
+        for bad in [
+            "",
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v8/x",
+            "linux/am d64",
+        ] {
             assert!(Platform::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -71,8 +71,11 @@ pub struct Digest {
 
 fn grammar_ok_algorithm(a: &str) -> bool {
     !a.is_empty()
-        && a.split(['+', '.', '_', '-'])
-            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && a.split(['+', '.', '_', '-']).all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 impl Digest {
@@ -108,7 +111,10 @@ impl Digest {
                 found: enc.len(),
             });
         }
-        if !enc.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !enc
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::BadHex {
                 input: truncate_for_error(input),
             });
@@ -251,7 +257,11 @@ fn finish_hasher(algorithm: Algorithm, h: Box<dyn BlobHasher>) -> Digest {
     match Digest::from_raw(algorithm, &raw) {
         Some(d) => d,
         // A hasher returning the wrong length is a programming error in the host.
-        None => panic!("hasher for {} returned {} bytes", algorithm.name(), raw.len()),
+        None => panic!(
+            "hasher for {} returned {} bytes",
+            algorithm.name(),
+            raw.len()
+        ),
     }
 }
 
@@ -443,11 +453,18 @@ mod tests {
         v.update(b"hell").unwrap();
         assert!(matches!(
             v.finish(),
-            Err(VerifyError::SizeMismatch { expected: 5, found: 4, .. })
+            Err(VerifyError::SizeMismatch {
+                expected: 5,
+                found: 4,
+                ..
+            })
         ));
         let mut v = Verifier::new(d, 5);
         v.update(b"hellO").unwrap();
-        assert!(matches!(v.finish(), Err(VerifyError::DigestMismatch { .. })));
+        assert!(matches!(
+            v.finish(),
+            Err(VerifyError::DigestMismatch { .. })
+        ));
     }
 
     #[test]

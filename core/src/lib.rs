@@ -15,16 +15,23 @@
 //! Hosts drive the push-style codecs in a loop; see [`bundle`] for the loop and its invariant.
 //! A panic anywhere in this crate is a bug, never a reaction to bad input.
 
+pub mod bundle;
 pub mod config;
 pub mod descriptor;
+pub mod diff;
 pub mod digest;
 pub mod manifest;
 pub mod media_type;
 pub mod reference;
+pub mod synth;
+pub mod tar;
 
 pub use config::{ConfigError, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform, PlatformError};
-pub use digest::{Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError};
+pub use diff::{plan, BaseImage, BaseLayer, DiffError, Plan, TargetImageInput, TargetInput};
+pub use digest::{
+    Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError,
+};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};
 pub use reference::ReferenceError;

@@ -59,7 +59,8 @@ pub struct ImageIndex {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// Either kind of manifest.
+/// Either kind of manifest. (Few exist at a time, so the size difference does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Manifest {
     /// An image manifest.
@@ -92,7 +93,10 @@ pub enum ManifestError {
     TooLarge { size: usize, limit: usize },
     /// The index has no entry for the requested platform.
     #[error("no manifest for platform {wanted} in the index; available: {}", available.join(", "))]
-    NoMatchingPlatform { wanted: String, available: Vec<String> },
+    NoMatchingPlatform {
+        wanted: String,
+        available: Vec<String>,
+    },
     /// The bytes do not hash to the expected digest.
     #[error("manifest digest mismatch: expected {expected}, got {found}")]
     DigestMismatch { expected: Digest, found: Digest },
@@ -230,7 +234,11 @@ impl RawManifest {
     }
     /// A descriptor of this manifest.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(self.media_type.clone(), self.digest.clone(), self.bytes.len() as u64)
+        Descriptor::new(
+            self.media_type.clone(),
+            self.digest.clone(),
+            self.bytes.len() as u64,
+        )
     }
     /// The image manifest, if this is one.
     pub fn as_image(&self) -> Option<&ImageManifest> {
@@ -268,9 +276,11 @@ impl ImageIndex {
             .iter()
             .filter(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(wanted)))
             .collect();
-        let exact = candidates
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| p.variant == wanted.variant));
+        let exact = candidates.iter().find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.variant == wanted.variant)
+        });
         exact
             .or(candidates.first())
             .copied()
@@ -309,7 +319,8 @@ mod tests {
     #[test]
     fn checks_expected_digest() {
         let wrong = Digest::sha256(b"x");
-        let err = RawManifest::parse_with_digest(V2S2.as_bytes().to_vec(), None, Some(&wrong)).unwrap_err();
+        let err = RawManifest::parse_with_digest(V2S2.as_bytes().to_vec(), None, Some(&wrong))
+            .unwrap_err();
         assert!(matches!(err, ManifestError::DigestMismatch { .. }));
     }
 
@@ -317,11 +328,18 @@ mod tests {
     fn selects_platforms() {
         let m = RawManifest::parse(OCI_INDEX.as_bytes().to_vec(), None).unwrap();
         let idx = m.as_index().unwrap();
-        let d = idx.select_platform(&Platform::parse("linux/arm64").unwrap()).unwrap();
+        let d = idx
+            .select_platform(&Platform::parse("linux/arm64").unwrap())
+            .unwrap();
         assert_eq!(d.platform.as_ref().unwrap().architecture, "arm64");
-        let err = idx.select_platform(&Platform::parse("linux/s390x").unwrap()).unwrap_err();
+        let err = idx
+            .select_platform(&Platform::parse("linux/s390x").unwrap())
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("linux/amd64") && msg.contains("linux/arm64"), "{msg}");
+        assert!(
+            msg.contains("linux/amd64") && msg.contains("linux/arm64"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -340,10 +358,15 @@ mod tests {
             (r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#.into(), None, "missing field `manifests`"),
         ];
         for (json, ct, needle) in cases {
-            let err = RawManifest::parse(json.clone().into_bytes(), ct).unwrap_err().to_string();
+            let err = RawManifest::parse(json.clone().into_bytes(), ct)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{json}: {err:?} lacks {needle:?}");
         }
         let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
-        assert!(matches!(RawManifest::parse(big, None), Err(ManifestError::TooLarge { .. })));
+        assert!(matches!(
+            RawManifest::parse(big, None),
+            Err(ManifestError::TooLarge { .. })
+        ));
     }
 }

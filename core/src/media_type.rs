@@ -78,9 +78,18 @@ const TABLE: &[(MediaType, &str)] = &[
         MediaType::OciManifest,
         "application/vnd.oci.image.manifest.v1+json",
     ),
-    (MediaType::OciIndex, "application/vnd.oci.image.index.v1+json"),
-    (MediaType::OciConfig, "application/vnd.oci.image.config.v1+json"),
-    (MediaType::OciLayer, "application/vnd.oci.image.layer.v1.tar"),
+    (
+        MediaType::OciIndex,
+        "application/vnd.oci.image.index.v1+json",
+    ),
+    (
+        MediaType::OciConfig,
+        "application/vnd.oci.image.config.v1+json",
+    ),
+    (
+        MediaType::OciLayer,
+        "application/vnd.oci.image.layer.v1.tar",
+    ),
     (
         MediaType::OciLayerGzip,
         "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -153,9 +162,9 @@ impl MediaType {
     /// The compression of a filesystem layer, `None` when this is not a known layer type.
     pub fn layer_compression(&self) -> Option<Compression> {
         match self {
-            MediaType::DockerLayerGzip | MediaType::DockerForeignLayer | MediaType::OciLayerGzip => {
-                Some(Compression::Gzip)
-            }
+            MediaType::DockerLayerGzip
+            | MediaType::DockerForeignLayer
+            | MediaType::OciLayerGzip => Some(Compression::Gzip),
             MediaType::OciLayer => Some(Compression::None),
             MediaType::OciLayerZstd => Some(Compression::Zstd),
             MediaType::Other(s) => {

@@ -78,7 +78,8 @@ pub fn validate_tag(tag: &str) -> Result<(), ReferenceError> {
     let ok = !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -98,7 +99,21 @@ mod tests {
             validate_repository(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         let long = "a".repeat(256);
-        for bad in ["", "A", "a/../b", "..", "a//b", "/a", "a/", "a_.b", "a___b", "-a", "a-", "a%2fb", long.as_str()] {
+        for bad in [
+            "",
+            "A",
+            "a/../b",
+            "..",
+            "a//b",
+            "/a",
+            "a/",
+            "a_.b",
+            "a___b",
+            "-a",
+            "a-",
+            "a%2fb",
+            long.as_str(),
+        ] {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,342 @@
+//! `ddiff.json`: the metadata document, the first entry of every bundle.
+//!
+//! See `docs/bundle-format.md` for the normative description. Everything a reader needs to
+//! verify the bundle and to show progress is here, before the first blob.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Digest, MediaType, Platform};
+
+use super::BundleError;
+
+/// The value of `format`.
+pub const FORMAT_NAME: &str = "ddiff-bundle";
+/// The format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Largest `ddiff.json` accepted.
+pub const MAX_META_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest manifest, index or config blob accepted (they are buffered for cross-checks).
+pub const MAX_JSON_BLOB_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The role of a carried blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    /// An image index / manifest list.
+    Index,
+    /// An image manifest.
+    Manifest,
+    /// An image config (or an artifact's config blob).
+    Config,
+    /// A layer (or any other blob a manifest lists in `layers`).
+    Layer,
+}
+
+impl BlobKind {
+    /// Manifests, indexes and configs are small JSON documents buffered by readers.
+    pub fn is_json(self) -> bool {
+        !matches!(self, BlobKind::Layer)
+    }
+}
+
+/// A blob stored in the bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobInfo {
+    /// Content digest.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type, as the referencing descriptor says.
+    pub media_type: MediaType,
+    /// Role.
+    pub kind: BlobKind,
+}
+
+/// A blob the bundle does not carry: the destination must already have it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReliedBlob {
+    /// Content digest, as the target's manifest references it.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type.
+    pub media_type: MediaType,
+    /// The uncompressed layer digest, which lets a loader find the same layer stored with a
+    /// different compression at the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<Digest>,
+}
+
+/// The base image the bundle was made against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BaseInfo {
+    /// References of the base as the user named them (`base:1`, `docker://host/base:1`).
+    pub references: Vec<String>,
+    /// Manifest digests of the base on the source side (empty when the base came from a
+    /// Docker engine, which has no manifests).
+    #[serde(default)]
+    pub manifests: Vec<Digest>,
+    /// The base's layer diff_ids, base first.
+    #[serde(default)]
+    pub diff_ids: Vec<Digest>,
+}
+
+/// One image of a target: a platform-specific manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetImage {
+    /// Digest of the image manifest (a carried blob).
+    pub manifest: Digest,
+    /// Digest of its config (a carried blob).
+    pub config: Digest,
+    /// Its platform, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// A target: what the user asked to carry, under the name it will be tagged with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetInfo {
+    /// The reference (`app:2`, `registry.example.com/team/app:2`).
+    pub reference: String,
+    /// Media type of the top manifest (an index or an image manifest).
+    pub media_type: MediaType,
+    /// Digest of the top manifest (a carried blob).
+    pub digest: Digest,
+    /// Size of the top manifest.
+    pub size: u64,
+    /// The images (one, or one per platform for an index).
+    pub images: Vec<TargetImage>,
+}
+
+/// The metadata document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleMeta {
+    /// Always `ddiff-bundle`.
+    pub format: String,
+    /// Format version (1).
+    pub version: u32,
+    /// Writer, e.g. `ddiff 0.1.0`.
+    pub tool: String,
+    /// RFC 3339 creation time, supplied by the host (the core has no clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// The base the destination must hold; `None` for a self-contained bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseInfo>,
+    /// Targets, in the order given.
+    pub targets: Vec<TargetInfo>,
+    /// Carried blobs, in archive order: manifests and configs first, then layers.
+    pub blobs: Vec<BlobInfo>,
+    /// Blobs referenced by the targets but not carried.
+    #[serde(default)]
+    pub relied: Vec<ReliedBlob>,
+}
+
+impl BundleMeta {
+    /// Parses and validates a `ddiff.json`.
+    pub fn parse(bytes: &[u8]) -> Result<BundleMeta, BundleError> {
+        // Check the version before the full schema so that a future format gets the right error.
+        #[derive(Deserialize)]
+        struct Head {
+            format: Option<String>,
+            version: Option<u32>,
+        }
+        let head: Head = serde_json::from_slice(bytes).map_err(|e| BundleError::MetadataJson {
+            message: e.to_string(),
+        })?;
+        if head.format.as_deref() != Some(FORMAT_NAME) {
+            return Err(BundleError::NotABundle {
+                found: head.format.unwrap_or_default(),
+            });
+        }
+        if head.version != Some(FORMAT_VERSION) {
+            return Err(BundleError::UnsupportedVersion {
+                found: head.version.unwrap_or(0),
+            });
+        }
+        let meta: BundleMeta =
+            serde_json::from_slice(bytes).map_err(|e| BundleError::MetadataJson {
+                message: e.to_string(),
+            })?;
+        meta.validate()?;
+        Ok(meta)
+    }
+
+    /// The canonical bytes (pretty-printed JSON, fields in declared order): deterministic.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain structs of strings and integers cannot fail.
+        serde_json::to_vec_pretty(self).expect("BundleMeta serialises")
+    }
+
+    /// Checks the document's internal consistency (without the blobs).
+    pub fn validate(&self) -> Result<(), BundleError> {
+        let bad =
+            |digest: Option<&Digest>, problem: &'static str| BundleError::MetadataInconsistent {
+                digest: digest.cloned(),
+                problem,
+            };
+        if self.targets.is_empty() {
+            return Err(bad(None, "no targets"));
+        }
+        let mut carried: BTreeMap<&Digest, &BlobInfo> = BTreeMap::new();
+        let mut seen_layer = false;
+        for b in &self.blobs {
+            if carried.insert(&b.digest, b).is_some() {
+                return Err(bad(Some(&b.digest), "blob listed twice"));
+            }
+            if b.kind == BlobKind::Layer {
+                seen_layer = true;
+            } else if seen_layer {
+                return Err(bad(
+                    Some(&b.digest),
+                    "manifests and configs must come before layers",
+                ));
+            }
+            if b.kind.is_json() && b.size > MAX_JSON_BLOB_BYTES {
+                return Err(bad(
+                    Some(&b.digest),
+                    "manifest or config larger than 16 MiB",
+                ));
+            }
+            let kind_ok = match b.kind {
+                BlobKind::Index => b.media_type.is_index(),
+                BlobKind::Manifest => b.media_type.is_image_manifest(),
+                _ => !b.media_type.is_manifest(),
+            };
+            if !kind_ok {
+                return Err(bad(
+                    Some(&b.digest),
+                    "blob kind does not match its media type",
+                ));
+            }
+        }
+        let mut relied = BTreeSet::new();
+        for r in &self.relied {
+            if carried.contains_key(&r.digest) {
+                return Err(bad(Some(&r.digest), "blob both carried and relied on"));
+            }
+            if !relied.insert(&r.digest) {
+                return Err(bad(Some(&r.digest), "relied blob listed twice"));
+            }
+        }
+        let mut refs = BTreeSet::new();
+        for t in &self.targets {
+            if !refs.insert(&t.reference) {
+                return Err(bad(Some(&t.digest), "target reference listed twice"));
+            }
+            let top = carried
+                .get(&t.digest)
+                .ok_or_else(|| bad(Some(&t.digest), "target manifest is not carried"))?;
+            if top.size != t.size
+                || top.media_type != t.media_type
+                || !top.kind.is_json()
+                || top.kind == BlobKind::Config
+            {
+                return Err(bad(Some(&t.digest), "target disagrees with its blob entry"));
+            }
+            if t.images.is_empty() {
+                return Err(bad(Some(&t.digest), "target has no images"));
+            }
+            for img in &t.images {
+                match carried.get(&img.manifest) {
+                    Some(b) if b.kind == BlobKind::Manifest => {}
+                    _ => {
+                        return Err(bad(
+                            Some(&img.manifest),
+                            "target image manifest is not a carried manifest",
+                        ))
+                    }
+                }
+                match carried.get(&img.config) {
+                    Some(b) if b.kind == BlobKind::Config => {}
+                    _ => {
+                        return Err(bad(
+                            Some(&img.config),
+                            "target image config is not a carried config",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks up a carried blob.
+    pub fn blob(&self, digest: &Digest) -> Option<&BlobInfo> {
+        self.blobs.iter().find(|b| &b.digest == digest)
+    }
+
+    /// Bytes of carried blobs.
+    pub fn carried_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+
+    /// Bytes of relied-on blobs.
+    pub fn relied_bytes(&self) -> u64 {
+        self.relied.iter().map(|b| b.size).sum()
+    }
+
+    /// The `index.json` of the bundle's OCI layout: one entry per target, in order, with
+    /// `org.opencontainers.image.ref.name` set to the tag and `io.containerd.image.name` to the
+    /// full reference. Deterministic.
+    pub fn oci_index_json(&self) -> Vec<u8> {
+        let manifests: Vec<serde_json::Value> = self
+            .targets
+            .iter()
+            .map(|t| {
+                let tag = ref_tag(&t.reference);
+                serde_json::json!({
+                    "mediaType": t.media_type.as_str(),
+                    "digest": t.digest.to_string(),
+                    "size": t.size,
+                    "annotations": {
+                        "io.containerd.image.name": t.reference,
+                        "org.opencontainers.image.ref.name": tag,
+                    }
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::OciIndex.as_str(),
+            "manifests": manifests,
+        });
+        // A json! value always serialises.
+        serde_json::to_vec(&v).expect("index.json serialises")
+    }
+}
+
+/// The tag part of a reference string (after the last `:` that follows the last `/`),
+/// or `latest`. Used for the OCI layout's `ref.name` annotation.
+fn ref_tag(reference: &str) -> String {
+    let no_digest = reference.split('@').next().unwrap_or(reference);
+    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
+    match last.rsplit_once(':') {
+        Some((_, tag)) if !tag.is_empty() => tag.to_string(),
+        _ => "latest".to_string(),
+    }
+}
+
+/// The `oci-layout` file content.
+pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_of_references() {
+        assert_eq!(ref_tag("app:2"), "2");
+        assert_eq!(ref_tag("localhost:5000/team/app:v1"), "v1");
+        assert_eq!(ref_tag("localhost:5000/team/app"), "latest");
+        assert_eq!(ref_tag("app@sha256:abc"), "latest");
+    }
+}
