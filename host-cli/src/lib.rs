@@ -1,4 +1,6 @@
 //! The `ddiff` host: everything that does IO around `ddiff-core` (registries, the Docker
 //! engine, files, the embedded registry server). The binary in `main.rs` is a thin clap front.
 
+pub mod bundle_io;
+pub mod hash;
 pub mod registry;
