@@ -27,4 +27,4 @@ pub use descriptor::{Descriptor, Platform, PlatformError};
 pub use digest::{Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};
-pub use reference::ReferenceError;
+pub use reference::{ImageRef, Reference, ReferenceError};
