@@ -18,6 +18,7 @@
 pub mod config;
 pub mod descriptor;
 pub mod digest;
+pub mod docker_archive;
 pub mod manifest;
 pub mod media_type;
 pub mod reference;
@@ -25,6 +26,7 @@ pub mod reference;
 pub use config::{ConfigError, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform, PlatformError};
 pub use digest::{Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError};
+pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};
 pub use reference::{ImageRef, Reference, ReferenceError};
