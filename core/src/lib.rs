@@ -20,6 +20,7 @@ pub mod config;
 pub mod descriptor;
 pub mod diff;
 pub mod digest;
+pub mod docker_archive;
 pub mod manifest;
 pub mod media_type;
 pub mod reference;
@@ -32,6 +33,7 @@ pub use diff::{plan, BaseImage, BaseLayer, DiffError, Plan, TargetImageInput, Ta
 pub use digest::{
     Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError,
 };
+pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};
-pub use reference::ReferenceError;
+pub use reference::{ImageRef, Reference, ReferenceError};
