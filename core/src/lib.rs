@@ -21,6 +21,7 @@ pub mod descriptor;
 pub mod diff;
 pub mod digest;
 pub mod docker_archive;
+pub mod load;
 pub mod manifest;
 pub mod media_type;
 pub mod reference;
@@ -34,6 +35,7 @@ pub use digest::{
     Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError,
 };
 pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
+pub use load::{plan_load, DestinationState, LoadError, LoadPlan, ManifestPut};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};
 pub use reference::{ImageRef, Reference, ReferenceError};

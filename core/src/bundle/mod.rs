@@ -185,4 +185,4 @@ pub fn check_path(path: &str, offset: u64) -> Result<(), BundleError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,0 +1,329 @@
+//! Load planning: given a verified bundle and what the destination already holds, decide what
+//! to upload, which manifests to write (children first, the tag last) and — when the
+//! destination's base was stored with another compression — how to rewrite the manifests to
+//! point at the destination's own blobs (matched by `diff_id`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::bundle::{BlobKind, ReliedBlob, Report};
+use crate::{Descriptor, Digest, MediaType, RawManifest};
+
+/// What the host found at the destination.
+#[derive(Clone, Debug, Default)]
+pub struct DestinationState {
+    /// Blobs present (or mountable) at the destination.
+    pub present: BTreeSet<Digest>,
+    /// Layers of the destination's base, by diff_id (from its manifest and config).
+    pub by_diff_id: BTreeMap<Digest, Descriptor>,
+}
+
+/// Why a load cannot proceed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Relied-on layers are at the destination neither by digest nor by diff_id.
+    #[error("the destination lacks {} layer(s) of the base {} ({} bytes), e.g. {}", missing.len(), base_names(base), missing.iter().map(|m| m.size).sum::<u64>(), missing[0].digest)]
+    MissingBase {
+        base: Vec<String>,
+        missing: Vec<ReliedBlob>,
+    },
+    /// A manifest in the report could not be parsed or rewritten.
+    #[error("manifest {digest}: {problem}")]
+    Manifest { digest: Digest, problem: String },
+}
+
+fn base_names(base: &[String]) -> String {
+    if base.is_empty() {
+        "(unnamed)".into()
+    } else {
+        base.join(", ")
+    }
+}
+
+/// A manifest to PUT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestPut {
+    /// Exact bytes to send.
+    pub bytes: Vec<u8>,
+    /// Content-Type.
+    pub media_type: MediaType,
+    /// Digest of `bytes`.
+    pub digest: Digest,
+    /// Digest in the bundle (differs from `digest` when rewritten).
+    pub original: Digest,
+    /// `Some(target index)` for a target's top manifest, to be put by tag.
+    pub target: Option<usize>,
+}
+
+/// What the host must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadPlan {
+    /// Indexes into `report.meta.blobs` of configs and layers to upload (not yet present).
+    pub uploads: Vec<usize>,
+    /// Carried blobs already present (skipped).
+    pub already_present: Vec<usize>,
+    /// Relied-on layers replaced by the destination's own blob with the same diff_id.
+    pub substitutions: Vec<(Digest, Descriptor)>,
+    /// Manifests in a safe order: image manifests, then indexes, each target's top last of
+    /// its own; tags are applied only by the puts with `target: Some(_)`.
+    pub manifests: Vec<ManifestPut>,
+}
+
+impl LoadPlan {
+    /// The final digest of each target's top manifest (changed when substituted).
+    pub fn target_digest(&self, target: usize) -> Option<&Digest> {
+        self.manifests
+            .iter()
+            .find(|m| m.target == Some(target))
+            .map(|m| &m.digest)
+    }
+}
+
+/// Plans a load. Fails, before anything is uploaded, when the base is missing.
+pub fn plan_load(report: &Report, dest: &DestinationState) -> Result<LoadPlan, LoadError> {
+    let meta = &report.meta;
+    let mut substitutions = Vec::new();
+    let mut missing = Vec::new();
+    for r in &meta.relied {
+        if dest.present.contains(&r.digest) {
+            continue;
+        }
+        match r.diff_id.as_ref().and_then(|d| dest.by_diff_id.get(d)) {
+            Some(desc) if dest.present.contains(&desc.digest) => {
+                substitutions.push((r.digest.clone(), desc.clone()))
+            }
+            _ => missing.push(r.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(LoadError::MissingBase {
+            base: meta
+                .base
+                .as_ref()
+                .map(|b| b.references.clone())
+                .unwrap_or_default(),
+            missing,
+        });
+    }
+    let mut uploads = Vec::new();
+    let mut already_present = Vec::new();
+    for (i, b) in meta.blobs.iter().enumerate() {
+        if matches!(b.kind, BlobKind::Config | BlobKind::Layer) {
+            if dest.present.contains(&b.digest) {
+                already_present.push(i);
+            } else {
+                uploads.push(i);
+            }
+        }
+    }
+    // Rewrite image manifests (if substituting), then indexes pointing at rewritten children.
+    let subst: BTreeMap<&Digest, &Descriptor> = substitutions.iter().map(|(a, b)| (a, b)).collect();
+    let mut renamed: BTreeMap<Digest, (Digest, u64)> = BTreeMap::new();
+    let mut images = Vec::new();
+    let mut indexes = Vec::new();
+    let bytes_of = |d: &Digest| {
+        report.json_blobs.get(d).ok_or_else(|| LoadError::Manifest {
+            digest: d.clone(),
+            problem: "missing from the report".into(),
+        })
+    };
+    for b in &meta.blobs {
+        match b.kind {
+            BlobKind::Manifest => {
+                let bytes = bytes_of(&b.digest)?;
+                let out = if subst.is_empty() {
+                    bytes.clone()
+                } else {
+                    rewrite(
+                        bytes,
+                        "layers",
+                        |d| subst.get(&d.digest).map(|n| (*n).clone()),
+                        &b.digest,
+                    )?
+                };
+                let digest = Digest::of(b.digest.algorithm(), &out);
+                if digest != b.digest {
+                    renamed.insert(b.digest.clone(), (digest.clone(), out.len() as u64));
+                }
+                images.push(ManifestPut {
+                    bytes: out,
+                    media_type: b.media_type.clone(),
+                    digest,
+                    original: b.digest.clone(),
+                    target: None,
+                });
+            }
+            BlobKind::Index => indexes.push(b),
+            _ => {}
+        }
+    }
+    let mut index_puts = Vec::new();
+    for b in indexes {
+        let bytes = bytes_of(&b.digest)?;
+        let out = if renamed.is_empty() {
+            bytes.clone()
+        } else {
+            rewrite(
+                bytes,
+                "manifests",
+                |d| {
+                    renamed.get(&d.digest).map(|(nd, size)| {
+                        let mut n = d.clone();
+                        n.digest = nd.clone();
+                        n.size = *size;
+                        n
+                    })
+                },
+                &b.digest,
+            )?
+        };
+        let digest = Digest::of(b.digest.algorithm(), &out);
+        index_puts.push(ManifestPut {
+            bytes: out,
+            media_type: b.media_type.clone(),
+            digest,
+            original: b.digest.clone(),
+            target: None,
+        });
+    }
+    let mut manifests = images;
+    manifests.extend(index_puts);
+    // Mark each target's top manifest; move it after everything else of that target.
+    for (ti, t) in meta.targets.iter().enumerate() {
+        let pos = manifests
+            .iter()
+            .position(|m| m.original == t.digest)
+            .ok_or_else(|| LoadError::Manifest {
+                digest: t.digest.clone(),
+                problem: "target manifest not found".into(),
+            })?;
+        let mut m = manifests.remove(pos);
+        m.target = Some(ti);
+        manifests.push(m);
+    }
+    Ok(LoadPlan {
+        uploads,
+        already_present,
+        substitutions,
+        manifests,
+    })
+}
+
+/// Rewrites descriptors in the array `field` of a manifest, keeping every other byte of
+/// meaning (unknown fields are preserved; whitespace is not).
+fn rewrite(
+    bytes: &[u8],
+    field: &str,
+    mut f: impl FnMut(&Descriptor) -> Option<Descriptor>,
+    digest: &Digest,
+) -> Result<Vec<u8>, LoadError> {
+    let err = |problem: String| LoadError::Manifest {
+        digest: digest.clone(),
+        problem,
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| err(e.to_string()))?;
+    let mut changed = false;
+    if let Some(arr) = v.get_mut(field).and_then(|a| a.as_array_mut()) {
+        for item in arr {
+            let d: Descriptor =
+                serde_json::from_value(item.clone()).map_err(|e| err(e.to_string()))?;
+            if let Some(n) = f(&d) {
+                if let Some(obj) = item.as_object_mut() {
+                    obj.insert(
+                        "digest".into(),
+                        serde_json::Value::String(n.digest.to_string()),
+                    );
+                    obj.insert("size".into(), serde_json::Value::from(n.size));
+                    obj.insert(
+                        "mediaType".into(),
+                        serde_json::Value::String(n.media_type.to_string()),
+                    );
+                    changed = true;
+                }
+            }
+        }
+    }
+    if !changed {
+        return Ok(bytes.to_vec());
+    }
+    serde_json::to_vec_pretty(&v).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{Decoder, Event};
+
+    fn report() -> Report {
+        let f = crate::bundle::tests::fixture();
+        let bytes = crate::bundle::tests::encode(&f);
+        let mut d = Decoder::new();
+        let mut p = &bytes[..];
+        loop {
+            let (n, ev) = d.decode(p).unwrap();
+            p = &p[n..];
+            if let Some(Event::End(r)) = ev {
+                return *r;
+            }
+            assert!(ev.is_some() || !p.is_empty() || n > 0, "decoder stalled");
+        }
+    }
+
+    #[test]
+    fn missing_base_is_refused_before_anything() {
+        let r = report();
+        let err = plan_load(&r, &DestinationState::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("lacks 2 layer(s) of the base base:1"), "{msg}");
+    }
+
+    #[test]
+    fn plain_load_keeps_manifest_bytes_and_tags_last() {
+        let r = report();
+        let dest = DestinationState {
+            present: r.meta.relied.iter().map(|b| b.digest.clone()).collect(),
+            by_diff_id: BTreeMap::new(),
+        };
+        let p = plan_load(&r, &dest).unwrap();
+        assert_eq!(p.uploads.len(), 3); // config + 2 layers
+        assert_eq!(p.manifests.len(), 1);
+        assert_eq!(p.manifests[0].target, Some(0));
+        assert_eq!(p.manifests[0].digest, r.meta.targets[0].digest);
+        assert_eq!(
+            p.manifests[0].bytes,
+            r.json_blobs[&r.meta.targets[0].digest]
+        );
+        // Re-run after an interrupted load: what is there is skipped.
+        let mut dest2 = dest.clone();
+        dest2.present.insert(r.meta.blobs[3].digest.clone());
+        let p2 = plan_load(&r, &dest2).unwrap();
+        assert_eq!(p2.uploads.len(), 2);
+        assert_eq!(p2.already_present, vec![3]);
+    }
+
+    #[test]
+    fn recompressed_base_is_matched_by_diff_id_and_manifest_rewritten() {
+        let r = report();
+        let mut dest = DestinationState::default();
+        for (i, rb) in r.meta.relied.iter().enumerate() {
+            let other = Digest::sha256(format!("recompressed {i}").as_bytes());
+            dest.present.insert(other.clone());
+            dest.by_diff_id.insert(
+                rb.diff_id.clone().unwrap(),
+                Descriptor::new(MediaType::OciLayerGzip, other, 42 + i as u64),
+            );
+        }
+        let p = plan_load(&r, &dest).unwrap();
+        assert_eq!(p.substitutions.len(), 2);
+        let m = RawManifest::parse(p.manifests[0].bytes.clone(), None).unwrap();
+        let layers = &m.as_image().unwrap().layers;
+        assert_eq!(layers[0].size, 42);
+        assert_eq!(layers[0].media_type, MediaType::OciLayerGzip);
+        assert_eq!(
+            layers[2].digest, r.meta.blobs[2].digest,
+            "carried layers unchanged"
+        );
+        assert_ne!(p.manifests[0].digest, r.meta.targets[0].digest);
+        assert_eq!(p.target_digest(0), Some(m.digest()));
+    }
+}
