@@ -1,0 +1,248 @@
+//! Shared harness for tests against real peers: the built `ddiff` binary, Debian's
+//! `docker-registry` (distribution 2.8, the code of `registry:2`), the Docker engine, skopeo.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether `peer` ("docker", "skopeo" or "docker-registry") can be used. When it cannot,
+/// prints `SKIPPED <test>: <reason>` and returns false, unless `DDIFF_REQUIRE_PEERS=1`, in
+/// which case it panics (the full suite must not skip silently).
+pub fn require_peer(peer: &str) -> bool {
+    let reason = match peer {
+        "docker" => match std::env::var("DDIFF_TEST_DOCKER_HOST") {
+            Err(_) => Some("DDIFF_TEST_DOCKER_HOST is not set".to_owned()),
+            Ok(host) => match Command::new("docker")
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .env("DOCKER_HOST", &host)
+                .output()
+            {
+                Ok(o) if o.status.success() => None,
+                Ok(o) => Some(format!(
+                    "no Docker engine at {host}: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => Some(format!("cannot run the docker CLI: {e}")),
+            },
+        },
+        "skopeo" | "docker-registry" => match Command::new(peer).arg("--version").output() {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(format!("{peer} --version failed: {}", String::from_utf8_lossy(&o.stderr))),
+            Err(e) => Some(format!("{peer} is not installed: {e}")),
+        },
+        other => panic!("unknown peer {other}"),
+    };
+    let Some(reason) = reason else {
+        return true;
+    };
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    if std::env::var("DDIFF_REQUIRE_PEERS").as_deref() == Ok("1") {
+        panic!("{test}: peer {peer} required (DDIFF_REQUIRE_PEERS=1) but unavailable: {reason}");
+    }
+    println!("SKIPPED {test}: {reason}");
+    false
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A `docker` CLI command aimed at the test engine.
+pub fn docker() -> Command {
+    let mut c = Command::new("docker");
+    c.env("DOCKER_HOST", std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default());
+    c
+}
+
+/// A `skopeo` command.
+pub fn skopeo() -> Command {
+    Command::new("skopeo")
+}
+
+/// A `ddiff server` child process on `127.0.0.1:0`.
+pub struct DdiffServer {
+    pub child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub root: PathBuf,
+    pub log: PathBuf,
+}
+
+impl DdiffServer {
+    /// Starts the built binary and reads the port from its one stdout line.
+    pub fn start(root: &Path, extra: &[&str]) -> DdiffServer {
+        let log = root.with_extension(format!("ddiff-{}.log", std::process::id()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ddiff"))
+            .args(["server", "--addr", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("ddiff server listening on http://")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        assert!(line.contains(&format!("(root: {})", root.display())), "{line}");
+        DdiffServer {
+            child,
+            addr,
+            root: root.to_owned(),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for DdiffServer {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `GET http://addr/v2/` until it answers (readiness, not a fixed sleep).
+pub fn wait_ready(addr: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server at {addr} exited early: {status}");
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes());
+            let mut buf = [0u8; 16];
+            if s.read(&mut buf).map(|n| buf[..n].starts_with(b"HTTP/1.")).unwrap_or(false) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "server at {addr} never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Debian's `docker-registry serve` with filesystem storage under `root`, deletes enabled.
+pub struct RefRegistry {
+    pub child: Child,
+    pub addr: String,
+    _config: tempfile::NamedTempFile,
+}
+
+impl RefRegistry {
+    pub fn start(root: &Path) -> RefRegistry {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut config = tempfile::Builder::new().suffix(".yml").tempfile().unwrap();
+        std::io::Write::write_all(
+            &mut config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                root.display()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(config.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(&addr, &mut child);
+        RefRegistry {
+            child,
+            addr,
+            _config: config,
+        }
+    }
+}
+
+impl Drop for RefRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes a tiny image in the test engine from the host's static busybox (there is no Docker
+/// Hub here), tagged `tag`, with a layer saying `msg` on top.
+pub fn docker_image(tag: &str, msg: &str) {
+    let base = "ddiff-test/bb:base";
+    let have = docker().args(["image", "inspect", base]).output().unwrap();
+    if !have.status.success() {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox (busybox-static) is needed to build a test image");
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        for c in ["sh", "echo", "cat", "ls"] {
+            std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
+        }
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(dir.path())
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        run(docker().args(["import", "-", base]).stdin(tar.stdout.unwrap()));
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo {msg} > /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n"),
+    )
+    .unwrap();
+    run(docker()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx.path()));
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary of `ddiff`.
+
+mod common;
+mod server_interop;
+mod server_routes;
