@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::bundle::{BlobKind, ReliedBlob, Report};
-use crate::{Descriptor, Digest, MediaType, RawManifest};
+use crate::{Descriptor, Digest, MediaType};
 
 /// What the host found at the destination.
 #[derive(Clone, Debug, Default)]
@@ -253,6 +253,7 @@ fn rewrite(
 mod tests {
     use super::*;
     use crate::bundle::{Decoder, Event};
+    use crate::RawManifest;
 
     fn report() -> Report {
         let f = crate::bundle::tests::fixture();
