@@ -160,6 +160,15 @@ impl TarReader {
         self.state == State::Trailer
     }
 
+    /// Whether the reader stands between entries (no partial header, extension or data
+    /// pending). Layer tars written without the end-of-archive marker end in this state.
+    pub fn at_entry_boundary(&self) -> bool {
+        self.state == State::Header
+            && self.filled == 0
+            && self.ext.is_none()
+            && self.pending.first_offset.is_none()
+    }
+
     /// Call when the input is exhausted: errors if the archive is incomplete.
     pub fn finish(&self) -> Result<(), TarError> {
         match self.state {
