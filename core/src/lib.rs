@@ -21,6 +21,8 @@ pub mod descriptor;
 pub mod diff;
 pub mod digest;
 pub mod docker_archive;
+pub mod dockerfile;
+pub mod fuzz;
 pub mod load;
 pub mod manifest;
 pub mod media_type;
@@ -35,6 +37,7 @@ pub use digest::{
     Algorithm, BlobHasher, Digest, DigestBuilder, DigestError, HasherFactory, Verifier, VerifyError,
 };
 pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
+pub use dockerfile::{DockerfileError, ResolveOptions};
 pub use load::{plan_load, DestinationState, LoadError, LoadPlan, ManifestPut};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};

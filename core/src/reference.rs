@@ -538,6 +538,11 @@ impl ImageRef {
             return Err(ReferenceError::MissingSlashes { input: shown() });
         }
         if let Some(rest) = input.strip_prefix(DOCKER_DAEMON) {
+            // skopeo reads `docker-daemon:sha256:<hex>` as an image ID; as a name it would be
+            // Docker Hub's `library/sha256` at tag <hex>. IDs are not supported here: refuse.
+            if Digest::parse(rest).is_ok() {
+                return Err(ReferenceError::ImageId { input: shown() });
+            }
             let r = Reference::parse(rest)?;
             if r.tag.is_some() && r.digest.is_some() {
                 return Err(ReferenceError::DaemonTagAndDigest { input: shown() });
@@ -675,7 +680,16 @@ impl fmt::Display for ImageRef {
             ImageRef::DockerArchive { path, reference } => {
                 with_ref(f, DOCKER_ARCHIVE, path, reference)
             }
-            ImageRef::Bare(r) => f.write_str(&r.familiar()),
+            ImageRef::Bare(r) => {
+                // `oci:latest` would read back as a transport; the full name cannot.
+                let short = r.familiar();
+                let prefixes = [DOCKER_DAEMON, OCI, OCI_ARCHIVE, DOCKER_ARCHIVE];
+                if prefixes.iter().any(|p| short.starts_with(p)) {
+                    write!(f, "{r}")
+                } else {
+                    f.write_str(&short)
+                }
+            }
         }
     }
 }
@@ -954,6 +968,10 @@ mod tests {
             // `docker:` without `//` is Docker Hub's docker image.
             ("docker:24-dind".into(), ImageRef::Bare(Reference::parse("library/docker:24-dind").unwrap()), "docker:24-dind".into()),
             ("localhost:5000/app:2".into(), ImageRef::Bare(Reference::parse("localhost:5000/app:2").unwrap()), "localhost:5000/app:2".into()),
+            // Found by the fuzz smoke test: an image named like a transport prints in full.
+            ("oci".into(), ImageRef::Bare(Reference::parse("library/oci").unwrap()), "docker.io/library/oci:latest".into()),
+            ("docker-archive".into(), ImageRef::Bare(Reference::parse("library/docker-archive").unwrap()),
+             "docker.io/library/docker-archive:latest".into()),
         ];
         for (input, want, shown) in cases {
             let got = ImageRef::parse(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -983,6 +1001,7 @@ mod tests {
             (format!("docker-archive:a.tar:app@{d}"), "archive-digest"),
             (format!("docker-daemon:app:1@{d}"), "daemon"),
             ("docker-daemon:".into(), "empty"),
+            (format!("docker-daemon:{d}"), "image-id"),
             ("dir:/tmp/x".into(), "unsupported"),
             ("containers-storage:/x".into(), "unsupported"),
             ("Busybox".into(), "uppercase"),
@@ -1000,6 +1019,7 @@ mod tests {
                     | (ReferenceError::ArchiveDigest { .. }, "archive-digest")
                     | (ReferenceError::DaemonTagAndDigest { .. }, "daemon")
                     | (ReferenceError::UnsupportedTransport { .. }, "unsupported")
+                    | (ReferenceError::ImageId { .. }, "image-id")
             );
             assert!(ok, "{input:?}: expected {kind}, got {err:?}");
         }
