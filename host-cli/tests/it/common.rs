@@ -30,7 +30,10 @@ pub fn require_peer(peer: &str) -> bool {
         },
         "skopeo" | "docker-registry" => match Command::new(peer).arg("--version").output() {
             Ok(o) if o.status.success() => None,
-            Ok(o) => Some(format!("{peer} --version failed: {}", String::from_utf8_lossy(&o.stderr))),
+            Ok(o) => Some(format!(
+                "{peer} --version failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            )),
             Err(e) => Some(format!("{peer} is not installed: {e}")),
         },
         other => panic!("unknown peer {other}"),
@@ -62,7 +65,10 @@ pub fn run(cmd: &mut Command) -> Output {
 /// A `docker` CLI command aimed at the test engine.
 pub fn docker() -> Command {
     let mut c = Command::new("docker");
-    c.env("DOCKER_HOST", std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default());
+    c.env(
+        "DOCKER_HOST",
+        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
+    );
     c
 }
 
@@ -106,7 +112,10 @@ impl DdiffServer {
                 )
             })
             .to_owned();
-        assert!(line.contains(&format!("(root: {})", root.display())), "{line}");
+        assert!(
+            line.contains(&format!("(root: {})", root.display())),
+            "{line}"
+        );
         DdiffServer {
             child,
             addr,
@@ -157,11 +166,17 @@ pub fn wait_ready(addr: &str, child: &mut Child) {
             use std::io::{Read, Write};
             let _ = s.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes());
             let mut buf = [0u8; 16];
-            if s.read(&mut buf).map(|n| buf[..n].starts_with(b"HTTP/1.")).unwrap_or(false) {
+            if s.read(&mut buf)
+                .map(|n| buf[..n].starts_with(b"HTTP/1."))
+                .unwrap_or(false)
+            {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "server at {addr} never became ready");
+        assert!(
+            Instant::now() < deadline,
+            "server at {addr} never became ready"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -226,14 +241,14 @@ pub fn docker_image(tag: &str, msg: &str) {
         for c in ["sh", "echo", "cat", "ls"] {
             std::os::unix::fs::symlink("busybox", bin.join(c)).unwrap();
         }
-        let tar = Command::new("tar")
+        let tar = dir.path().join("base.tar");
+        run(Command::new("tar")
             .arg("-C")
             .arg(dir.path())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        run(docker().args(["import", "-", base]).stdin(tar.stdout.unwrap()));
+            .arg("-cf")
+            .arg(&tar)
+            .arg("bin"));
+        run(docker().arg("import").arg(&tar).arg(base));
     }
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(

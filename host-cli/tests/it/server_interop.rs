@@ -26,10 +26,14 @@ struct TestImage {
 fn test_image(msg: &str) -> TestImage {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("msg.txt"), msg).unwrap();
-    let tar = run(Command::new("tar")
-        .arg("-C")
-        .arg(dir.path())
-        .args(["--owner=0", "--group=0", "--mtime=@0", "-cf", "-", "msg.txt"]))
+    let tar = run(Command::new("tar").arg("-C").arg(dir.path()).args([
+        "--owner=0",
+        "--group=0",
+        "--mtime=@0",
+        "-cf",
+        "-",
+        "msg.txt",
+    ]))
     .stdout;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
@@ -49,7 +53,11 @@ fn test_image(msg: &str) -> TestImage {
                     "digest": Digest::sha256(&layer).to_string(), "size": layer.len()}],
     }))
     .unwrap();
-    TestImage { config, layer, manifest }
+    TestImage {
+        config,
+        layer,
+        manifest,
+    }
 }
 
 /// Pushes blobs with single-request POSTs and the manifest under `tag`.
@@ -125,24 +133,56 @@ fn skopeo_copies_in_both_directions_with_every_transport() {
     let server = DdiffServer::start(&dir.path().join("root"), &[]);
     let img = test_image("skopeo");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(http_push(&reqwest::Client::new(), &server.url(""), "s/src", "v1", &img));
+    rt.block_on(http_push(
+        &reqwest::Client::new(),
+        &server.url(""),
+        "s/src",
+        "v1",
+        &img,
+    ));
     let src = format!("docker://{}/s/src:v1", server.addr);
     let want = Digest::sha256(&img.manifest).to_string();
     assert_eq!(skopeo_inspect_digest(&src), want);
 
     // Out of ddiff server into every transport, and back in from each.
     let oci = format!("oci:{}:v1", dir.path().join("oci").display());
-    let archive = format!("docker-archive:{}:s/src:v1", dir.path().join("img.tar").display());
+    let archive = format!(
+        "docker-archive:{}:s/src:v1",
+        dir.path().join("img.tar").display()
+    );
     skopeo_copy(&src, &oci, &[]);
     skopeo_copy(&src, &archive, &[]);
-    skopeo_copy(&oci, &format!("docker://{}/s/from-oci:v1", server.addr), &[]);
-    skopeo_copy(&archive, &format!("docker://{}/s/from-archive:v1", server.addr), &[]);
-    skopeo_copy(&src, &format!("docker://{}/s/from-docker:v1", server.addr), &[]);
-    assert_eq!(skopeo_inspect_digest(&format!("docker://{}/s/from-oci:v1", server.addr)), want);
-    assert_eq!(skopeo_inspect_digest(&format!("docker://{}/s/from-docker:v1", server.addr)), want);
+    skopeo_copy(
+        &oci,
+        &format!("docker://{}/s/from-oci:v1", server.addr),
+        &[],
+    );
+    skopeo_copy(
+        &archive,
+        &format!("docker://{}/s/from-archive:v1", server.addr),
+        &[],
+    );
+    skopeo_copy(
+        &src,
+        &format!("docker://{}/s/from-docker:v1", server.addr),
+        &[],
+    );
+    assert_eq!(
+        skopeo_inspect_digest(&format!("docker://{}/s/from-oci:v1", server.addr)),
+        want
+    );
+    assert_eq!(
+        skopeo_inspect_digest(&format!("docker://{}/s/from-docker:v1", server.addr)),
+        want
+    );
     // docker-archive carries Docker v2s2; its layers must be the same content.
     let v: Value = serde_json::from_slice(
-        &run(skopeo().args(["inspect", "--tls-verify=false", &format!("docker://{}/s/from-archive:v1", server.addr)])).stdout,
+        &run(skopeo().args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/s/from-archive:v1", server.addr),
+        ]))
+        .stdout,
     )
     .unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
@@ -158,17 +198,34 @@ fn skopeo_copies_in_both_directions_with_every_transport() {
         skopeo_copy(&src, &format!("docker://{}/s/src:{t}", server.addr), &[]);
     }
     let tags: Value = serde_json::from_slice(
-        &run(skopeo().args(["list-tags", "--tls-verify=false", &format!("docker://{}/s/src", server.addr)])).stdout,
+        &run(skopeo().args([
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{}/s/src", server.addr),
+        ]))
+        .stdout,
     )
     .unwrap();
     assert_eq!(tags["Tags"], json!(["v1", "v2", "v3"]));
-    run(skopeo().args(["delete", "--tls-verify=false", &format!("docker://{}/s/from-oci:v1", server.addr)]));
+    run(skopeo().args([
+        "delete",
+        "--tls-verify=false",
+        &format!("docker://{}/s/from-oci:v1", server.addr),
+    ]));
     let gone = skopeo()
-        .args(["inspect", "--tls-verify=false", &format!("docker://{}/s/from-oci:v1", server.addr)])
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/s/from-oci:v1", server.addr),
+        ])
         .output()
         .unwrap();
     assert!(!gone.status.success());
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("manifest unknown"), "{}", String::from_utf8_lossy(&gone.stderr));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("manifest unknown"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
 }
 
 #[test]
@@ -186,18 +243,43 @@ fn storage_is_shared_both_ways_with_debian_docker_registry() {
     // ddiff writes; docker-registry serves it.
     {
         let server = DdiffServer::start(&root, &[]);
-        rt.block_on(http_push(&reqwest::Client::new(), &server.url(""), "shared/a", "v1", &a));
+        rt.block_on(http_push(
+            &reqwest::Client::new(),
+            &server.url(""),
+            "shared/a",
+            "v1",
+            &a,
+        ));
         // Also make b available as an OCI layout for the push through docker-registry.
-        rt.block_on(http_push(&reqwest::Client::new(), &server.url(""), "tmp/b", "v1", &b));
+        rt.block_on(http_push(
+            &reqwest::Client::new(),
+            &server.url(""),
+            "tmp/b",
+            "v1",
+            &b,
+        ));
         skopeo_copy(&format!("docker://{}/tmp/b:v1", server.addr), &oci_b, &[]);
     }
     {
         let reg = RefRegistry::start(&root);
         let src = format!("docker://{}/shared/a:v1", reg.addr);
-        assert_eq!(skopeo_inspect_digest(&src), Digest::sha256(&a.manifest).to_string());
-        skopeo_copy(&src, &format!("oci:{}:a", dir.path().join("out").display()), &[]);
+        assert_eq!(
+            skopeo_inspect_digest(&src),
+            Digest::sha256(&a.manifest).to_string()
+        );
+        skopeo_copy(
+            &src,
+            &format!("oci:{}:a", dir.path().join("out").display()),
+            &[],
+        );
         let cat: Value = rt
-            .block_on(async { reqwest::get(format!("http://{}/v2/_catalog", reg.addr)).await.unwrap().json().await })
+            .block_on(async {
+                reqwest::get(format!("http://{}/v2/_catalog", reg.addr))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+            })
             .unwrap();
         assert_eq!(cat["repositories"], json!(["shared/a", "tmp/b"]));
         // docker-registry writes; ddiff serves it next.
@@ -205,7 +287,10 @@ fn storage_is_shared_both_ways_with_debian_docker_registry() {
     }
     let server = DdiffServer::start(&root, &[]);
     let src = format!("docker://{}/shared/b:v1", server.addr);
-    assert_eq!(skopeo_inspect_digest(&src), Digest::sha256(&b.manifest).to_string());
+    assert_eq!(
+        skopeo_inspect_digest(&src),
+        Digest::sha256(&b.manifest).to_string()
+    );
     let layer = Digest::sha256(&b.layer);
     let got = rt.block_on(async {
         reqwest::get(server.url(&format!("/v2/shared/b/blobs/{layer}")))
@@ -216,7 +301,11 @@ fn storage_is_shared_both_ways_with_debian_docker_registry() {
             .unwrap()
     });
     assert_eq!(&got[..], &b.layer[..]);
-    skopeo_copy(&src, &format!("oci:{}:b", dir.path().join("out").display()), &[]);
+    skopeo_copy(
+        &src,
+        &format!("oci:{}:b", dir.path().join("out").display()),
+        &[],
+    );
 }
 
 /// What distribution 2.8 gets wrong and `ddiff server` gets right: sha512 blobs, the
@@ -227,13 +316,45 @@ fn beyond_the_reference_registry() {
     let server = DdiffServer::start(&dir.path().join("root"), &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ours = rt.block_on(spec_checks(&server.url("")));
-    assert!(ours.iter().all(|(_, ok, _)| *ok), "ddiff server fails: {ours:?}");
+    assert!(
+        ours.iter().all(|(_, ok, _)| *ok),
+        "ddiff server fails: {ours:?}"
+    );
     if require_peer("docker-registry") {
         let reg = RefRegistry::start(&dir.path().join("ref"));
         let theirs = rt.block_on(spec_checks(&format!("http://{}", reg.addr)));
         for (check, ok, detail) in theirs {
-            println!("docker-registry {check}: {} ({detail})", if ok { "ok" } else { "FAILS" });
+            println!(
+                "docker-registry {check}: {} ({detail})",
+                if ok { "ok" } else { "FAILS" }
+            );
         }
+    }
+}
+
+/// POST then PUT (the upload every registry supports); returns the PUT status.
+async fn post_put(c: &reqwest::Client, base: &str, name: &str, data: &[u8], d: &Digest) -> u16 {
+    let post = c
+        .post(format!("{base}/v2/{name}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let loc = absolute(base, post.headers()["location"].to_str().unwrap());
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(format!("{loc}{sep}digest={d}"))
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+fn absolute(base: &str, loc: &str) -> String {
+    if loc.starts_with("http") {
+        loc.to_owned()
+    } else {
+        format!("{base}{loc}")
     }
 }
 
@@ -241,27 +362,67 @@ async fn spec_checks(base: &str) -> Vec<(&'static str, bool, String)> {
     let c = reqwest::Client::new();
     let mut out = Vec::new();
     let data = b"beyond the reference".to_vec();
+
     let d512 = Digest::of(Algorithm::Sha512, &data);
-    let r = c.post(format!("{base}/v2/b/x/blobs/uploads/?digest={d512}")).body(data.clone()).send().await.unwrap();
-    let st = r.status().as_u16();
-    let back = c.get(format!("{base}/v2/b/x/blobs/{d512}")).send().await.unwrap();
+    let st = post_put(&c, base, "b/x", &data, &d512).await;
+    let back = c
+        .get(format!("{base}/v2/b/x/blobs/{d512}"))
+        .send()
+        .await
+        .unwrap();
     let ok = st == 201 && back.status() == 200 && back.bytes().await.unwrap() == data;
-    out.push(("sha512 blob", ok, format!("POST {st}")));
+    out.push(("sha512 blob", ok, format!("PUT {st}")));
 
     let d = Digest::sha256(&data);
-    c.post(format!("{base}/v2/b/x/blobs/uploads/?digest={d}")).body(data.clone()).send().await.unwrap();
-    let r = c.get(format!("{base}/v2/b/x/blobs/{d}")).header("range", "bytes=-5").send().await.unwrap();
-    let st = r.status().as_u16();
-    let ok = st == 206 && r.bytes().await.unwrap()[..] == data[data.len() - 5..];
-    out.push(("suffix range read", ok, format!("status {st}")));
+    let st = post_put(&c, base, "b/x", &data, &d).await;
+    assert_eq!(st, 201, "a sha256 upload must work everywhere");
+    let mut ranges_ok = true;
+    let mut statuses = Vec::new();
+    for (range, want) in [
+        ("bytes=-5", &data[data.len() - 5..]),
+        ("bytes=3-", &data[3..]),
+        ("bytes=2-6", &data[2..7]),
+    ] {
+        let r = c
+            .get(format!("{base}/v2/b/x/blobs/{d}"))
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        statuses.push(format!("{range}: {st}"));
+        ranges_ok &= st == 206 && r.bytes().await.unwrap()[..] == want[..];
+    }
+    out.push(("range reads", ranges_ok, statuses.join(", ")));
 
-    let r = c.get(format!("{base}/v2/b/x/referrers/{d}")).send().await.unwrap();
+    let single = Digest::sha256(b"single request");
+    let r = c
+        .post(format!("{base}/v2/b/x/blobs/uploads/?digest={single}"))
+        .body(&b"single request"[..])
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    out.push((
+        "single-request POST ?digest=",
+        st == 201,
+        format!("status {st}"),
+    ));
+
+    let r = c
+        .get(format!("{base}/v2/b/x/referrers/{d}"))
+        .send()
+        .await
+        .unwrap();
     let st = r.status().as_u16();
     out.push(("referrers API", st == 200, format!("status {st}")));
 
-    let post = c.post(format!("{base}/v2/b/x/blobs/uploads/")).send().await.unwrap();
-    let loc = post.headers()["location"].to_str().unwrap().to_owned();
-    let loc = if loc.starts_with("http") { loc } else { format!("{base}{loc}") };
+    let post = c
+        .post(format!("{base}/v2/b/x/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let loc = absolute(base, post.headers()["location"].to_str().unwrap());
     let r = c
         .patch(&loc)
         .header("content-range", "10-19")
@@ -271,11 +432,26 @@ async fn spec_checks(base: &str) -> Vec<(&'static str, bool, String)> {
         .await
         .unwrap();
     let st = r.status().as_u16();
-    out.push(("416 for an out-of-order chunk", st == 416, format!("status {st}")));
+    out.push((
+        "416 for an out-of-order chunk",
+        st == 416,
+        format!("status {st}"),
+    ));
 
-    let r = c.get(format!("{base}/v2/b/x/blobs/sha256:{}", "Z".repeat(64))).send().await.unwrap();
-    let st = r.status().as_u16();
-    out.push(("400 for an invalid digest", st == 400, format!("status {st}")));
+    let mut statuses = Vec::new();
+    for path in [
+        "blobs/sha256:abc",
+        "manifests/sha256:abc",
+        "manifests/md5:abc",
+    ] {
+        let r = c.get(format!("{base}/v2/b/x/{path}")).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    out.push((
+        "400 for invalid digests",
+        statuses.iter().all(|s| *s == 400),
+        format!("statuses {statuses:?}"),
+    ));
     out
 }
 
@@ -309,12 +485,18 @@ fn start_session(addr: &str, name: &str) -> String {
 fn wait_offset(addr: &str, loc: &str, want: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let resp = raw_http(addr, format!("GET {loc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        let resp = raw_http(
+            addr,
+            format!("GET {loc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
         let range = header_of(&resp, "range").unwrap_or("").to_owned();
         if range == format!("0-{}", want - 1) {
             return;
         }
-        assert!(Instant::now() < deadline, "offset never reached {want}: {resp}");
+        assert!(
+            Instant::now() < deadline,
+            "offset never reached {want}: {resp}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -329,7 +511,11 @@ fn client_disconnecting_mid_upload_resumes_from_the_offset() {
     {
         let mut s = TcpStream::connect(&server.addr).unwrap();
         s.write_all(
-            format!("PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", data.len()).as_bytes(),
+            format!(
+                "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                data.len()
+            )
+            .as_bytes(),
         )
         .unwrap();
         s.write_all(&data[..400_000]).unwrap();
@@ -348,9 +534,20 @@ fn client_disconnecting_mid_upload_resumes_from_the_offset() {
             .await
             .unwrap();
         assert_eq!(r.status(), 202);
-        let r = c.put(server.url(&format!("{loc}?digest={d}"))).send().await.unwrap();
+        let r = c
+            .put(server.url(&format!("{loc}?digest={d}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-        let got = c.get(server.url(&format!("/v2/fault/resume/blobs/{d}"))).send().await.unwrap().bytes().await.unwrap();
+        let got = c
+            .get(server.url(&format!("/v2/fault/resume/blobs/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(Digest::sha256(&got), d);
     });
 }
@@ -372,10 +569,19 @@ fn wrong_digest_and_wrong_size_over_real_sockets() {
         assert_eq!(r.status(), 400);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["errors"][0]["code"], "DIGEST_INVALID");
-        let r = c.head(server.url(&format!("/v2/f/x/blobs/{claimed}"))).send().await.unwrap();
+        let r = c
+            .head(server.url(&format!("/v2/f/x/blobs/{claimed}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404);
 
-        let loc = c.post(server.url("/v2/f/x/blobs/uploads/")).send().await.unwrap().headers()["location"]
+        let loc = c
+            .post(server.url("/v2/f/x/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["location"]
             .to_str()
             .unwrap()
             .to_owned();
@@ -403,10 +609,18 @@ fn wrong_digest_and_wrong_size_over_real_sockets() {
     }
     let resp = raw_http(
         &server.addr,
-        format!("HEAD /v2/f/x/blobs/{d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("HEAD /v2/f/x/blobs/{d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
     );
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
-    assert!(!server.root.join(format!("docker/registry/v2/blobs/sha256/{}/{}", &d.hex()[..2], d.hex())).exists());
+    assert!(!server
+        .root
+        .join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{}",
+            &d.hex()[..2],
+            d.hex()
+        ))
+        .exists());
 }
 
 fn upload_data_files(root: &Path) -> Vec<std::path::PathBuf> {
@@ -417,7 +631,9 @@ fn upload_data_files(root: &Path) -> Vec<std::path::PathBuf> {
             let path = e.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == "data") && path.to_string_lossy().contains("/_uploads/") {
+            } else if path.file_name().is_some_and(|n| n == "data")
+                && path.to_string_lossy().contains("/_uploads/")
+            {
                 out.push(path);
             }
         }
@@ -434,32 +650,51 @@ fn kill_9_mid_upload_leaves_no_visible_blob_and_the_session_resumes() {
     let mut server = DdiffServer::start(&root, &[]);
     let loc = start_session(&server.addr, "fault/kill");
     let mut s = TcpStream::connect(&server.addr).unwrap();
-    s.write_all(format!("PUT {loc}?digest={d} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", data.len()).as_bytes())
-        .unwrap();
+    s.write_all(
+        format!(
+            "PUT {loc}?digest={d} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     s.write_all(&data[..2_000_000]).unwrap();
     // Wait until the server has written the bytes it received, then kill it.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while upload_data_files(&root).iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>() < 1_000_000 {
+    while upload_data_files(&root)
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum::<u64>()
+        < 1_000_000
+    {
         assert!(Instant::now() < deadline, "upload never reached the disk");
         std::thread::sleep(Duration::from_millis(10));
     }
     server.kill9();
     drop(s);
-    let blob = root.join(format!("docker/registry/v2/blobs/sha256/{}/{}/data", &d.hex()[..2], d.hex()));
+    let blob = root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{}/data",
+        &d.hex()[..2],
+        d.hex()
+    ));
     assert!(!blob.exists(), "a partial blob became visible");
 
     let server = DdiffServer::start(&root, &[]);
     let head = raw_http(
         &server.addr,
-        format!("HEAD /v2/fault/kill/blobs/{d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("HEAD /v2/fault/kill/blobs/{d} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
     );
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     // The session survived the crash: finish it from its offset.
-    let status = raw_http(&server.addr, format!("GET {loc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+    let status = raw_http(
+        &server.addr,
+        format!("GET {loc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
     assert!(status.starts_with("HTTP/1.1 204"), "{status}");
     let range = header_of(&status, "range").unwrap();
     let offset: usize = range.strip_prefix("0-").unwrap().parse::<usize>().unwrap() + 1;
-    assert!(offset >= 1_000_000 && offset <= 2_000_000, "{range}");
+    assert!((1_000_000..=2_000_000).contains(&offset), "{range}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let c = reqwest::Client::new();
@@ -537,7 +772,10 @@ fn sixty_four_concurrent_clients_push_and_pull() {
         let cat: Value = c.get(format!("{base}/v2/_catalog")).send().await.unwrap().json().await.unwrap();
         assert_eq!(cat["repositories"].as_array().unwrap().len(), 8);
     });
-    assert!(upload_data_files(&server.root).is_empty(), "sessions left behind");
+    assert!(
+        upload_data_files(&server.root).is_empty(),
+        "sessions left behind"
+    );
 }
 
 #[test]
@@ -548,26 +786,52 @@ fn basic_auth_from_an_htpasswd_file_with_skopeo() {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
     // What `htpasswd -Bbn ann secret` writes.
-    let hash = bcrypt::hash("secret", 5).unwrap().replacen("$2b$", "$2y$", 1);
+    let hash = bcrypt::hash("secret", 5)
+        .unwrap()
+        .replacen("$2b$", "$2y$", 1);
     std::fs::write(&htpasswd, format!("ann:{hash}\n")).unwrap();
-    let server = DdiffServer::start(&dir.path().join("root"), &["--htpasswd", htpasswd.to_str().unwrap()]);
+    let server = DdiffServer::start(
+        &dir.path().join("root"),
+        &["--htpasswd", htpasswd.to_str().unwrap()],
+    );
     let img = test_image("auth");
     let oci = format!("oci:{}:v1", dir.path().join("oci").display());
     {
         let plain = DdiffServer::start(&dir.path().join("plain"), &[]);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(http_push(&reqwest::Client::new(), &plain.url(""), "a/b", "v1", &img));
+        rt.block_on(http_push(
+            &reqwest::Client::new(),
+            &plain.url(""),
+            "a/b",
+            "v1",
+            &img,
+        ));
         skopeo_copy(&format!("docker://{}/a/b:v1", plain.addr), &oci, &[]);
     }
     let dst = format!("docker://{}/a/b:v1", server.addr);
     let denied = skopeo()
-        .args(["copy", "--dest-tls-verify=false", "--dest-creds", "ann:wrong", &oci, &dst])
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "ann:wrong",
+            &oci,
+            &dst,
+        ])
         .output()
         .unwrap();
     assert!(!denied.status.success());
     skopeo_copy(&oci, &dst, &["--dest-creds", "ann:secret"]);
-    let out = run(skopeo().args(["inspect", "--tls-verify=false", "--creds", "ann:secret", &dst]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&Digest::sha256(&img.manifest).to_string()));
+    let out = run(skopeo().args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "ann:secret",
+        &dst,
+    ]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&Digest::sha256(&img.manifest).to_string())
+    );
 }
 
 #[test]

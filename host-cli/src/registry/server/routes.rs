@@ -652,8 +652,8 @@ fn check_chunk(
     offset: u64,
     name: &str,
     id: &str,
-) -> Result<Option<u64>, Response> {
-    let range = parse_content_range(headers).map_err(IntoResponse::into_response)?;
+) -> Result<Option<u64>, Box<Response>> {
+    let range = parse_content_range(headers).map_err(|e| Box::new(e.into_response()))?;
     let Some((a, b)) = range else {
         return Ok(None);
     };
@@ -675,7 +675,7 @@ fn check_chunk(
             hv(&format!("0-{}", offset.saturating_sub(1))),
         );
         h.insert(UPLOAD_UUID_HEADER, hv(id));
-        return Err(resp);
+        return Err(Box::new(resp));
     }
     let len = b - a + 1;
     if let Some(cl) = content_length(headers) {
@@ -684,7 +684,8 @@ fn check_chunk(
                 ErrorCode::SizeInvalid,
                 format!("Content-Range announces {len} bytes but Content-Length is {cl}"),
             )
-            .into_response());
+            .into_response()
+            .into());
         }
     }
     Ok(Some(len))
@@ -721,7 +722,7 @@ async fn patch_upload(
     let offset = session_offset(state, &name, &id).await?;
     let range_len = match check_chunk(headers, offset, &name, &id) {
         Ok(l) => l,
-        Err(resp) => return Ok(resp),
+        Err(resp) => return Ok(*resp),
     };
     let data = state.inner.storage.upload_dir(&name, &id).join("data");
     let new_offset = uploads::append(
@@ -776,7 +777,7 @@ async fn finish_upload(
     let offset = session_offset(state, name, id).await?;
     let range_len = match check_chunk(headers, offset, name, id) {
         Ok(l) => l,
-        Err(resp) => return Ok(resp),
+        Err(resp) => return Ok(*resp),
     };
     let dir = state.inner.storage.upload_dir(name, id);
     let data = dir.join("data");
