@@ -23,11 +23,14 @@ pub mod digest;
 pub mod docker_archive;
 pub mod dockerfile;
 pub mod fuzz;
+pub mod inspect;
+pub mod layer_files;
 pub mod load;
 pub mod manifest;
 pub mod media_type;
 pub mod reference;
 pub mod synth;
+pub mod synth_bundle;
 pub mod tar;
 
 pub use config::{ConfigError, History, ImageConfig, RootFs};
@@ -38,6 +41,8 @@ pub use digest::{
 };
 pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
 pub use dockerfile::{DockerfileError, ResolveOptions};
+pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
+pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
 pub use load::{plan_load, DestinationState, LoadError, LoadPlan, ManifestPut};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};
