@@ -328,3 +328,77 @@ mod tests {
         assert_eq!(p.target_digest(0), Some(m.digest()));
     }
 }
+
+/// A report narrowed to one target: its manifests, configs and layers, and the relied-on
+/// blobs it references. Used to load multi-target bundles into several repositories.
+pub fn restrict_to_target(report: &Report, target: usize) -> Option<Report> {
+    let meta = &report.meta;
+    let t = meta.targets.get(target)?.clone();
+    let mut wanted: BTreeSet<Digest> = BTreeSet::new();
+    let mut stack = vec![t.digest.clone()];
+    while let Some(d) = stack.pop() {
+        if !wanted.insert(d.clone()) {
+            continue;
+        }
+        if let Some(bytes) = report.json_blobs.get(&d) {
+            if let Ok(m) = crate::RawManifest::parse(
+                bytes.clone(),
+                meta.blob(&d).map(|b| b.media_type.as_str()),
+            ) {
+                if meta
+                    .blob(&d)
+                    .is_some_and(|b| matches!(b.kind, BlobKind::Index | BlobKind::Manifest))
+                {
+                    stack.extend(m.references().into_iter().map(|r| r.digest.clone()));
+                }
+            }
+        }
+    }
+    let mut out = report.clone();
+    out.meta.targets = vec![t];
+    let keep: Vec<bool> = meta
+        .blobs
+        .iter()
+        .map(|b| wanted.contains(&b.digest))
+        .collect();
+    out.meta.blobs = meta
+        .blobs
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(b, _)| b.clone())
+        .collect();
+    out.offsets = report
+        .offsets
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(o, _)| *o)
+        .collect();
+    out.meta.relied.retain(|r| wanted.contains(&r.digest));
+    out.json_blobs.retain(|d, _| wanted.contains(d));
+    Some(out)
+}
+
+#[cfg(test)]
+mod restrict_tests {
+    use super::*;
+
+    #[test]
+    fn restricting_to_the_only_target_is_identity() {
+        let f = crate::bundle::tests::fixture();
+        let bytes = crate::bundle::tests::encode(&f);
+        let mut d = crate::bundle::Decoder::new();
+        let mut p = &bytes[..];
+        let r = loop {
+            let (n, ev) = d.decode(p).unwrap();
+            p = &p[n..];
+            if let Some(crate::bundle::Event::End(r)) = ev {
+                break *r;
+            }
+        };
+        let only = restrict_to_target(&r, 0).unwrap();
+        assert_eq!(only, r);
+        assert!(restrict_to_target(&r, 1).is_none());
+    }
+}
