@@ -1021,7 +1021,8 @@ mod tests {
             ("/v2/../etc/manifests/latest", ErrorCode::NameInvalid),
             ("/v2/a/../../b/tags/list", ErrorCode::NameInvalid),
             ("/v2/A/manifests/latest", ErrorCode::NameInvalid),
-            ("/v2/a/manifests/sha256:../../x", ErrorCode::DigestInvalid),
+            ("/v2/a/manifests/sha256:../../x", ErrorCode::NameUnknown),
+            ("/v2/a/manifests/sha256:..", ErrorCode::DigestInvalid),
             ("/v2/a/blobs/sha256:abc", ErrorCode::DigestInvalid),
             ("/v2/a/blobs/uploads/../../../x", ErrorCode::NameInvalid),
             (
