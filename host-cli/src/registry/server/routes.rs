@@ -1024,7 +1024,8 @@ mod tests {
             ("/v2/a/manifests/sha256:../../x", ErrorCode::NameUnknown),
             ("/v2/a/manifests/sha256:..", ErrorCode::DigestInvalid),
             ("/v2/a/blobs/sha256:abc", ErrorCode::DigestInvalid),
-            ("/v2/a/blobs/uploads/../../../x", ErrorCode::NameInvalid),
+            ("/v2/a/blobs/uploads/../../../x", ErrorCode::NameUnknown),
+            ("/v2/a/../blobs/uploads/", ErrorCode::NameInvalid),
             (
                 "/v2/a/blobs/uploads/not-a-uuid",
                 ErrorCode::BlobUploadUnknown,
