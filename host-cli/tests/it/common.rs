@@ -104,6 +104,7 @@ impl DdiffServer {
             .unwrap();
         let addr = line
             .strip_prefix("ddiff server listening on http://")
+            .or_else(|| line.strip_prefix("ddiff server listening on https://"))
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or_else(|| {
                 panic!(

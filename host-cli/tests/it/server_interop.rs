@@ -868,3 +868,79 @@ fn sigterm_shuts_down_gracefully() {
     assert!(status.success(), "{status}");
     assert!(server.log_text().contains("shutting down"));
 }
+
+#[test]
+fn serves_https_with_the_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        println!("SKIPPED serves_https_with_the_given_certificate: openssl cannot make a test certificate");
+        return;
+    }
+    let server = DdiffServer::start(
+        &dir.path().join("root"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+        let c = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        let base = format!("https://{}", server.addr);
+        let img = test_image("tls");
+        http_push(&c, &base, "tls/img", "v1", &img).await;
+        let r = c
+            .get(format!("{base}/v2/tls/img/manifests/v1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(&r.bytes().await.unwrap()[..], &img.manifest[..]);
+        // Plain HTTP to the TLS port is not served.
+        assert!(reqwest::get(format!("http://{}/v2/", server.addr))
+            .await
+            .is_err_or_not_ok());
+    });
+}
+
+trait NotOk {
+    fn is_err_or_not_ok(&self) -> bool;
+}
+
+impl NotOk for reqwest::Result<reqwest::Response> {
+    fn is_err_or_not_ok(&self) -> bool {
+        self.as_ref()
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+    }
+}
