@@ -2,5 +2,10 @@
 //! engine, files, the embedded registry server). The binary in `main.rs` is a thin clap front.
 
 pub mod bundle_io;
+pub mod bundle_write;
+pub mod cmd;
+pub mod engine;
 pub mod hash;
+pub mod progress;
 pub mod registry;
+pub mod source;

@@ -3,12 +3,22 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ddiff_cli::cmd::{self, Global};
 use ddiff_cli::registry::server::{self, ServerArgs};
 
-/// Carry only what changed: container image diffs for air-gapped sites.
+/// Carry only what changed: move container images into air-gapped sites by carrying only the
+/// layers the other side does not have yet.
+///
+/// Online:   ddiff diff docker://localhost:5000/base:1 docker://localhost:5000/app:2
+///           (writes app-2.ddiff with only what app:2 adds to base:1)
+/// Offline:  ddiff load app-2.ddiff     (into the registry at $DDIFF_URL / localhost:5000)
+///
+/// New here? `ddiff demo` runs the whole flow on two embedded registries.
 #[derive(Parser)]
-#[command(name = "ddiff", version)]
+#[command(name = "ddiff", version, max_term_width = 100)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -17,18 +27,41 @@ struct Cli {
 enum Command {
     /// Run the embedded OCI registry (replaces the `registry:2` container).
     Server(ServerArgs),
+    /// Write a bundle carrying only what TARGET adds to BASE.
+    Diff(cmd::diff::DiffArgs),
+    /// Load a bundle into a registry (and the local Docker engine).
+    Load(cmd::load::LoadArgs),
+    /// List the blobs of an image.
+    List(cmd::list::ListArgs),
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DDIFF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.global.quiet);
+    let g = &cli.global;
     let result = match cli.command {
-        Command::Server(args) => server::run(args).await,
+        Command::Server(args) => server::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Diff(args) => cmd::diff::run(args, g).await,
+        Command::Load(args) => cmd::load::run(args, g).await,
+        Command::List(args) => cmd::list::run(args, g).await,
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("ddiff: {e:#}");
+            // One line: what failed and why, outermost context first.
+            eprintln!("ddiff: error: {e:#}");
             ExitCode::FAILURE
         }
     }

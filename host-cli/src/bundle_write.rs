@@ -1,0 +1,183 @@
+//! Writing a bundle file: crash-safe (a temporary file in the destination directory, fsync,
+//! rename), so an interrupted `diff` never leaves a half-written bundle under the final name.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ddiff_core::bundle::{BundleMeta, EncodeOptions, Encoder};
+
+use crate::hash::fast_hasher;
+
+/// An in-progress bundle. Dropping it without [`BundleWriter::finish`] removes the temporary.
+pub struct BundleWriter {
+    encoder: Encoder,
+    out: Option<BufWriter<File>>,
+    buf: Vec<u8>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    written: u64,
+    total: u64,
+}
+
+impl BundleWriter {
+    /// Starts writing `meta`'s bundle to `dest`. With `verify`, every blob is hashed again as
+    /// it is written (use it when the source did not already verify the bytes).
+    pub fn create(dest: &Path, meta: BundleMeta, verify: bool) -> Result<BundleWriter> {
+        let encoder = Encoder::new(
+            meta,
+            EncodeOptions {
+                mtime: 0,
+                verify,
+                hasher: fast_hasher,
+            },
+        )
+        .context("internal error: inconsistent bundle plan")?;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bundle".into());
+        let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+        let file = File::create(&tmp).with_context(|| {
+            format!(
+                "cannot create {} (is {} writable?)",
+                tmp.display(),
+                dir.display()
+            )
+        })?;
+        let total = encoder.total_size();
+        let mut w = BundleWriter {
+            encoder,
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            buf: Vec::with_capacity(1 << 20),
+            tmp,
+            dest: dest.to_path_buf(),
+            written: 0,
+            total,
+        };
+        w.encoder.start(&mut w.buf)?;
+        w.flush_buf()?;
+        Ok(w)
+    }
+
+    /// The final size of the bundle.
+    pub fn total_size(&self) -> u64 {
+        self.total
+    }
+
+    /// The metadata.
+    pub fn meta(&self) -> &BundleMeta {
+        self.encoder.meta()
+    }
+
+    fn flush_buf(&mut self) -> Result<()> {
+        if let Some(out) = self.out.as_mut() {
+            out.write_all(&self.buf)
+                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        }
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Starts the next blob (in `meta.blobs` order); returns its index.
+    pub fn begin_blob(&mut self) -> Result<usize> {
+        let i = self.encoder.begin_blob(&mut self.buf)?;
+        self.flush_buf()?;
+        Ok(i)
+    }
+
+    /// Writes a chunk of the current blob.
+    pub fn data(&mut self, chunk: &[u8]) -> Result<()> {
+        self.encoder.blob_data(chunk, &mut self.buf)?;
+        self.flush_buf()
+    }
+
+    /// Ends the current blob.
+    pub fn end_blob(&mut self) -> Result<()> {
+        self.encoder.end_blob(&mut self.buf)?;
+        self.flush_buf()
+    }
+
+    /// Writes a whole small blob.
+    pub fn blob(&mut self, bytes: &[u8]) -> Result<()> {
+        self.begin_blob()?;
+        self.data(bytes)?;
+        self.end_blob()
+    }
+
+    /// Ends the archive, syncs it to disk and renames it into place. Returns its size.
+    pub fn finish(mut self) -> Result<u64> {
+        self.encoder.finish(&mut self.buf)?;
+        self.flush_buf()?;
+        let out = self.out.take().context("writer already finished")?;
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("cannot sync {}", self.tmp.display()))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.dest).with_context(|| {
+            format!(
+                "cannot move the bundle into place at {}",
+                self.dest.display()
+            )
+        })?;
+        if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(self.written)
+    }
+}
+
+impl Drop for BundleWriter {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            self.out = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The default bundle file name for a target, after the original tool's pattern
+/// (`<repository with / as -->-<tag>`) with the `.ddiff` extension.
+pub fn default_name(target: &str) -> String {
+    let (repo, tag) = match target.split_once('@') {
+        Some((r, d)) => (
+            r,
+            d.split(':')
+                .nth(1)
+                .map(|h| &h[..h.len().min(12)])
+                .unwrap_or("digest"),
+        ),
+        None => match target.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (target, "latest"),
+        },
+    };
+    format!("{}-{tag}.ddiff", repo.replace('/', "--"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_the_original_pattern() {
+        assert_eq!(default_name("app:2"), "app-2.ddiff");
+        assert_eq!(default_name("team/app:2"), "team--app-2.ddiff");
+        assert_eq!(default_name("app"), "app-latest.ddiff");
+        assert_eq!(
+            default_name(&format!("app@sha256:{}", "ab".repeat(32))),
+            "app-abababababab.ddiff"
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! `ddiff load BUNDLE`: verify the bundle, check the destination has the base, upload only
+//! what is missing, write manifests (children first, the tag last), then pull into Docker.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use ddiff_core::bundle::Report;
+use ddiff_core::{
+    plan_load, restrict_to_target, Descriptor, DestinationState, Digest, ImageConfig, Reference,
+};
+
+use super::{default_registry, Global};
+use crate::bundle_io::{open_blob, verify_file, VerifiedBundle};
+use crate::engine::Engine;
+use crate::progress::{human_bytes, Progress};
+use crate::registry::client::Registry;
+
+/// Load a bundle into a registry (default: $DDIFF_URL, else localhost:$DDIFF_PORT, else
+/// localhost:5000), then pull the images into the local Docker engine.
+///
+/// The bundle is verified completely first, and the destination is checked for every layer
+/// the bundle relies on (the base) before anything is uploaded: a damaged bundle or a missing
+/// base leaves the destination exactly as it was. Re-running an interrupted load finishes it
+/// without re-sending what is already there. Bundles of the original DockerDiff
+/// (.tar.gz) load too.
+///
+/// Example: ddiff load app-2.ddiff --to docker://registry.local:5000
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// Destination: docker://HOST (keep the bundle's names) or docker://HOST/REPO:TAG
+    /// (one-target bundles).
+    #[arg(long, value_name = "REF")]
+    pub to: Option<String>,
+    /// Do not pull the loaded images into the local Docker engine afterwards.
+    #[arg(long)]
+    pub no_pull: bool,
+    /// Parallel uploads.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub jobs: u16,
+}
+
+/// What `load` reports (`--json`).
+#[derive(serde::Serialize, Default)]
+pub struct LoadSummary {
+    /// Images written, as `host/repo:tag@digest`.
+    pub images: Vec<String>,
+    /// Blobs uploaded.
+    pub uploaded_blobs: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Blobs already at the destination.
+    pub skipped_blobs: usize,
+    /// Base layers found by diff_id under another digest.
+    pub substituted_layers: usize,
+    /// Pulled into the local engine.
+    pub pulled: bool,
+}
+
+/// Where to load.
+struct Dest {
+    host: String,
+    /// Repository and tag override (one-target bundles).
+    rename: Option<Reference>,
+}
+
+fn parse_to(to: Option<&str>) -> Result<Dest> {
+    let Some(to) = to else {
+        return Ok(Dest {
+            host: default_registry(),
+            rename: None,
+        });
+    };
+    let rest = to
+        .strip_prefix("docker://")
+        .ok_or_else(|| anyhow!("--to {to:?}: expected docker://HOST or docker://HOST/REPO:TAG"))?;
+    if !rest.contains('/') {
+        return Ok(Dest {
+            host: rest.to_string(),
+            rename: None,
+        });
+    }
+    let r = Reference::parse(rest).with_context(|| format!("--to {to:?}"))?;
+    Ok(Dest {
+        host: r.registry().to_string(),
+        rename: Some(r),
+    })
+}
+
+/// Runs `load`.
+pub async fn run(args: LoadArgs, global: &Global) -> Result<ExitCode> {
+    let s = load(&args, global).await?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        for i in &s.images {
+            println!("loaded {i}");
+        }
+        let mut line = format!(
+            "uploaded {} blob(s), {}; {} already present",
+            s.uploaded_blobs,
+            human_bytes(s.uploaded_bytes),
+            s.skipped_blobs
+        );
+        if s.substituted_layers > 0 {
+            line.push_str(&format!(
+                "; {} base layer(s) matched by diff_id (the destination stores them with another compression; manifests were rewritten to point at its blobs)",
+                s.substituted_layers
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Verifies a bundle file with progress.
+pub async fn verify_with_progress(path: PathBuf, progress: &Progress) -> Result<VerifiedBundle> {
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("cannot open bundle {}", path.display()))?
+        .len();
+    let item = progress.item(format!("verifying {}", path.display()), size);
+    let it = item.clone();
+    let vb = tokio::task::spawn_blocking(move || {
+        let mut last = 0;
+        verify_file(&path, |done, _| {
+            it.inc(done.saturating_sub(last));
+            last = done;
+        })
+    })
+    .await??;
+    item.finish("intact");
+    Ok(vb)
+}
+
+/// The work of `load`, reusable by `demo`.
+pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
+    let progress = global.progress();
+    let dest = parse_to(args.to.as_deref())?;
+    let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);
+    let meta = &bundle.report.meta;
+    if dest.rename.is_some() && meta.targets.len() != 1 {
+        bail!("--to with a repository needs a one-target bundle; this one has {} targets (use --to docker://HOST)", meta.targets.len());
+    }
+    let client = Arc::new(Registry::new(&dest.host, global.client_options())?);
+    client
+        .ping()
+        .await
+        .with_context(|| format!("destination registry {} does not answer", dest.host))?;
+    let mut summary = LoadSummary::default();
+    let mut plans = Vec::new();
+    // Phase 1: plan every target (no writes) so that a missing base stops everything.
+    for ti in 0..meta.targets.len() {
+        let report =
+            restrict_to_target(&bundle.report, ti).context("internal error: target index")?;
+        let t = &report.meta.targets[0];
+        let (repo, tag) = match &dest.rename {
+            Some(r) => (r.repository().to_string(), r.tag_or_latest().to_string()),
+            None => {
+                let r = Reference::parse(&t.reference)
+                    .with_context(|| format!("bundle target {:?}", t.reference))?;
+                (
+                    destination_repository(&t.reference, &r),
+                    r.tag_or_latest().to_string(),
+                )
+            }
+        };
+        let state = destination_state(&client, &repo, &report).await?;
+        let plan = plan_load(&report, &state).with_context(|| {
+            let base = report.meta.base.as_ref().and_then(|b| b.references.first().cloned()).unwrap_or_else(|| "(unknown)".into());
+            format!("cannot load {} into {}/{repo}: nothing was written; push the base there first, e.g. `ddiff push {base}` or `skopeo copy ... docker://{}/...`", t.reference, dest.host, dest.host)
+        })?;
+        plans.push((report, repo, tag, state, plan));
+    }
+    // Phase 2: blobs (parallel), then manifests, tags last.
+    for (report, repo, tag, state, plan) in &plans {
+        let _ = state;
+        summary.substituted_layers += plan.substitutions.len();
+        summary.skipped_blobs += plan.already_present.len() + report.meta.relied.len();
+        let sem = Arc::new(tokio::sync::Semaphore::new(usize::from(args.jobs)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for &i in &plan.uploads {
+            let b = report.meta.blobs[i].clone();
+            // The index of this blob in the full bundle (offsets are per full report).
+            let full_index = bundle
+                .report
+                .meta
+                .blobs
+                .iter()
+                .position(|x| x.digest == b.digest)
+                .context("internal error: blob index")?;
+            let item = progress.item(format!("{} {}", b.kind_label(), b.digest.short()), b.size);
+            let (client, bundle, repo, sem) =
+                (client.clone(), bundle.clone(), repo.clone(), sem.clone());
+            tasks.spawn(async move {
+                let _permit = sem.acquire().await?;
+                let it = item.clone();
+                let open = move || body_from_blob(bundle.clone(), full_index, it.clone());
+                client.upload_blob(&repo, &b.digest, b.size, &open).await?;
+                item.finish("uploaded");
+                Ok::<u64, anyhow::Error>(b.size)
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            summary.uploaded_bytes += r??;
+            summary.uploaded_blobs += 1;
+        }
+        for m in &plan.manifests {
+            let reference = match m.target {
+                Some(_) => tag.clone(),
+                None => m.digest.to_string(),
+            };
+            client
+                .put_manifest(repo, &reference, m.media_type.as_str(), &m.bytes)
+                .await
+                .with_context(|| {
+                    format!("writing manifest {} to {}/{repo}", m.digest, dest.host)
+                })?;
+            if m.target.is_some() {
+                summary
+                    .images
+                    .push(format!("{}/{repo}:{tag}@{}", dest.host, m.digest));
+            }
+        }
+    }
+    if !args.no_pull {
+        match Engine::connect().await {
+            Ok(engine) => {
+                for (_, repo, tag, _, _) in &plans {
+                    let r = format!("{}/{repo}:{tag}", dest.host);
+                    progress.println(format!("pulling {r} into the local Docker engine"));
+                    engine.pull(&r).await?;
+                }
+                summary.pulled = true;
+            }
+            Err(e) => progress.println(format!(
+                "note: not pulled into Docker ({e:#}); use --no-pull to skip this step"
+            )),
+        }
+    }
+    Ok(summary)
+}
+
+trait KindLabel {
+    fn kind_label(&self) -> &'static str;
+}
+
+impl KindLabel for ddiff_core::bundle::BlobInfo {
+    fn kind_label(&self) -> &'static str {
+        match self.kind {
+            ddiff_core::bundle::BlobKind::Config => "config",
+            ddiff_core::bundle::BlobKind::Layer => "layer",
+            _ => "manifest",
+        }
+    }
+}
+
+/// What the destination repository already holds of this report's blobs; for missing base
+/// layers, mounts from the base repository and, failing that, the base's layers by diff_id.
+async fn destination_state(
+    client: &Registry,
+    repo: &str,
+    report: &Report,
+) -> Result<DestinationState> {
+    let meta = &report.meta;
+    let mut state = DestinationState::default();
+    let base_repo = meta
+        .base
+        .as_ref()
+        .and_then(|b| b.references.first())
+        .and_then(|r| {
+            base_reference(r)
+                .map(|p| (destination_repository(r, &p), p.tag_or_latest().to_string()))
+        });
+    let mut missing_relied = Vec::new();
+    for r in &meta.relied {
+        if client.blob_exists(repo, &r.digest).await?.is_some() {
+            state.present.insert(r.digest.clone());
+        } else {
+            missing_relied.push(r);
+        }
+    }
+    if let Some((brepo, _)) = &base_repo {
+        if brepo != repo {
+            let mut still = Vec::new();
+            for r in missing_relied {
+                if client.mount_blob(repo, &r.digest, brepo).await? {
+                    state.present.insert(r.digest.clone());
+                } else {
+                    still.push(r);
+                }
+            }
+            missing_relied = still;
+        }
+    }
+    if !missing_relied.is_empty() {
+        if let Some((brepo, btag)) = &base_repo {
+            // The base may be there under other blob digests (recompressed): match diff_ids.
+            if let Ok(m) = client.get_manifest(brepo, btag).await {
+                let wanted_platform = meta.targets[0]
+                    .images
+                    .first()
+                    .and_then(|i| i.platform.clone());
+                let img = match (m.as_index(), &wanted_platform) {
+                    (Some(idx), Some(p)) => match idx.select_platform(p) {
+                        Ok(d) => client.get_manifest(brepo, &d.digest.to_string()).await.ok(),
+                        Err(_) => None,
+                    },
+                    (Some(_), None) => None,
+                    (None, _) => Some(m),
+                };
+                if let Some(img) = img {
+                    if let Some(im) = img.as_image() {
+                        if let Ok(cb) = client.get_blob_bytes(brepo, &im.config).await {
+                            if let Ok(cfg) = ImageConfig::parse(&cb) {
+                                let needed: BTreeSet<&Digest> = missing_relied
+                                    .iter()
+                                    .filter_map(|r| r.diff_id.as_ref())
+                                    .collect();
+                                for (l, d) in im.layers.iter().zip(&cfg.rootfs.diff_ids) {
+                                    if !needed.contains(d) {
+                                        continue;
+                                    }
+                                    let here = client.blob_exists(repo, &l.digest).await?.is_some()
+                                        || (brepo != repo
+                                            && client.mount_blob(repo, &l.digest, brepo).await?);
+                                    if here {
+                                        state.present.insert(l.digest.clone());
+                                        state.by_diff_id.insert(
+                                            d.clone(),
+                                            Descriptor::new(
+                                                l.media_type.clone(),
+                                                l.digest.clone(),
+                                                l.size,
+                                            ),
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for b in &meta.blobs {
+        if matches!(
+            b.kind,
+            ddiff_core::bundle::BlobKind::Config | ddiff_core::bundle::BlobKind::Layer
+        ) && client.blob_exists(repo, &b.digest).await?.is_some()
+        {
+            state.present.insert(b.digest.clone());
+        }
+    }
+    Ok(state)
+}
+
+/// The repository an image named `written` goes to in a private registry: names written
+/// without a registry (`bb:new`, as the original tool and Docker users write them) keep their
+/// short path (`bb`), not Docker Hub's `library/bb`.
+pub fn destination_repository(written: &str, parsed: &Reference) -> String {
+    let w = written
+        .strip_prefix("docker://")
+        .or_else(|| written.strip_prefix("docker-daemon:"))
+        .unwrap_or(written);
+    let explicit_hub = w.starts_with("docker.io/") || w.starts_with("index.docker.io/");
+    if parsed.registry() == "docker.io" && !explicit_hub {
+        parsed.familiar_name()
+    } else {
+        parsed.repository().to_string()
+    }
+}
+
+/// The base reference of a bundle as the destination would know it: its repository and tag
+/// (whatever transport or registry it was named with on the source side).
+fn base_reference(s: &str) -> Option<Reference> {
+    let s = s
+        .strip_prefix("docker://")
+        .or_else(|| s.strip_prefix("docker-daemon:"))
+        .unwrap_or(s);
+    Reference::parse(s).ok()
+}
+
+/// A streamed request body over one blob of the bundle, read on a blocking thread.
+fn body_from_blob(
+    bundle: Arc<VerifiedBundle>,
+    index: usize,
+    item: crate::progress::Item,
+) -> Result<reqwest::Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut r = match open_blob(&bundle, index) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    item.inc(n as u64);
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    Ok(reqwest::Body::wrap_stream(stream))
+}

@@ -1,0 +1,107 @@
+//! One module per subcommand. Each exposes `XArgs` (clap) and `run(args, &Global)`.
+
+pub mod diff;
+pub mod list;
+pub mod load;
+
+use anyhow::{Context, Result};
+use ddiff_core::{ImageRef, Platform};
+
+use crate::progress::{Mode, Progress};
+use crate::registry::client::{ClientOptions, Credentials};
+use crate::source::{host_platform, PlatformChoice};
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Global {
+    /// No progress output; only errors and the final result.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Machine-readable JSON on stdout (read commands and summaries).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Plain HTTP (and unverified TLS) for registries that are not on loopback.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Registry user name (else from ~/.docker/config.json).
+    #[arg(long, global = true, env = "DDIFF_USERNAME", requires = "password")]
+    pub username: Option<String>,
+    /// Registry password or token.
+    #[arg(long, global = true, env = "DDIFF_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+impl Global {
+    /// Client options from the flags.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            insecure: self.insecure,
+            credentials: match (&self.username, &self.password) {
+                (Some(u), Some(p)) => Some(Credentials {
+                    username: u.clone(),
+                    password: p.clone(),
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    /// The progress reporter.
+    pub fn progress(&self) -> Progress {
+        Progress::new(Mode::detect(self.quiet || self.json))
+    }
+}
+
+/// Platform selection flags.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PlatformArgs {
+    /// Platform to take from multi-platform images (os/arch[/variant]) [default: this machine's].
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
+    pub platform: Option<String>,
+    /// Carry every platform of multi-platform images (the whole index).
+    #[arg(long)]
+    pub all_platforms: bool,
+}
+
+impl PlatformArgs {
+    /// The choice.
+    pub fn choice(&self) -> Result<PlatformChoice> {
+        if self.all_platforms {
+            return Ok(PlatformChoice::All);
+        }
+        match &self.platform {
+            Some(p) => Ok(PlatformChoice::One(Platform::parse(p)?)),
+            None => Ok(PlatformChoice::One(host_platform())),
+        }
+    }
+}
+
+/// The default registry host: `$DDIFF_URL` (scheme stripped), else `localhost:$DDIFF_PORT`,
+/// else `localhost:5000`, as the original tool.
+pub fn default_registry() -> String {
+    if let Ok(url) = std::env::var("DDIFF_URL") {
+        let u = url.trim();
+        let u = u
+            .strip_prefix("http://")
+            .or_else(|| u.strip_prefix("https://"))
+            .unwrap_or(u);
+        let u = u.trim_end_matches('/');
+        if !u.is_empty() {
+            return u.to_string();
+        }
+    }
+    let port = std::env::var("DDIFF_PORT")
+        .ok()
+        .filter(|p| p.parse::<u16>().is_ok())
+        .unwrap_or_else(|| "5000".into());
+    format!("localhost:{port}")
+}
+
+/// Parses an image reference argument with a helpful error.
+pub fn parse_image_ref(s: &str) -> Result<ImageRef> {
+    ImageRef::parse(s).with_context(|| format!("invalid image reference {s:?}"))
+}

@@ -1,0 +1,458 @@
+//! `ddiff verify BUNDLE...`: is the file intact? Streams each bundle through the core's
+//! verifying decoder (every blob's digest and size, the tar structure, the metadata against
+//! the manifests) and checks or writes `BUNDLE.sha256`, a `sha256sum -c` file, so the copy on
+//! the other side can also be checked with standard tools.
+//!
+//! Two cores: a reader thread reads the file (and hashes all of it when a `.sha256` is
+//! checked or written) while this thread runs the decoder, which hashes each blob.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ddiff_core::inspect::{InspectOptions, Inspector, Problem};
+use ddiff_core::Digest;
+use serde::Serialize;
+
+use crate::bundle_io::{self, Format};
+use crate::hash::fast_hasher;
+use crate::progress::{human_bytes, Mode, Progress};
+
+/// Check that bundles are intact before carrying or loading them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// Bundle files (ddiff v1, or original DockerDiff `.tar.gz`).
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundles: Vec<PathBuf>,
+    /// Write `BUNDLE.sha256` (the `sha256sum` format) beside each intact bundle.
+    #[arg(long)]
+    pub write_checksum: bool,
+    /// Do not check an existing `BUNDLE.sha256`.
+    #[arg(long, conflicts_with = "write_checksum")]
+    pub no_checksum: bool,
+}
+
+/// The state of the `.sha256` side file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum Checksum {
+    /// No side file (and none asked for).
+    Absent,
+    /// Not checked (`--no-checksum`, or the bundle was already found damaged).
+    Skipped,
+    /// The side file matches.
+    Ok { file: PathBuf, sha256: String },
+    /// The side file names another hash: the copy differs from what was checksummed.
+    Mismatch {
+        file: PathBuf,
+        expected: String,
+        found: String,
+    },
+    /// The side file was written.
+    Written { file: PathBuf, sha256: String },
+    /// The side file exists but has no line for this bundle.
+    Unusable { file: PathBuf, problem: String },
+}
+
+/// The result for one bundle (`--json` prints a list of these).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileResult {
+    /// The bundle.
+    pub path: PathBuf,
+    /// True when the bundle is intact and the side file, if any, matches.
+    pub ok: bool,
+    /// `v1` or `legacy`.
+    pub format: &'static str,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Throughput in MB/s (10^6 bytes).
+    pub mb_per_s: f64,
+    /// Blobs whose digest and size were verified.
+    pub blobs_verified: usize,
+    /// Target references.
+    pub targets: Vec<String>,
+    /// The base the destination needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<Vec<String>>,
+    /// What is wrong (v1 bundles: structured, naming the blob and offset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+    /// What is wrong, for original bundles and IO errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The side file.
+    pub checksum: Checksum,
+}
+
+/// Runs `ddiff verify`.
+pub async fn run(args: VerifyArgs, global: &crate::cmd::Global) -> Result<ExitCode> {
+    let (quiet, json) = (global.quiet, global.json);
+    tokio::task::spawn_blocking(move || run_blocking(&args, quiet, json))
+        .await
+        .context("verify task failed")?
+}
+
+fn run_blocking(args: &VerifyArgs, quiet: bool, json: bool) -> Result<ExitCode> {
+    let progress = Progress::new(Mode::detect(quiet || json));
+    let mut results = Vec::new();
+    for path in &args.bundles {
+        let r = verify_one(path, args, &progress);
+        if !json && !quiet {
+            println!("{}", render(&r));
+        } else if !json && !r.ok {
+            eprintln!("{}", render(&r));
+        }
+        results.push(r);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if results.iter().all(|r| r.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The side file of a bundle: `BUNDLE.sha256`.
+pub fn checksum_path(bundle: &Path) -> PathBuf {
+    let mut s = bundle.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+/// The line `sha256sum` writes for a file: `<hex>  <name>`.
+pub fn checksum_line(sha256: &Digest, bundle: &Path) -> String {
+    let name = bundle
+        .file_name()
+        .map_or_else(|| bundle.display().to_string(), |n| n.to_string_lossy().into_owned());
+    format!("{}  {name}\n", sha256.hex())
+}
+
+/// Finds the expected hex for `bundle` in a `sha256sum` file (text `  ` or binary ` *`
+/// separator; a file with a single line is taken whatever name it gives).
+pub fn parse_checksum_file(text: &str, bundle: &Path) -> Result<String, String> {
+    let name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut entries = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (hex, rest) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("not a sha256sum line: {line:?}"))?;
+        let file = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*'));
+        let file = file.ok_or_else(|| format!("not a sha256sum line: {line:?}"))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("not a SHA-256 hex digest: {hex:?}"));
+        }
+        entries.push((hex.to_ascii_lowercase(), file.to_string()));
+    }
+    let by_name = entries.iter().find(|(_, f)| {
+        f == &name || Path::new(f).file_name().is_some_and(|n| n.to_string_lossy() == name)
+    });
+    match (by_name, entries.as_slice()) {
+        (Some((h, _)), _) => Ok(h.clone()),
+        (None, [(h, _)]) => Ok(h.clone()),
+        (None, []) => Err("empty checksum file".into()),
+        (None, _) => Err(format!("no line for {name}")),
+    }
+}
+
+/// Verifies one bundle (and its side file).
+pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileResult {
+    let started = Instant::now();
+    let side = checksum_path(path);
+    let check_side = !args.no_checksum && side.exists();
+    let hash_file = check_side || args.write_checksum;
+    let mut r = FileResult {
+        path: path.to_path_buf(),
+        ok: false,
+        format: "v1",
+        bytes: 0,
+        seconds: 0.0,
+        mb_per_s: 0.0,
+        blobs_verified: 0,
+        targets: Vec::new(),
+        base: None,
+        problem: None,
+        error: None,
+        checksum: Checksum::Absent,
+    };
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let item = progress.item(path.display().to_string(), size);
+    let file_sha = match bundle_io::detect(path) {
+        Err(e) => {
+            r.error = Some(format!("{e:#}"));
+            None
+        }
+        Ok(Format::V1) => {
+            let mut ins = Inspector::new(InspectOptions {
+                hasher: fast_hasher,
+                list_files: false,
+                max_files: 0,
+            });
+            let streamed = bundle_io::stream_file(path, hash_file, |chunk| {
+                item.inc(chunk.len() as u64);
+                ins.feed(chunk).is_ok()
+            });
+            let outcome = ins.finish();
+            r.blobs_verified = outcome.blobs_verified;
+            if let Some(i) = &outcome.inspection {
+                r.targets = i.targets.iter().map(|t| t.reference.clone()).collect();
+                r.base = i.base.as_ref().map(|b| b.references.clone());
+            } else if let Some(m) = ins.meta() {
+                r.targets = m.targets.iter().map(|t| t.reference.clone()).collect();
+            }
+            match streamed {
+                Ok(s) => {
+                    r.bytes = s.bytes;
+                    r.problem = outcome.problem;
+                    r.ok = outcome.ok;
+                    s.file_sha256
+                }
+                Err(e) => {
+                    r.bytes = outcome.bytes;
+                    r.error = Some(format!("{e:#}"));
+                    None
+                }
+            }
+        }
+        Ok(Format::Legacy) => {
+            r.format = "legacy";
+            let mut last = 0;
+            let verified = bundle_io::verify_file(path, |done, _| {
+                item.inc(done.saturating_sub(last));
+                last = done;
+            });
+            match verified {
+                Ok(v) => {
+                    r.ok = true;
+                    r.bytes = v.file_size;
+                    r.blobs_verified = v.report.meta.blobs.len();
+                    r.targets = v.report.meta.targets.iter().map(|t| t.reference.clone()).collect();
+                    if hash_file {
+                        match bundle_io::stream_file(path, true, |_| true) {
+                            Ok(s) => s.file_sha256,
+                            Err(e) => {
+                                r.ok = false;
+                                r.error = Some(format!("{e:#}"));
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    }
+                }
+                Err(e) => {
+                    r.error = Some(format!("{e:#}"));
+                    None
+                }
+            }
+        }
+    };
+    item.clear();
+    r.checksum = if !r.ok {
+        if check_side {
+            Checksum::Skipped
+        } else {
+            Checksum::Absent
+        }
+    } else {
+        side_file(path, &side, check_side, args, file_sha.as_ref())
+    };
+    if matches!(
+        r.checksum,
+        Checksum::Mismatch { .. } | Checksum::Unusable { .. }
+    ) {
+        r.ok = false;
+    }
+    r.seconds = started.elapsed().as_secs_f64();
+    r.mb_per_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-9);
+    r
+}
+
+fn side_file(
+    bundle: &Path,
+    side: &Path,
+    check: bool,
+    args: &VerifyArgs,
+    sha: Option<&Digest>,
+) -> Checksum {
+    if args.no_checksum {
+        return Checksum::Skipped;
+    }
+    let Some(sha) = sha else {
+        return if check || args.write_checksum {
+            Checksum::Unusable {
+                file: side.to_path_buf(),
+                problem: "the whole file could not be hashed".into(),
+            }
+        } else {
+            Checksum::Absent
+        };
+    };
+    let found = sha.hex().to_string();
+    if check {
+        let parsed = std::fs::read_to_string(side)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|t| parse_checksum_file(&t, bundle));
+        match parsed {
+            Err(problem) => {
+                return Checksum::Unusable {
+                    file: side.to_path_buf(),
+                    problem,
+                }
+            }
+            Ok(expected) if expected != found => {
+                return Checksum::Mismatch {
+                    file: side.to_path_buf(),
+                    expected,
+                    found,
+                }
+            }
+            Ok(_) if !args.write_checksum => {
+                return Checksum::Ok {
+                    file: side.to_path_buf(),
+                    sha256: found,
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    if args.write_checksum {
+        return match std::fs::write(side, checksum_line(sha, bundle)) {
+            Ok(()) => Checksum::Written {
+                file: side.to_path_buf(),
+                sha256: found,
+            },
+            Err(e) => Checksum::Unusable {
+                file: side.to_path_buf(),
+                problem: format!("cannot write: {e}"),
+            },
+        };
+    }
+    Checksum::Absent
+}
+
+/// The human line(s) for one result.
+pub fn render(r: &FileResult) -> String {
+    let name = r.path.display();
+    let mut s = if r.problem.is_none() && r.error.is_none() {
+        let base = match &r.base {
+            Some(b) if !b.is_empty() => format!(", needs base {}", b.join(", ")),
+            Some(_) => String::new(),
+            None => ", self-contained".into(),
+        };
+        format!(
+            "{} {name}: intact ({} blobs verified, target {}{base}; {} in {:.2} s, {:.0} MB/s)",
+            if r.ok { "ok  " } else { "FAIL" },
+            r.blobs_verified,
+            r.targets.join(", "),
+            human_bytes(r.bytes),
+            r.seconds,
+            r.mb_per_s
+        )
+    } else if let Some(p) = &r.problem {
+        let which = p.blob.as_ref().map_or(String::new(), |b| {
+            format!(
+                "\n     blob {} of its bundle: {} ({:?}, {} bytes, {} read)",
+                b.index + 1,
+                b.digest,
+                b.kind,
+                b.size,
+                b.bytes_read
+            )
+        });
+        format!(
+            "FAIL {name}: NOT INTACT ({:?} at offset {}): {}{which}",
+            p.kind, p.offset, p.message
+        )
+    } else {
+        format!(
+            "FAIL {name}: NOT INTACT: {}",
+            r.error.as_deref().unwrap_or("unknown error")
+        )
+    };
+    match &r.checksum {
+        Checksum::Ok { file, .. } => {
+            s += &format!("\n     sha256 matches {}", file.display())
+        }
+        Checksum::Written { file, sha256 } => {
+            s += &format!("\n     wrote {} (sha256 {sha256})", file.display())
+        }
+        Checksum::Mismatch {
+            file,
+            expected,
+            found,
+        } => {
+            s += &format!(
+                "\n     sha256 MISMATCH with {}: it says {expected}, the file hashes to {found}",
+                file.display()
+            )
+        }
+        Checksum::Unusable { file, problem } => {
+            s += &format!("\n     cannot use {}: {problem}", file.display())
+        }
+        Checksum::Skipped | Checksum::Absent => {}
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ddiff_core::synth_bundle::{sample, SampleOptions};
+
+    fn args(write: bool) -> VerifyArgs {
+        VerifyArgs {
+            bundles: vec![],
+            write_checksum: write,
+            no_checksum: false,
+        }
+    }
+
+    #[test]
+    fn checksum_file_parsing() {
+        let h = "a".repeat(64);
+        let p = Path::new("/x/app.bundle");
+        assert_eq!(parse_checksum_file(&format!("{h}  app.bundle\n"), p), Ok(h.clone()));
+        assert_eq!(parse_checksum_file(&format!("{h} *other\n"), p), Ok(h.clone()));
+        let two = format!("{}  a\n{h}  app.bundle\n", "b".repeat(64));
+        assert_eq!(parse_checksum_file(&two, p), Ok(h.clone()));
+        assert!(parse_checksum_file(&format!("{}  a\n{h}  b\n", "b".repeat(64)), p).is_err());
+        assert!(parse_checksum_file("xyz  app.bundle", p).is_err());
+        assert!(parse_checksum_file("", p).is_err());
+    }
+
+    #[test]
+    fn writes_then_checks_the_side_file_and_notices_a_changed_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.bundle");
+        let bytes = sample(SampleOptions::default()).encode();
+        std::fs::write(&path, &bytes).unwrap();
+        let progress = Progress::new(Mode::Quiet);
+        let r = verify_one(&path, &args(true), &progress);
+        assert!(r.ok, "{r:?}");
+        let Checksum::Written { sha256, .. } = &r.checksum else {
+            panic!("{:?}", r.checksum)
+        };
+        assert_eq!(sha256, Digest::sha256(&bytes).hex());
+        let line = std::fs::read_to_string(checksum_path(&path)).unwrap();
+        assert_eq!(line, format!("{}  app.bundle\n", Digest::sha256(&bytes).hex()));
+        let r = verify_one(&path, &args(false), &progress);
+        assert!(matches!(r.checksum, Checksum::Ok { .. }), "{r:?}");
+        assert_eq!(r.targets, ["demo/app:2"]);
+        assert_eq!(r.blobs_verified, 4);
+        // Same bundle content, different side file: the copy is not what was checksummed.
+        std::fs::write(checksum_path(&path), format!("{}  app.bundle\n", "0".repeat(64))).unwrap();
+        let r = verify_one(&path, &args(false), &progress);
+        assert!(!r.ok);
+        assert!(matches!(r.checksum, Checksum::Mismatch { .. }));
+        assert!(render(&r).contains("MISMATCH"));
+    }
+}
