@@ -52,20 +52,31 @@ fn config_path() -> Option<PathBuf> {
 /// The keys Docker uses for a registry host (Docker Hub has a historical URL key).
 fn keys_for(host: &str) -> Vec<String> {
     if host == "docker.io" || host == "index.docker.io" || host == "registry-1.docker.io" {
-        return vec!["https://index.docker.io/v1/".into(), "index.docker.io".into(), "docker.io".into()];
+        return vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ];
     }
-    vec![host.to_string(), format!("https://{host}"), format!("http://{host}")]
+    vec![
+        host.to_string(),
+        format!("https://{host}"),
+        format!("http://{host}"),
+    ]
 }
 
 /// Looks up credentials for `host`. `Ok(None)` when none are configured.
 pub fn lookup(host: &str) -> Result<Option<Credentials>> {
-    let Some(path) = config_path() else { return Ok(None) };
+    let Some(path) = config_path() else {
+        return Ok(None);
+    };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let cfg: DockerConfig = serde_json::from_str(&text).with_context(|| format!("invalid JSON in {}", path.display()))?;
+    let cfg: DockerConfig = serde_json::from_str(&text)
+        .with_context(|| format!("invalid JSON in {}", path.display()))?;
     lookup_in(&cfg, host)
 }
 
@@ -79,16 +90,29 @@ fn lookup_in(cfg: &DockerConfig, host: &str) -> Result<Option<Credentials>> {
     for k in &keys {
         if let Some(e) = cfg.auths.get(k) {
             if let Some(tok) = &e.identity_token {
-                return Ok(Some(Credentials { username: "<token>".into(), password: tok.clone() }));
+                return Ok(Some(Credentials {
+                    username: "<token>".into(),
+                    password: tok.clone(),
+                }));
             }
             if let (Some(u), Some(p)) = (&e.username, &e.password) {
-                return Ok(Some(Credentials { username: u.clone(), password: p.clone() }));
+                return Ok(Some(Credentials {
+                    username: u.clone(),
+                    password: p.clone(),
+                }));
             }
             if let Some(a) = &e.auth {
-                let raw = base64::engine::general_purpose::STANDARD.decode(a.trim()).context("invalid base64 in an auths entry of the Docker config")?;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(a.trim())
+                    .context("invalid base64 in an auths entry of the Docker config")?;
                 let s = String::from_utf8(raw).context("auths entry is not UTF-8")?;
-                let (u, p) = s.split_once(':').context("auths entry is not user:password")?;
-                return Ok(Some(Credentials { username: u.into(), password: p.into() }));
+                let (u, p) = s
+                    .split_once(':')
+                    .context("auths entry is not user:password")?;
+                return Ok(Some(Credentials {
+                    username: u.into(),
+                    password: p.into(),
+                }));
             }
         }
     }
@@ -131,8 +155,12 @@ fn run_helper(prog: &str, server: &str) -> Result<Option<Credentials>> {
         }
         bail!("{prog} get failed: {}", msg.trim());
     }
-    let o: Out = serde_json::from_slice(&out.stdout).with_context(|| format!("{prog} printed invalid JSON"))?;
-    Ok(Some(Credentials { username: o.username, password: o.secret }))
+    let o: Out = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{prog} printed invalid JSON"))?;
+    Ok(Some(Credentials {
+        username: o.username,
+        password: o.secret,
+    }))
 }
 
 #[cfg(test)]
@@ -142,8 +170,17 @@ mod tests {
     #[test]
     fn reads_auths_entries() {
         let cfg: DockerConfig = serde_json::from_str(r#"{"auths":{"localhost:5000":{"auth":"dXNlcjpwYXNz"},"https://index.docker.io/v1/":{"auth":"aHViOnNlY3JldA=="}}}"#).unwrap();
-        assert_eq!(lookup_in(&cfg, "localhost:5000").unwrap(), Some(Credentials { username: "user".into(), password: "pass".into() }));
-        assert_eq!(lookup_in(&cfg, "docker.io").unwrap().unwrap().username, "hub");
+        assert_eq!(
+            lookup_in(&cfg, "localhost:5000").unwrap(),
+            Some(Credentials {
+                username: "user".into(),
+                password: "pass".into()
+            })
+        );
+        assert_eq!(
+            lookup_in(&cfg, "docker.io").unwrap().unwrap().username,
+            "hub"
+        );
         assert_eq!(lookup_in(&cfg, "other:1").unwrap(), None);
     }
 
@@ -154,9 +191,21 @@ mod tests {
         let helper = dir.path().join("docker-credential-ddifftest");
         std::fs::write(&helper, "#!/bin/sh\nread host\necho \"{\\\"Username\\\":\\\"u-$host\\\",\\\"Secret\\\":\\\"s\\\"}\"\n").unwrap();
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let c = run_helper(helper.to_str().unwrap(), "reg.example:5000").unwrap().unwrap();
-        assert_eq!(c, Credentials { username: "u-reg.example:5000".into(), password: "s".into() });
+        let c = run_helper(helper.to_str().unwrap(), "reg.example:5000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c,
+            Credentials {
+                username: "u-reg.example:5000".into(),
+                password: "s".into()
+            }
+        );
         let err = helper_get("ddiff-no-such-helper", "x").unwrap_err();
-        assert!(err.to_string().contains("docker-credential-ddiff-no-such-helper"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("docker-credential-ddiff-no-such-helper"),
+            "{err}"
+        );
     }
 }

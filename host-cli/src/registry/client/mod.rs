@@ -20,7 +20,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use ddiff_core::{Descriptor, Digest, RawManifest, Verifier};
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION,
+    WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 pub use credentials::Credentials;
@@ -83,7 +86,11 @@ impl Registry {
     pub fn new(host: &str, opts: ClientOptions) -> Result<Registry> {
         let plain = opts.insecure || is_loopback(host);
         let scheme = if plain { "http" } else { "https" };
-        let api_host = if host == "docker.io" { "registry-1.docker.io" } else { host };
+        let api_host = if host == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
         let http = reqwest::Client::builder()
             .user_agent(concat!("ddiff/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
@@ -119,7 +126,11 @@ impl Registry {
 
     /// Sends a request built by `make` (called again for each attempt), handling auth
     /// challenges and retrying transient failures. `scope` is e.g. `repository:app:pull`.
-    async fn send(&self, scope: &str, make: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync)) -> Result<Response> {
+    async fn send(
+        &self,
+        scope: &str,
+        make: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
+    ) -> Result<Response> {
         let mut attempt = 0;
         let mut authed_once = false;
         loop {
@@ -130,10 +141,18 @@ impl Registry {
             let result = rb.send().await;
             let transient = match &result {
                 Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-                Ok(r) => r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error(),
+                Ok(r) => {
+                    r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
+                }
             };
             if transient && attempt < RETRY_DELAYS_MS.len() {
-                tracing::debug!("transient failure ({}), retrying", match &result { Err(e) => e.to_string(), Ok(r) => r.status().to_string() });
+                tracing::debug!(
+                    "transient failure ({}), retrying",
+                    match &result {
+                        Err(e) => e.to_string(),
+                        Ok(r) => r.status().to_string(),
+                    }
+                );
                 tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[attempt])).await;
                 attempt += 1;
                 continue;
@@ -141,7 +160,12 @@ impl Registry {
             let resp = result.with_context(|| format!("cannot reach registry {}", self.host))?;
             if resp.status() == StatusCode::UNAUTHORIZED && !authed_once {
                 authed_once = true;
-                let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 let header = self.answer_challenge(&challenge, scope).await?;
                 if let Ok(mut m) = self.auth.lock() {
                     m.insert(scope.to_string(), header);
@@ -155,13 +179,24 @@ impl Registry {
     async fn answer_challenge(&self, challenge: &str, scope: &str) -> Result<HeaderValue> {
         let (scheme, params) = parse_challenge(challenge);
         if scheme.eq_ignore_ascii_case("basic") {
-            let c = self.credentials.as_ref().ok_or_else(|| anyhow!("registry {} requires credentials (docker login {} or --username/--password)", self.host, self.host))?;
+            let c = self.credentials.as_ref().ok_or_else(|| {
+                anyhow!(
+                    "registry {} requires credentials (docker login {} or --username/--password)",
+                    self.host,
+                    self.host
+                )
+            })?;
             return basic_header(c);
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
-            bail!("registry {} asked for unsupported auth scheme {scheme:?}", self.host);
+            bail!(
+                "registry {} asked for unsupported auth scheme {scheme:?}",
+                self.host
+            );
         }
-        let realm = params.get("realm").ok_or_else(|| anyhow!("registry {}: Bearer challenge without realm", self.host))?;
+        let realm = params
+            .get("realm")
+            .ok_or_else(|| anyhow!("registry {}: Bearer challenge without realm", self.host))?;
         let mut req = self.http.get(realm.as_str());
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = params.get("service") {
@@ -174,17 +209,29 @@ impl Registry {
         if let Some(c) = &self.credentials {
             req = req.header(AUTHORIZATION, basic_header(c)?);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach token service {realm}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach token service {realm}"))?;
         if !resp.status().is_success() {
-            bail!("token service {realm} refused scope {scope:?}: {}", resp.status());
+            bail!(
+                "token service {realm} refused scope {scope:?}: {}",
+                resp.status()
+            );
         }
         #[derive(serde::Deserialize)]
         struct Token {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let t: Token = resp.json().await.context("token service returned invalid JSON")?;
-        let tok = t.token.or(t.access_token).ok_or_else(|| anyhow!("token service {realm} returned no token"))?;
+        let t: Token = resp
+            .json()
+            .await
+            .context("token service returned invalid JSON")?;
+        let tok = t
+            .token
+            .or(t.access_token)
+            .ok_or_else(|| anyhow!("token service {realm} returned no token"))?;
         HeaderValue::from_str(&format!("Bearer {tok}")).context("token is not a valid header value")
     }
 
@@ -206,34 +253,59 @@ impl Registry {
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<RawManifest> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let scope = format!("repository:{repo}:pull");
-        let resp = self.send(&scope, &|c| Ok(c.get(&url).header(ACCEPT, MANIFEST_ACCEPT))).await?;
+        let resp = self
+            .send(&scope, &|c| Ok(c.get(&url).header(ACCEPT, MANIFEST_ACCEPT)))
+            .await?;
         let resp = self.check(Method::GET, &url, resp).await?;
-        let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = read_limited(resp, ddiff_core::manifest::MAX_MANIFEST_BYTES).await?;
         let expected = Digest::parse(reference).ok();
-        RawManifest::parse_with_digest(bytes, ct.as_deref(), expected.as_ref()).with_context(|| format!("{}/{repo}:{reference}", self.host))
+        RawManifest::parse_with_digest(bytes, ct.as_deref(), expected.as_ref())
+            .with_context(|| format!("{}/{repo}:{reference}", self.host))
     }
 
     /// Whether a manifest exists (HEAD); returns its digest.
     pub async fn head_manifest(&self, repo: &str, reference: &str) -> Result<Option<Digest>> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let scope = format!("repository:{repo}:pull");
-        let resp = self.send(&scope, &|c| Ok(c.head(&url).header(ACCEPT, MANIFEST_ACCEPT))).await?;
+        let resp = self
+            .send(&scope, &|c| {
+                Ok(c.head(&url).header(ACCEPT, MANIFEST_ACCEPT))
+            })
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         let resp = self.check(Method::HEAD, &url, resp).await?;
-        let d = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).and_then(|s| Digest::parse(s).ok());
+        let d = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| Digest::parse(s).ok());
         Ok(d)
     }
 
     /// Puts a manifest under a tag or its digest.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let scope = format!("repository:{repo}:pull,push");
         let body = Bytes::copy_from_slice(bytes);
         let resp = self
-            .send(&scope, &|c| Ok(c.put(&url).header(CONTENT_TYPE, media_type).body(body.clone())))
+            .send(&scope, &|c| {
+                Ok(c.put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(body.clone()))
+            })
             .await?;
         self.check(Method::PUT, &url, resp).await.map(|_| ())
     }
@@ -247,7 +319,10 @@ impl Registry {
             return Ok(None);
         }
         let resp = self.check(Method::HEAD, &url, resp).await?;
-        Ok(resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()))
+        Ok(resp
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok()))
     }
 
     /// Fetches a small blob (a config) whole, verified.
@@ -263,7 +338,12 @@ impl Registry {
 
     /// Streams a blob into `sink`, verifying digest and size as it arrives. On a mismatch the
     /// error names the blob; what `sink` received must then be discarded by the caller.
-    pub async fn download_blob(&self, repo: &str, desc: &Descriptor, sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send)) -> Result<()> {
+    pub async fn download_blob(
+        &self,
+        repo: &str,
+        desc: &Descriptor,
+        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
+    ) -> Result<()> {
         let url = self.url(&format!("/v2/{repo}/blobs/{}", desc.digest));
         let scope = format!("repository:{repo}:pull");
         let resp = self.send(&scope, &|c| Ok(c.get(&url))).await?;
@@ -271,11 +351,20 @@ impl Registry {
         let mut v = Verifier::with_factory(desc.digest.clone(), desc.size, fast_hasher);
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.with_context(|| format!("download of {} from {} broke off after {} bytes", desc.digest, self.host, v.bytes_seen()))?;
-            v.update(&chunk).with_context(|| format!("{}/{repo}: blob {}", self.host, desc.digest))?;
+            let chunk = chunk.with_context(|| {
+                format!(
+                    "download of {} from {} broke off after {} bytes",
+                    desc.digest,
+                    self.host,
+                    v.bytes_seen()
+                )
+            })?;
+            v.update(&chunk)
+                .with_context(|| format!("{}/{repo}: blob {}", self.host, desc.digest))?;
             sink(&chunk)?;
         }
-        v.finish().with_context(|| format!("{}/{repo}: blob {}", self.host, desc.digest))?;
+        v.finish()
+            .with_context(|| format!("{}/{repo}: blob {}", self.host, desc.digest))?;
         Ok(())
     }
 
@@ -285,7 +374,11 @@ impl Registry {
         let scope = format!("repository:{repo}:pull,push repository:{from}:pull");
         let d = digest.to_string();
         let resp = self
-            .send(&scope, &|c| Ok(c.post(&url).query(&[("mount", d.as_str()), ("from", from)]).header(CONTENT_LENGTH, 0)))
+            .send(&scope, &|c| {
+                Ok(c.post(&url)
+                    .query(&[("mount", d.as_str()), ("from", from)])
+                    .header(CONTENT_LENGTH, 0))
+            })
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(true),
@@ -327,13 +420,17 @@ impl Registry {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[attempt - 1])).await;
             }
-            let resp = self.send(&scope, &|c| Ok(c.post(&start).header(CONTENT_LENGTH, 0))).await?;
+            let resp = self
+                .send(&scope, &|c| Ok(c.post(&start).header(CONTENT_LENGTH, 0)))
+                .await?;
             let resp = self.check(Method::POST, &start, resp).await?;
             let loc = resp
                 .headers()
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| anyhow!("registry {} opened an upload without a Location", self.host))?;
+                .ok_or_else(|| {
+                    anyhow!("registry {} opened an upload without a Location", self.host)
+                })?;
             let loc = self.absolute(loc);
             let sep = if loc.contains('?') { '&' } else { '?' };
             let put = format!("{loc}{sep}digest={digest}");
@@ -347,12 +444,16 @@ impl Registry {
                 .await;
             match result {
                 Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status().is_server_error() => last_err = Some(anyhow::Error::from(error_from(Method::PUT, &put, r).await)),
+                Ok(r) if r.status().is_server_error() => {
+                    last_err = Some(anyhow::Error::from(error_from(Method::PUT, &put, r).await))
+                }
                 Ok(r) => return Err(error_from(Method::PUT, &put, r).await.into()),
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| anyhow!("upload failed")).context(format!("upload of {digest} to {}/{repo}", self.host)))
+        Err(last_err
+            .unwrap_or_else(|| anyhow!("upload failed"))
+            .context(format!("upload of {digest} to {}/{repo}", self.host)))
     }
 
     /// Lists tags (following `Link` pagination).
@@ -384,12 +485,21 @@ impl Registry {
 fn next_link(h: &HeaderMap) -> Option<String> {
     let v = h.get("link")?.to_str().ok()?;
     let (url, rel) = v.split_once(';')?;
-    rel.contains("next").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    rel.contains("next").then(|| {
+        url.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
+    })
 }
 
 fn basic_header(c: &Credentials) -> Result<HeaderValue> {
     let raw = format!("{}:{}", c.username, c.password);
-    HeaderValue::from_str(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))).context("credentials are not a valid header value")
+    HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    ))
+    .context("credentials are not a valid header value")
 }
 
 /// Parses `Bearer realm="…",service="…",scope="…"`.
@@ -399,7 +509,9 @@ fn parse_challenge(s: &str) -> (String, HashMap<String, String>) {
     let mut params = HashMap::new();
     let mut rest = rest.trim();
     while !rest.is_empty() {
-        let Some((k, r)) = rest.split_once('=') else { break };
+        let Some((k, r)) = rest.split_once('=') else {
+            break;
+        };
         let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
         let r = r.trim_start();
         let (v, r) = if let Some(r) = r.strip_prefix('"') {
@@ -446,10 +558,23 @@ async fn error_from(method: Method, url: &str, resp: Response) -> RegistryError 
     }
     let body = resp.bytes().await.unwrap_or_default();
     let (code, message) = match serde_json::from_slice::<Envelope>(&body) {
-        Ok(e) if !e.errors.is_empty() => (Some(e.errors[0].code.clone()), e.errors[0].message.clone()),
-        _ => (None, String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string()),
+        Ok(e) if !e.errors.is_empty() => {
+            (Some(e.errors[0].code.clone()), e.errors[0].message.clone())
+        }
+        _ => (
+            None,
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string(),
+        ),
     };
-    RegistryError { method, url: url.to_string(), status, code, message }
+    RegistryError {
+        method,
+        url: url.to_string(),
+        status,
+        code,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -458,7 +583,9 @@ mod tests {
 
     #[test]
     fn parses_bearer_challenges() {
-        let (s, p) = parse_challenge(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#);
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
         assert_eq!(s, "Bearer");
         assert_eq!(p["realm"], "https://auth.example/token");
         assert_eq!(p["service"], "registry.example");
@@ -470,10 +597,20 @@ mod tests {
 
     #[test]
     fn loopback_hosts_use_plain_http() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "[::1]:5000", "127.1.2.3"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["registry.example.com", "10.0.0.1:5000", "localhost.example.com"] {
+        for h in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }
@@ -481,7 +618,10 @@ mod tests {
     #[test]
     fn follows_link_headers() {
         let mut h = HeaderMap::new();
-        h.insert("link", HeaderValue::from_static("</v2/a/tags/list?n=2&last=b>; rel=\"next\""));
+        h.insert(
+            "link",
+            HeaderValue::from_static("</v2/a/tags/list?n=2&last=b>; rel=\"next\""),
+        );
         assert_eq!(next_link(&h).as_deref(), Some("/v2/a/tags/list?n=2&last=b"));
     }
 }
