@@ -38,9 +38,12 @@ pub struct VerifiedBundle {
 
 /// Sniffs the format from the first bytes.
 pub fn detect(path: &Path) -> Result<Format> {
-    let mut f = File::open(path).with_context(|| format!("cannot open bundle {}", path.display()))?;
+    let mut f =
+        File::open(path).with_context(|| format!("cannot open bundle {}", path.display()))?;
     let mut head = [0u8; 2];
-    let n = f.read(&mut head).with_context(|| format!("cannot read {}", path.display()))?;
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if n == 2 && head == [0x1f, 0x8b] {
         return Ok(Format::Legacy);
     }
@@ -51,7 +54,8 @@ pub fn detect(path: &Path) -> Result<Format> {
 /// `progress(done, total)` is called as bytes are read (`total` is the file size).
 pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<VerifiedBundle> {
     let format = detect(path)?;
-    let file = File::open(path).with_context(|| format!("cannot open bundle {}", path.display()))?;
+    let file =
+        File::open(path).with_context(|| format!("cannot open bundle {}", path.display()))?;
     let file_size = file.metadata()?.len();
     let where_ = path.display().to_string();
     let report = match format {
@@ -147,7 +151,8 @@ fn finish(report: Option<Report>, end: Result<(), BundleError>) -> Result<Report
 pub fn open_blob(bundle: &VerifiedBundle, index: usize) -> Result<Box<dyn Read + Send>> {
     let offset = bundle.report.offsets[index];
     let size = bundle.report.meta.blobs[index].size;
-    let file = File::open(&bundle.path).with_context(|| format!("cannot reopen {}", bundle.path.display()))?;
+    let file = File::open(&bundle.path)
+        .with_context(|| format!("cannot reopen {}", bundle.path.display()))?;
     match bundle.format {
         Format::V1 => {
             let mut f = BufReader::with_capacity(CHUNK, file);
@@ -160,4 +165,101 @@ pub fn open_blob(bundle: &VerifiedBundle, index: usize) -> Result<Box<dyn Read +
             Ok(Box::new(gz.take(size)))
         }
     }
+}
+
+/// What [`stream_file`] read.
+pub struct Streamed {
+    /// Bytes handed to the consumer.
+    pub bytes: u64,
+    /// SHA-256 of the whole file, when asked for and the whole file was read.
+    pub file_sha256: Option<ddiff_core::Digest>,
+}
+
+/// Buffers in flight between the reader thread and the consumer.
+const PIPELINE_DEPTH: usize = 4;
+
+/// Streams a file to `consume` with reading (and, with `hash_file`, a SHA-256 of the whole
+/// file, as `sha256sum` computes it) on a second thread, so that IO and the consumer's own
+/// hashing run on two cores. `consume` returns `false` to stop early (e.g. the bundle is
+/// already known to be damaged); the whole-file hash is then `None`.
+pub fn stream_file(
+    path: &Path,
+    hash_file: bool,
+    mut consume: impl FnMut(&[u8]) -> bool,
+) -> Result<Streamed> {
+    use std::sync::mpsc::{channel, sync_channel};
+    let mut file =
+        File::open(path).with_context(|| format!("cannot open bundle {}", path.display()))?;
+    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, usize)>(PIPELINE_DEPTH);
+    let (empty_tx, empty_rx) = channel::<Vec<u8>>();
+    for _ in 0..PIPELINE_DEPTH {
+        // The receiver is alive: it is owned by this function.
+        empty_tx.send(vec![0u8; CHUNK]).expect("pool channel open");
+    }
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || -> Result<Option<ddiff_core::Digest>> {
+            let mut ctx = hash_file.then(|| ring::digest::Context::new(&ring::digest::SHA256));
+            loop {
+                // `empty_rx` fails once the consumer stopped and dropped its side.
+                let Ok(mut buf) = empty_rx.recv() else {
+                    return Ok(None);
+                };
+                let n = read_full(&mut file, &mut buf).context("read error")?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(c) = &mut ctx {
+                    c.update(&buf[..n]);
+                }
+                if full_tx.send((buf, n)).is_err() {
+                    return Ok(None);
+                }
+                if n < CHUNK {
+                    break;
+                }
+            }
+            // Signal the end with an empty buffer (the consumer may already be gone).
+            let _ = full_tx.send((Vec::new(), 0));
+            Ok(ctx.map(|c| {
+                // SHA-256 output is always 32 bytes.
+                ddiff_core::Digest::from_raw(ddiff_core::Algorithm::Sha256, c.finish().as_ref())
+                    .expect("sha256 output")
+            }))
+        });
+        let mut bytes = 0u64;
+        let mut complete = false;
+        while let Ok((buf, n)) = full_rx.recv() {
+            if n == 0 {
+                complete = true;
+                break;
+            }
+            bytes += n as u64;
+            if !consume(&buf[..n]) {
+                break;
+            }
+            let _ = empty_tx.send(buf);
+        }
+        drop(full_rx);
+        drop(empty_tx);
+        // A panic in the reader is a bug; propagate it.
+        let hashed = reader.join().expect("reader thread panicked")?;
+        Ok(Streamed {
+            bytes,
+            file_sha256: if complete { hashed } else { None },
+        })
+    })
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }

@@ -448,6 +448,8 @@ impl Decoder {
                     )
                 }
                 Phase::End => "before the end-of-archive marker".into(),
+                Phase::Layout => "before oci-layout".into(),
+                Phase::Index => "before index.json".into(),
                 _ => "before the end of the archive".into(),
             },
             _ => "before ddiff.json was complete".into(),

@@ -127,9 +127,10 @@ pub fn checksum_path(bundle: &Path) -> PathBuf {
 
 /// The line `sha256sum` writes for a file: `<hex>  <name>`.
 pub fn checksum_line(sha256: &Digest, bundle: &Path) -> String {
-    let name = bundle
-        .file_name()
-        .map_or_else(|| bundle.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = bundle.file_name().map_or_else(
+        || bundle.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     format!("{}  {name}\n", sha256.hex())
 }
 
@@ -153,7 +154,10 @@ pub fn parse_checksum_file(text: &str, bundle: &Path) -> Result<String, String> 
         entries.push((hex.to_ascii_lowercase(), file.to_string()));
     }
     let by_name = entries.iter().find(|(_, f)| {
-        f == &name || Path::new(f).file_name().is_some_and(|n| n.to_string_lossy() == name)
+        f == &name
+            || Path::new(f)
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy() == name)
     });
     match (by_name, entries.as_slice()) {
         (Some((h, _)), _) => Ok(h.clone()),
@@ -234,7 +238,13 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
                     r.ok = true;
                     r.bytes = v.file_size;
                     r.blobs_verified = v.report.meta.blobs.len();
-                    r.targets = v.report.meta.targets.iter().map(|t| t.reference.clone()).collect();
+                    r.targets = v
+                        .report
+                        .meta
+                        .targets
+                        .iter()
+                        .map(|t| t.reference.clone())
+                        .collect();
                     if hash_file {
                         match bundle_io::stream_file(path, true, |_| true) {
                             Ok(s) => s.file_sha256,
@@ -379,9 +389,7 @@ pub fn render(r: &FileResult) -> String {
         )
     };
     match &r.checksum {
-        Checksum::Ok { file, .. } => {
-            s += &format!("\n     sha256 matches {}", file.display())
-        }
+        Checksum::Ok { file, .. } => s += &format!("\n     sha256 matches {}", file.display()),
         Checksum::Written { file, sha256 } => {
             s += &format!("\n     wrote {} (sha256 {sha256})", file.display())
         }
@@ -420,8 +428,14 @@ mod tests {
     fn checksum_file_parsing() {
         let h = "a".repeat(64);
         let p = Path::new("/x/app.bundle");
-        assert_eq!(parse_checksum_file(&format!("{h}  app.bundle\n"), p), Ok(h.clone()));
-        assert_eq!(parse_checksum_file(&format!("{h} *other\n"), p), Ok(h.clone()));
+        assert_eq!(
+            parse_checksum_file(&format!("{h}  app.bundle\n"), p),
+            Ok(h.clone())
+        );
+        assert_eq!(
+            parse_checksum_file(&format!("{h} *other\n"), p),
+            Ok(h.clone())
+        );
         let two = format!("{}  a\n{h}  app.bundle\n", "b".repeat(64));
         assert_eq!(parse_checksum_file(&two, p), Ok(h.clone()));
         assert!(parse_checksum_file(&format!("{}  a\n{h}  b\n", "b".repeat(64)), p).is_err());
@@ -443,13 +457,20 @@ mod tests {
         };
         assert_eq!(sha256, Digest::sha256(&bytes).hex());
         let line = std::fs::read_to_string(checksum_path(&path)).unwrap();
-        assert_eq!(line, format!("{}  app.bundle\n", Digest::sha256(&bytes).hex()));
+        assert_eq!(
+            line,
+            format!("{}  app.bundle\n", Digest::sha256(&bytes).hex())
+        );
         let r = verify_one(&path, &args(false), &progress);
         assert!(matches!(r.checksum, Checksum::Ok { .. }), "{r:?}");
         assert_eq!(r.targets, ["demo/app:2"]);
         assert_eq!(r.blobs_verified, 4);
         // Same bundle content, different side file: the copy is not what was checksummed.
-        std::fs::write(checksum_path(&path), format!("{}  app.bundle\n", "0".repeat(64))).unwrap();
+        std::fs::write(
+            checksum_path(&path),
+            format!("{}  app.bundle\n", "0".repeat(64)),
+        )
+        .unwrap();
         let r = verify_one(&path, &args(false), &progress);
         assert!(!r.ok);
         assert!(matches!(r.checksum, Checksum::Mismatch { .. }));
