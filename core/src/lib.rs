@@ -22,6 +22,7 @@ pub mod diff;
 pub mod digest;
 pub mod docker_archive;
 pub mod dockerfile;
+pub mod engine_plan;
 pub mod fuzz;
 pub mod inspect;
 pub mod layer_files;
@@ -41,6 +42,7 @@ pub use digest::{
 };
 pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
 pub use dockerfile::{DockerfileError, ResolveOptions};
+pub use engine_plan::{EngineError, ExportedLayer, LayerHint, LoadArchive, LoadEntry};
 pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
 pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
 pub use load::{plan_load, restrict_to_target, DestinationState, LoadError, LoadPlan, ManifestPut};
