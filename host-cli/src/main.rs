@@ -15,7 +15,7 @@ use ddiff_cli::registry::server::{self, ServerArgs};
 ///
 /// New here? `ddiff demo` runs the whole flow on two embedded registries.
 #[derive(Parser)]
-#[command(name = "ddiff", version, max_term_width = 100)]
+#[command(name = "ddiff", version, max_term_width = 100, verbatim_doc_comment)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -33,10 +33,14 @@ enum Command {
     Load(cmd::load::LoadArgs),
     /// List the blobs of an image.
     List(cmd::list::ListArgs),
+    /// Run the whole flow on two embedded registries with generated images (no Docker needed).
+    Demo(cmd::demo::DemoArgs),
 }
 
-fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+/// Log level: `DDIFF_LOG` (e.g. `debug`), else info for the server (a line per request) and
+/// warnings for everything else (commands report through progress and their output).
+fn init_logging(server: bool) {
+    let default = if server { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DDIFF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -49,13 +53,14 @@ fn init_logging(quiet: bool) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.quiet);
+    init_logging(matches!(cli.command, Command::Server(_)));
     let g = &cli.global;
     let result = match cli.command {
         Command::Server(args) => server::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Diff(args) => cmd::diff::run(args, g).await,
         Command::Load(args) => cmd::load::run(args, g).await,
         Command::List(args) => cmd::list::run(args, g).await,
+        Command::Demo(args) => cmd::demo::run(args, g).await,
     };
     match result {
         Ok(code) => code,

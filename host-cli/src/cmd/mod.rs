@@ -1,5 +1,6 @@
 //! One module per subcommand. Each exposes `XArgs` (clap) and `run(args, &Global)`.
 
+pub mod demo;
 pub mod diff;
 pub mod list;
 pub mod load;
