@@ -3,3 +3,4 @@
 mod common;
 mod server_interop;
 mod server_routes;
+mod registry_e2e;
