@@ -505,6 +505,46 @@ pub fn docker_load_archive(
     })
 }
 
+/// The `index.json` of an OCI image layout after adding `entries` (descriptor, full name,
+/// tag): existing entries with the same `org.opencontainers.image.ref.name` are replaced,
+/// everything else (unknown fields included) is kept. `existing` is `None` for a new layout.
+pub fn layout_index_with(
+    existing: Option<&[u8]>,
+    entries: &[(Descriptor, String, String)],
+) -> Result<Vec<u8>, EngineError> {
+    const REF_NAME: &str = "org.opencontainers.image.ref.name";
+    let bad = |problem| EngineError::Blob {
+        digest: Digest::sha256(existing.unwrap_or_default()),
+        problem,
+    };
+    let mut v: serde_json::Value = match existing {
+        Some(b) => serde_json::from_slice(b).map_err(|_| bad("index.json is not JSON"))?,
+        None => serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::OciIndex.as_str(),
+            "manifests": [],
+        }),
+    };
+    let list = v
+        .get_mut("manifests")
+        .and_then(|m| m.as_array_mut())
+        .ok_or_else(|| bad("index.json has no manifests array"))?;
+    for (desc, name, tag) in entries {
+        list.retain(|e| {
+            e.pointer("/annotations/org.opencontainers.image.ref.name")
+                .and_then(|t| t.as_str())
+                != Some(tag.as_str())
+        });
+        let mut d = desc.clone();
+        let mut ann = d.annotations.take().unwrap_or_default();
+        ann.insert(REF_NAME.into(), tag.clone());
+        ann.insert("io.containerd.image.name".into(), name.clone());
+        d.annotations = Some(ann);
+        list.push(serde_json::to_value(&d).map_err(|_| bad("descriptor does not serialise"))?);
+    }
+    serde_json::to_vec(&v).map_err(|_| bad("index.json does not serialise"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -748,5 +788,33 @@ mod tests {
                 .unwrap()
                 .zstd
         );
+    }
+    #[test]
+    fn layout_index_replaces_same_tag_and_keeps_others() {
+        let a = Descriptor::new(MediaType::OciManifest, d("a"), 1);
+        let b = Descriptor::new(MediaType::OciManifest, d("b"), 2);
+        let one = layout_index_with(
+            None,
+            &[(a, "docker.io/library/bb:base".into(), "base".into())],
+        )
+        .unwrap();
+        let two = layout_index_with(
+            Some(&one),
+            &[(b.clone(), "docker.io/library/app:2".into(), "2".into())],
+        )
+        .unwrap();
+        let three = layout_index_with(
+            Some(&two),
+            &[(b, "docker.io/library/app:2".into(), "2".into())],
+        )
+        .unwrap();
+        let idx = RawManifest::parse(three, None).unwrap();
+        let m = &idx.as_index().unwrap().manifests;
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m[1].annotations.as_ref().unwrap()["org.opencontainers.image.ref.name"],
+            "2"
+        );
+        assert!(layout_index_with(Some(b"[]"), &[]).is_err());
     }
 }

@@ -348,6 +348,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             targets: vec![format!("docker://{}/demo/app:2", online.host)],
             output: Some(bundle.clone()),
             platform: PlatformArgs::default(),
+            compress: Default::default(),
         },
         &quiet,
     )

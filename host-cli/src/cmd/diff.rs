@@ -31,6 +31,8 @@ pub struct DiffArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub platform: PlatformArgs,
+    #[command(flatten)]
+    pub compress: crate::compress::CompressArgs,
 }
 
 /// What `diff` reports (`--json`).
@@ -84,6 +86,15 @@ fn resolvable(r: &ImageRef, arg: &str) -> Result<()> {
 
 /// The work of `diff`, reusable by `demo` and `build`.
 pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
+    // The local Docker engine and docker save archives have their own path.
+    let mut local =
+        args.base != "scratch" && super::diff_local::is_local(&parse_image_ref(&args.base)?);
+    for t in &args.targets {
+        local |= super::diff_local::is_local(&parse_image_ref(t)?);
+    }
+    if local || args.base == "scratch" {
+        return super::diff_local::diff_local(args, global).await;
+    }
     let progress = global.progress();
     let choice = args.platform.choice()?;
     let opts = global.client_options();

@@ -35,7 +35,10 @@ pub struct LoadArgs {
     /// The bundle file.
     pub bundle: PathBuf,
     /// Destination: docker://HOST (keep the bundle's names) or docker://HOST/REPO:TAG
-    /// (one-target bundles).
+    /// (one-target bundles); docker-daemon: (the local engine, no registry needed;
+    /// docker-daemon:NAME:TAG renames), oci:DIR (merge into a layout holding the base) or
+    /// docker-archive:FILE (a `docker load` file). Without --to and with no registry
+    /// configured or answering at localhost:5000, the local engine.
     #[arg(long, value_name = "REF")]
     pub to: Option<String>,
     /// Do not pull the loaded images into the local Docker engine afterwards.
@@ -140,6 +143,10 @@ pub async fn verify_with_progress(path: PathBuf, progress: &Progress) -> Result<
 
 /// The work of `load`, reusable by `demo`.
 pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
+    // No registry: the local engine, an OCI layout or a docker load archive.
+    if let Some(dest) = super::load_local::local_destination(args.to.as_deref()).await? {
+        return super::load_local::load_local(args, global, dest).await;
+    }
     let progress = global.progress();
     let dest = parse_to(args.to.as_deref())?;
     let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);

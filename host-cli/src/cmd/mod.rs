@@ -2,8 +2,10 @@
 
 pub mod demo;
 pub mod diff;
+pub mod diff_local;
 pub mod list;
 pub mod load;
+pub mod load_local;
 
 use anyhow::{Context, Result};
 use ddiff_core::{ImageRef, Platform};

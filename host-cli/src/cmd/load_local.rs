@@ -1,0 +1,460 @@
+//! `ddiff load` without a registry: into the local Docker engine (a `docker load` stream that
+//! carries only the bundle's layers), into an OCI image layout (`--to oci:DIR`), or into a
+//! `docker load` archive file (`--to docker-archive:FILE`).
+//!
+//! Nothing is written until every target was checked: for the engine, that it has the base
+//! (an image whose layers are a prefix of the target's, covering every layer the bundle does
+//! not carry); for a layout, that it holds every relied-on layer (by digest or diff_id).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use ddiff_core::bundle::Report;
+use ddiff_core::engine_plan::{base_covers, docker_load_archive, layout_index_with};
+use ddiff_core::{
+    plan_load, restrict_to_target, Descriptor, DestinationState, Digest, ImageConfig, ImageRef,
+    LoadArchive, RawManifest, Reference,
+};
+
+use super::load::{verify_with_progress, LoadArgs, LoadSummary};
+use super::Global;
+use crate::archive::{load_stream_size, write_load_stream};
+use crate::bundle_io::{open_blob, VerifiedBundle};
+use crate::engine::Engine;
+
+/// Where a registry-less load goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalDest {
+    /// The local engine; optionally renamed (one-target bundles).
+    Engine(Option<String>),
+    /// An OCI image layout directory.
+    Layout(PathBuf),
+    /// A `docker load` archive file.
+    Archive(PathBuf),
+}
+
+/// Whether `--to` (or its absence) means a registry-less load. Without `--to`, the engine is
+/// used when no registry is configured (`DDIFF_URL`/`DDIFF_PORT` unset) and nothing answers
+/// at `localhost:5000`.
+pub async fn local_destination(to: Option<&str>) -> Result<Option<LocalDest>> {
+    let Some(to) = to else {
+        let configured =
+            std::env::var_os("DDIFF_URL").is_some() || std::env::var_os("DDIFF_PORT").is_some();
+        if configured {
+            return Ok(None);
+        }
+        let answers = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            tokio::net::TcpStream::connect("localhost:5000"),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        return Ok((!answers).then_some(LocalDest::Engine(None)));
+    };
+    if to == "docker-daemon:" || to == "docker-daemon" {
+        return Ok(Some(LocalDest::Engine(None)));
+    }
+    if to.starts_with("docker-daemon:")
+        || to.starts_with("oci:")
+        || to.starts_with("docker-archive:")
+    {
+        return Ok(Some(
+            match ImageRef::parse(to).with_context(|| format!("--to {to:?}"))? {
+                ImageRef::DockerDaemon(r) => LocalDest::Engine(Some(r.familiar())),
+                ImageRef::Oci { path, reference } => {
+                    if reference.is_some() {
+                        bail!("--to {to:?}: name the layout only (oci:DIR); images keep the bundle's tags");
+                    }
+                    LocalDest::Layout(PathBuf::from(path))
+                }
+                ImageRef::DockerArchive { path, reference } => {
+                    if reference.is_some() {
+                        bail!("--to {to:?}: name the file only (docker-archive:FILE)");
+                    }
+                    LocalDest::Archive(PathBuf::from(path))
+                }
+                _ => unreachable!("prefix checked above"),
+            },
+        ));
+    }
+    Ok(None)
+}
+
+/// Runs a registry-less load.
+pub async fn load_local(args: &LoadArgs, global: &Global, dest: LocalDest) -> Result<LoadSummary> {
+    let progress = global.progress();
+    let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);
+    let meta = &bundle.report.meta;
+    let rename = match &dest {
+        LocalDest::Engine(Some(n)) => Some(n.clone()),
+        _ => None,
+    };
+    if rename.is_some() && meta.targets.len() != 1 {
+        bail!(
+            "--to docker-daemon:NAME needs a one-target bundle; this one has {}",
+            meta.targets.len()
+        );
+    }
+    match dest {
+        LocalDest::Engine(_) => to_engine(&bundle, rename.as_deref(), global).await,
+        LocalDest::Archive(path) => {
+            if meta.targets.len() != 1 {
+                bail!("--to docker-archive: needs a one-target bundle");
+            }
+            let a = docker_load_archive(&bundle.report, 0, None)?;
+            let b = bundle.clone();
+            tokio::task::spawn_blocking(move || write_archive_file(&b, &a, &path)).await??;
+            Ok(LoadSummary {
+                images: meta.targets.iter().map(|t| t.reference.clone()).collect(),
+                uploaded_blobs: meta.blobs.len(),
+                uploaded_bytes: meta.carried_bytes(),
+                skipped_blobs: meta.relied.len(),
+                ..LoadSummary::default()
+            })
+        }
+        LocalDest::Layout(dir) => {
+            let b = bundle.clone();
+            tokio::task::spawn_blocking(move || to_layout(&b, &dir)).await?
+        }
+    }
+}
+
+fn write_archive_file(bundle: &VerifiedBundle, a: &LoadArchive, path: &Path) -> Result<()> {
+    let tmp = crate::archive::temp_path(
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+        "archive",
+    );
+    let mut guard = crate::archive::TempFiles::default();
+    guard.add(tmp.clone());
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+    );
+    write_load_stream(bundle, a, &mut f, None)?;
+    f.into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(())
+}
+
+/// Names under which the engine may hold the base: as written, and without a registry host.
+fn base_candidates(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in report.meta.base.iter().flat_map(|b| b.references.iter()) {
+        let Ok(ir) = ImageRef::parse(r) else { continue };
+        if let Some(reference) = ir.reference() {
+            out.push(reference.familiar());
+            let short = format!("{}:{}", reference.repository(), reference.tag_or_latest());
+            if let Ok(s) = Reference::parse(&short) {
+                out.push(s.familiar());
+            }
+        } else if let ImageRef::DockerArchive {
+            reference: Some(n), ..
+        } = ir
+        {
+            out.push(n);
+        }
+    }
+    out.dedup();
+    out
+}
+
+async fn to_engine(
+    bundle: &Arc<VerifiedBundle>,
+    rename: Option<&str>,
+    global: &Global,
+) -> Result<LoadSummary> {
+    let progress = global.progress();
+    let engine = Engine::connect().await?;
+    let (version, major) = engine.version().await?;
+    let meta = &bundle.report.meta;
+    let base_name = meta
+        .base
+        .as_ref()
+        .and_then(|b| b.references.first().cloned())
+        .unwrap_or_else(|| "(none)".into());
+    // Phase 1: check every target; nothing is sent before all pass.
+    let mut archives = Vec::new();
+    let mut all_images: Option<Vec<(String, Vec<Digest>)>> = None;
+    for ti in 0..meta.targets.len() {
+        let a = docker_load_archive(&bundle.report, ti, rename)?;
+        if a.zstd && major < 25 {
+            bail!(
+                "{}: the bundle's layers are zstd-compressed and this Docker engine ({version}) reads only gzip; make the bundle with --compression gzip (nothing was loaded)",
+                a.tag
+            );
+        }
+        if a.absent.iter().any(|x| *x) {
+            let mut ok = false;
+            for c in base_candidates(&bundle.report) {
+                if let Some(img) = engine.inspect(&c).await? {
+                    if base_covers(&a.diff_ids, &a.absent, &img.diff_ids) {
+                        ok = true;
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                // The base may be there under another name: look at every image.
+                if all_images.is_none() {
+                    let mut v = Vec::new();
+                    for (id, _) in engine.list().await? {
+                        if let Some(img) = engine.inspect(&id).await? {
+                            v.push((id, img.diff_ids));
+                        }
+                    }
+                    all_images = Some(v);
+                }
+                ok = all_images
+                    .iter()
+                    .flatten()
+                    .any(|(_, ids)| base_covers(&a.diff_ids, &a.absent, ids));
+            }
+            if !ok {
+                let n = a.absent.iter().filter(|x| **x).count();
+                bail!(
+                    "the local Docker engine lacks the base {base_name} of {} ({n} layer(s) the bundle does not carry); nothing was loaded. Bring the base first (docker load -i base.tar, or ddiff load of a bundle made with base scratch), then run this again",
+                    a.tag
+                );
+            }
+        }
+        archives.push(a);
+    }
+    // Phase 2: one docker load stream per target.
+    let mut summary = LoadSummary::default();
+    for a in archives {
+        let item = progress.item(format!("docker load {}", a.tag), load_stream_size(&a));
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+        let (b, a2, it) = (bundle.clone(), a.clone(), item.clone());
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut w = ChannelWriter { tx: tx.clone() };
+            let r = write_load_stream(&b, &a2, &mut w, Some(&it));
+            if let Err(e) = &r {
+                let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+            }
+            r
+        });
+        let msgs = engine.load(rx).await;
+        let written = writer.await?;
+        let msgs = msgs.with_context(|| format!("docker load of {}", a.tag))?;
+        written?;
+        item.finish("loaded");
+        for m in &msgs {
+            progress.println(m);
+        }
+        let got = engine
+            .inspect(&a.tag)
+            .await?
+            .ok_or_else(|| anyhow!("docker load reported success but {} is not there", a.tag))?;
+        if got.id != a.image_id {
+            bail!(
+                "{} is image {} after the load, expected {}",
+                a.tag,
+                got.id,
+                a.image_id
+            );
+        }
+        summary.images.push(format!("{}@{}", a.tag, a.image_id));
+        for (i, e) in a.entries.iter().enumerate() {
+            let _ = i;
+            if let ddiff_core::LoadEntry::Blob { size, .. } = e {
+                summary.uploaded_blobs += 1;
+                summary.uploaded_bytes += size;
+            }
+        }
+        summary.skipped_blobs += a.absent.iter().filter(|x| **x).count();
+    }
+    Ok(summary)
+}
+
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::other("the engine stopped reading the load stream"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// OCI image layouts.
+
+fn layout_blob(dir: &Path, d: &Digest) -> PathBuf {
+    dir.join(d.layout_path())
+}
+
+/// What the layout holds of the report's blobs, and its base layers by diff_id.
+fn layout_state(dir: &Path, report: &Report) -> Result<DestinationState> {
+    let mut state = DestinationState::default();
+    let meta = &report.meta;
+    for d in meta
+        .relied
+        .iter()
+        .map(|r| &r.digest)
+        .chain(meta.blobs.iter().map(|b| &b.digest))
+    {
+        if layout_blob(dir, d).is_file() {
+            state.present.insert(d.clone());
+        }
+    }
+    let missing = meta
+        .relied
+        .iter()
+        .any(|r| !state.present.contains(&r.digest));
+    if !missing {
+        return Ok(state);
+    }
+    // Relied layers stored under another digest (compressed differently): map every image
+    // of the layout by diff_id.
+    let Ok(bytes) = std::fs::read(dir.join("index.json")) else {
+        return Ok(state);
+    };
+    let mut stack: Vec<Descriptor> = RawManifest::parse(bytes, None)
+        .ok()
+        .and_then(|m| m.as_index().map(|i| i.manifests.clone()))
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(d) = stack.pop() {
+        if !seen.insert(d.digest.clone()) {
+            continue;
+        }
+        let Ok(b) = std::fs::read(layout_blob(dir, &d.digest)) else {
+            continue;
+        };
+        let Ok(m) = RawManifest::parse_with_digest(b, Some(d.media_type.as_str()), Some(&d.digest))
+        else {
+            continue;
+        };
+        if let Some(i) = m.as_index() {
+            stack.extend(i.manifests.iter().cloned());
+        } else if let Some(img) = m.as_image() {
+            let Ok(cb) = std::fs::read(layout_blob(dir, &img.config.digest)) else {
+                continue;
+            };
+            let Ok(cfg) = ImageConfig::parse(&cb) else {
+                continue;
+            };
+            for (l, id) in img.layers.iter().zip(&cfg.rootfs.diff_ids) {
+                if layout_blob(dir, &l.digest).is_file() {
+                    state.present.insert(l.digest.clone());
+                    state.by_diff_id.insert(id.clone(), l.clone());
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Writes `bytes` as a blob (verified by construction: named by their digest).
+fn put_blob(dir: &Path, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()> {
+    let dest = layout_blob(dir, d);
+    if dest.is_file() {
+        return Ok(());
+    }
+    let parent = dest.parent().context("blob path has a parent")?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = crate::archive::temp_path(parent, "blob");
+    let mut guard = crate::archive::TempFiles::default();
+    guard.add(tmp.clone());
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut v = ddiff_core::Verifier::with_factory(d.clone(), size, crate::hash::fast_hasher);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        v.update(&buf[..n]).with_context(|| format!("blob {d}"))?;
+        f.write_all(&buf[..n])
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+    }
+    v.finish().with_context(|| format!("blob {d}"))?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    Ok(())
+}
+
+fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
+    let meta = &bundle.report.meta;
+    let is_new = !dir.join("index.json").exists();
+    // Phase 1: plan every target against what the layout holds.
+    let mut plans = Vec::new();
+    for ti in 0..meta.targets.len() {
+        let report =
+            restrict_to_target(&bundle.report, ti).context("internal error: target index")?;
+        let state = layout_state(dir, &report)?;
+        let plan = plan_load(&report, &state).with_context(|| {
+            format!(
+                "cannot load {} into oci:{}: nothing was written",
+                report.meta.targets[0].reference,
+                dir.display()
+            )
+        })?;
+        plans.push((report, plan));
+    }
+    // Phase 2: blobs (verified into place), then index.json atomically.
+    std::fs::create_dir_all(dir.join("blobs"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    if is_new {
+        std::fs::write(dir.join("oci-layout"), ddiff_core::bundle::meta::OCI_LAYOUT)
+            .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
+    }
+    let mut summary = LoadSummary::default();
+    let mut entries = Vec::new();
+    for (report, plan) in &plans {
+        for &i in &plan.uploads {
+            let b = &report.meta.blobs[i];
+            let full = meta
+                .blobs
+                .iter()
+                .position(|x| x.digest == b.digest)
+                .context("internal error: blob index")?;
+            let mut r = open_blob(bundle, full)?;
+            put_blob(dir, &b.digest, &mut r, b.size)?;
+            summary.uploaded_blobs += 1;
+            summary.uploaded_bytes += b.size;
+        }
+        summary.skipped_blobs += plan.already_present.len() + report.meta.relied.len();
+        summary.substituted_layers += plan.substitutions.len();
+        for m in &plan.manifests {
+            put_blob(dir, &m.digest, &mut &m.bytes[..], m.bytes.len() as u64)?;
+            if m.target.is_some() {
+                let t = &report.meta.targets[0];
+                let r = Reference::parse(&t.reference)
+                    .with_context(|| format!("bundle target {:?}", t.reference))?;
+                let d =
+                    Descriptor::new(m.media_type.clone(), m.digest.clone(), m.bytes.len() as u64);
+                entries.push((d, r.to_string(), r.tag_or_latest().to_string()));
+                summary.images.push(format!(
+                    "oci:{}:{}@{}",
+                    dir.display(),
+                    r.tag_or_latest(),
+                    m.digest
+                ));
+            }
+        }
+    }
+    let index_path = dir.join("index.json");
+    let existing = std::fs::read(&index_path).ok();
+    let new_index = layout_index_with(existing.as_deref(), &entries)?;
+    let tmp = crate::archive::temp_path(dir, "index");
+    std::fs::write(&tmp, &new_index).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &index_path)
+        .with_context(|| format!("cannot write {}", index_path.display()))?;
+    Ok(summary)
+}
