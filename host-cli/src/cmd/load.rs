@@ -207,8 +207,12 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
             tasks.spawn(async move {
                 let _permit = sem.acquire().await?;
                 let it = item.clone();
-                let open = move || body_from_blob(bundle.clone(), full_index, it.clone());
-                client.upload_blob(&repo, &b.digest, b.size, &open).await?;
+                let open = move |from: u64, len: u64| {
+                    body_from_blob(bundle.clone(), full_index, from, len, it.clone())
+                };
+                client
+                    .upload_blob_resumable(&repo, &b.digest, b.size, &open)
+                    .await?;
                 item.finish("uploaded");
                 Ok::<u64, anyhow::Error>(b.size)
             });
@@ -393,15 +397,42 @@ fn base_reference(s: &str) -> Option<Reference> {
     Reference::parse(s).ok()
 }
 
-/// A streamed request body over one blob of the bundle, read on a blocking thread.
+/// Opens `len` bytes of blob `index` from offset `from` within the blob.
+fn open_blob_range(
+    bundle: &VerifiedBundle,
+    index: usize,
+    from: u64,
+    len: u64,
+) -> Result<Box<dyn Read + Send>> {
+    use std::io::{Seek, SeekFrom};
+    match bundle.format {
+        crate::bundle_io::Format::V1 => {
+            let mut f = std::fs::File::open(&bundle.path)
+                .with_context(|| format!("cannot reopen {}", bundle.path.display()))?;
+            f.seek(SeekFrom::Start(bundle.report.offsets[index] + from))?;
+            Ok(Box::new(
+                std::io::BufReader::with_capacity(1 << 20, f).take(len),
+            ))
+        }
+        crate::bundle_io::Format::Legacy => {
+            let mut r = open_blob(bundle, index)?;
+            std::io::copy(&mut (&mut r).take(from), &mut std::io::sink())?;
+            Ok(Box::new(r.take(len)))
+        }
+    }
+}
+
+/// A streamed request body over a range of one blob of the bundle, read on a blocking thread.
 fn body_from_blob(
     bundle: Arc<VerifiedBundle>,
     index: usize,
+    from: u64,
+    len: u64,
     item: crate::progress::Item,
 ) -> Result<reqwest::Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
-        let mut r = match open_blob(&bundle, index) {
+        let mut r = match open_blob_range(&bundle, index, from, len) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));

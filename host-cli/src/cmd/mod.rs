@@ -1,11 +1,14 @@
 //! One module per subcommand. Each exposes `XArgs` (clap) and `run(args, &Global)`.
 
+pub mod build;
 pub mod demo;
 pub mod diff;
 pub mod diff_local;
 pub mod list;
 pub mod load;
 pub mod load_local;
+pub mod pull;
+pub mod push;
 
 use anyhow::{Context, Result};
 use ddiff_core::{ImageRef, Platform};
@@ -32,6 +35,9 @@ pub struct Global {
     /// Registry password or token.
     #[arg(long, global = true, env = "DDIFF_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Upload blobs larger than this many MiB in chunks of this size, resuming after failures.
+    #[arg(long, global = true, env = "DDIFF_UPLOAD_CHUNK_MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub upload_chunk_mib: u64,
 }
 
 impl Global {
@@ -46,6 +52,7 @@ impl Global {
                 }),
                 _ => None,
             },
+            chunk_size: self.upload_chunk_mib * 1024 * 1024,
         }
     }
 

@@ -11,7 +11,10 @@ use crate::common::{docker, require_peer, run, DdiffServer, RefRegistry};
 
 fn ddiff() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
-    c.env("DOCKER_HOST", std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default());
+    c.env(
+        "DOCKER_HOST",
+        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
+    );
     c.env_remove("DDIFF_URL").env_remove("DDIFF_PORT");
     c
 }
@@ -31,7 +34,10 @@ fn build_base_and_delta(prefix: &str) -> (String, String) {
         format!("FROM {base}\nRUN echo \"Hello DockerDiff!\" > hello_ddiff.txt\n"),
     )
     .unwrap();
-    run(docker().env("DOCKER_BUILDKIT", "0").args(["build", "-q", "-t", &delta]).arg(ctx.path()));
+    run(docker()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", &delta])
+        .arg(ctx.path()));
     (base, delta)
 }
 
@@ -45,7 +51,9 @@ fn push(local: &str, remote: &str) {
 fn listing(root: &Path) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64)>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -94,9 +102,17 @@ fn original_workflow(kind: &str) {
     push(&delta, &format!("{}/e2e/delta:1", online.addr));
     let bundle = dir.path().join("delta.ddiff");
     let out = run(ddiff()
-        .args(["diff", &format!("docker://{}/e2e/base:1", online.addr), &format!("docker://{}/e2e/delta:1", online.addr), "-o"])
+        .args([
+            "diff",
+            &format!("docker://{}/e2e/base:1", online.addr),
+            &format!("docker://{}/e2e/delta:1", online.addr),
+            "-o",
+        ])
         .arg(&bundle));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("carries"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("carries"),
+        "{out:?}"
+    );
     // The air gap: the online registry and its data are gone.
     drop(online);
     std::fs::remove_dir_all(&online_root).unwrap();
@@ -104,12 +120,21 @@ fn original_workflow(kind: &str) {
     let dest = Dest::start(kind, &dir.path().join("offline"));
     push(&base, &format!("{}/e2e/base:1", dest.addr()));
     let _ = docker().args(["rmi", "-f", &delta]).output();
-    let out = run(ddiff().args(["load"]).arg(&bundle).args(["--to", &format!("docker://{}", dest.addr())]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("loaded"), "{out:?}");
+    let out = run(ddiff()
+        .args(["load"])
+        .arg(&bundle)
+        .args(["--to", &format!("docker://{}", dest.addr())]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("loaded"),
+        "{out:?}"
+    );
     // `load` pulled it into the engine: run it.
     let image = format!("{}/e2e/delta:1", dest.addr());
     let out = run(docker().args(["run", "--rm", &image, "cat", "hello_ddiff.txt"]));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Hello DockerDiff!");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Hello DockerDiff!"
+    );
     let _ = docker().args(["rmi", "-f", &image]).output();
 }
 
@@ -135,18 +160,31 @@ fn destination_without_the_base_is_refused_and_unchanged() {
     push(&delta, &format!("{}/nb/delta:1", online.addr));
     let bundle = dir.path().join("nb.ddiff");
     run(ddiff()
-        .args(["diff", &format!("docker://{}/nb/base:1", online.addr), &format!("docker://{}/nb/delta:1", online.addr), "-o"])
+        .args([
+            "diff",
+            &format!("docker://{}/nb/base:1", online.addr),
+            &format!("docker://{}/nb/delta:1", online.addr),
+            "-o",
+        ])
         .arg(&bundle));
     let root = dir.path().join("empty");
     let dest = DdiffServer::start(&root, &[]);
     // Something unrelated is there already; it must stay exactly as it is.
     push(&delta, &format!("{}/other/thing:1", dest.addr));
     let before = listing(&root);
-    let out = ddiff().args(["load", "--no-pull"]).arg(&bundle).args(["--to", &format!("docker://{}", dest.addr)]).output().unwrap();
+    let out = ddiff()
+        .args(["load", "--no-pull"])
+        .arg(&bundle)
+        .args(["--to", &format!("docker://{}", dest.addr)])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("ddiff: error:") && last.contains("lacks") && last.contains("nb/base:1"), "{err}");
+    assert!(
+        last.starts_with("ddiff: error:") && last.contains("lacks") && last.contains("nb/base:1"),
+        "{err}"
+    );
     assert_eq!(listing(&root), before, "the destination changed");
 }
 
@@ -161,14 +199,21 @@ fn multi_platform_index_one_platform_or_all() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use ddiff_cli::registry::client::{ClientOptions, Registry};
-        let push_all = |reg: Registry, repo: &'static str, blobs: Vec<Vec<u8>>, manifests: Vec<(String, ddiff_core::RawManifest)>| async move {
+        let push_all = |reg: Registry,
+                        repo: &'static str,
+                        blobs: Vec<Vec<u8>>,
+                        manifests: Vec<(String, ddiff_core::RawManifest)>| async move {
             for b in blobs {
                 let d = Digest::sha256(&b);
                 let len = b.len() as u64;
-                reg.upload_blob(repo, &d, len, &move || Ok(reqwest::Body::from(b.clone()))).await.unwrap();
+                reg.upload_blob(repo, &d, len, &move || Ok(reqwest::Body::from(b.clone())))
+                    .await
+                    .unwrap();
             }
             for (r, m) in manifests {
-                reg.put_manifest(repo, &r, m.media_type().as_str(), m.bytes()).await.unwrap();
+                reg.put_manifest(repo, &r, m.media_type().as_str(), m.bytes())
+                    .await
+                    .unwrap();
             }
         };
         let mut images = Vec::new();
@@ -179,47 +224,239 @@ fn multi_platform_index_one_platform_or_all() {
             let base_t = layer_tar(&[(&format!("{arch}/base"), b"base")], 0);
             let app_t = layer_tar(&[(&format!("{arch}/app"), b"app")], 0);
             let (bl, al) = (plain_layer(&base_t, "base"), plain_layer(&app_t, "app"));
-            let bc = config_json(std::slice::from_ref(&bl), "linux", arch, "2026-01-01T00:00:00Z");
+            let bc = config_json(
+                std::slice::from_ref(&bl),
+                "linux",
+                arch,
+                "2026-01-01T00:00:00Z",
+            );
             let ac = config_json(&[bl.clone(), al], "linux", arch, "2026-01-01T00:00:00Z");
             let bm = manifest(&MediaType::OciManifest, &bc, std::slice::from_ref(&bl));
-            let am = manifest(&MediaType::OciManifest, &ac, &[bl, plain_layer(&app_t, "app")]);
+            let am = manifest(
+                &MediaType::OciManifest,
+                &ac,
+                &[bl, plain_layer(&app_t, "app")],
+            );
             blobs_on.extend([base_t.clone(), app_t, bc.clone(), ac]);
             blobs_base.extend([base_t, bc]);
             images.push((am, arch));
             base_images.push((bm, arch));
         }
-        let app_idx = index(&images.iter().map(|(m, a)| (m, "linux", *a)).collect::<Vec<_>>());
-        let base_idx = index(&base_images.iter().map(|(m, a)| (m, "linux", *a)).collect::<Vec<_>>());
-        let mut on_manifests: Vec<(String, ddiff_core::RawManifest)> =
-            images.iter().chain(&base_images).map(|(m, _)| (m.digest().to_string(), m.clone())).collect();
+        let app_idx = index(
+            &images
+                .iter()
+                .map(|(m, a)| (m, "linux", *a))
+                .collect::<Vec<_>>(),
+        );
+        let base_idx = index(
+            &base_images
+                .iter()
+                .map(|(m, a)| (m, "linux", *a))
+                .collect::<Vec<_>>(),
+        );
+        let mut on_manifests: Vec<(String, ddiff_core::RawManifest)> = images
+            .iter()
+            .chain(&base_images)
+            .map(|(m, _)| (m.digest().to_string(), m.clone()))
+            .collect();
         on_manifests.push(("1".into(), base_idx.clone()));
-        let base_only: Vec<_> = base_images.iter().map(|(m, _)| (m.digest().to_string(), m.clone())).chain([("1".to_string(), base_idx.clone())]).collect();
-        push_all(Registry::new(&online.addr, ClientOptions::default()).unwrap(), "mp/base", blobs_on.clone(), on_manifests.clone()).await;
-        let mut app_manifests: Vec<_> = images.iter().map(|(m, _)| (m.digest().to_string(), m.clone())).collect();
+        let base_only: Vec<_> = base_images
+            .iter()
+            .map(|(m, _)| (m.digest().to_string(), m.clone()))
+            .chain([("1".to_string(), base_idx.clone())])
+            .collect();
+        push_all(
+            Registry::new(&online.addr, ClientOptions::default()).unwrap(),
+            "mp/base",
+            blobs_on.clone(),
+            on_manifests.clone(),
+        )
+        .await;
+        let mut app_manifests: Vec<_> = images
+            .iter()
+            .map(|(m, _)| (m.digest().to_string(), m.clone()))
+            .collect();
         app_manifests.push(("2".into(), app_idx.clone()));
-        push_all(Registry::new(&online.addr, ClientOptions::default()).unwrap(), "mp/app", blobs_on, app_manifests).await;
-        push_all(Registry::new(&offline.addr, ClientOptions::default()).unwrap(), "mp/base", blobs_base, base_only).await;
+        push_all(
+            Registry::new(&online.addr, ClientOptions::default()).unwrap(),
+            "mp/app",
+            blobs_on,
+            app_manifests,
+        )
+        .await;
+        push_all(
+            Registry::new(&offline.addr, ClientOptions::default()).unwrap(),
+            "mp/base",
+            blobs_base,
+            base_only,
+        )
+        .await;
     });
     let b = format!("docker://{}/mp/base:1", online.addr);
     let a = format!("docker://{}/mp/app:2", online.addr);
     // One platform: the bundle's target is the arm64 image manifest.
     let one = dir.path().join("one.ddiff");
-    run(ddiff().args(["diff", &b, &a, "--platform", "linux/arm64", "-o"]).arg(&one));
-    let out = run(ddiff().args(["--json", "load", "--no-pull"]).arg(&one).args(["--to", &format!("docker://{}/mp/app-arm64:2", offline.addr)]));
+    run(ddiff()
+        .args(["diff", &b, &a, "--platform", "linux/arm64", "-o"])
+        .arg(&one));
+    let out = run(ddiff()
+        .args(["--json", "load", "--no-pull"])
+        .arg(&one)
+        .args(["--to", &format!("docker://{}/mp/app-arm64:2", offline.addr)]));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["uploaded_blobs"], 2, "{s}"); // arm64 config + app layer
-    // All platforms: the index itself arrives, digest unchanged.
+                                               // All platforms: the index itself arrives, digest unchanged.
     let all = dir.path().join("all.ddiff");
-    run(ddiff().args(["diff", &b, &a, "--all-platforms", "-o"]).arg(&all));
-    let out = run(ddiff().args(["--json", "load", "--no-pull"]).arg(&all).args(["--to", &format!("docker://{}", offline.addr)]));
+    run(ddiff()
+        .args(["diff", &b, &a, "--all-platforms", "-o"])
+        .arg(&all));
+    let out = run(ddiff()
+        .args(["--json", "load", "--no-pull"])
+        .arg(&all)
+        .args(["--to", &format!("docker://{}", offline.addr)]));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let online_idx = run(ddiff().args(["--json", "list", &a, "--all-platforms"]));
     let rows: serde_json::Value = serde_json::from_slice(&online_idx.stdout).unwrap();
     let idx_digest = rows[0]["digest"].as_str().unwrap();
-    assert!(s["images"][0].as_str().unwrap().ends_with(idx_digest), "{s} vs {idx_digest}");
+    assert!(
+        s["images"][0].as_str().unwrap().ends_with(idx_digest),
+        "{s} vs {idx_digest}"
+    );
     // A platform the index lacks: a clear error listing what there is.
-    let out = ddiff().args(["diff", &b, &a, "--platform", "linux/s390x", "-o"]).arg(dir.path().join("x.ddiff")).output().unwrap();
+    let out = ddiff()
+        .args(["diff", &b, &a, "--platform", "linux/s390x", "-o"])
+        .arg(dir.path().join("x.ddiff"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("linux/s390x") && err.contains("linux/amd64, linux/arm64"), "{err}");
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/amd64, linux/arm64"),
+        "{err}"
+    );
+}
+
+/// Bytes sitting in upload sessions under a registry root (`_uploads/*/data`).
+fn bytes_in_uploads(root: &Path) -> u64 {
+    listing(root)
+        .iter()
+        .filter(|(p, _)| p.contains("/_uploads/") && p.ends_with("/data"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn tags(addr: &str, repo: &str) -> Vec<String> {
+    let out = Command::new("skopeo")
+        .args([
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{addr}/{repo}"),
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Vec::new(); // NAME_UNKNOWN: no tags at all
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Tags"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn load_killed_midway_never_tags_and_finishes_when_rerun() {
+    if !require_peer("docker") || !require_peer("skopeo") {
+        return;
+    }
+    let (base, _) = build_base_and_delta("e2e-kill");
+    let big = "e2e-kill-big:1";
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN /bin/busybox dd if=/dev/urandom of=/big bs=1048576 count=40 2>/dev/null\n"),
+    )
+    .unwrap();
+    run(docker()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", big])
+        .arg(ctx.path()));
+    let dir = tempfile::tempdir().unwrap();
+    let online = DdiffServer::start(&dir.path().join("online"), &[]);
+    push(&base, &format!("{}/k/base:1", online.addr));
+    push(big, &format!("{}/k/big:1", online.addr));
+    let bundle = dir.path().join("big.ddiff");
+    run(ddiff()
+        .args([
+            "diff",
+            &format!("docker://{}/k/base:1", online.addr),
+            &format!("docker://{}/k/big:1", online.addr),
+            "-o",
+        ])
+        .arg(&bundle));
+    // Kill after a little, about half, and most of the 40 MiB layer went up (1 MiB chunks).
+    for (round, threshold) in [1u64 << 20, 20 << 20, 36 << 20].into_iter().enumerate() {
+        let root = dir.path().join(format!("offline-{round}"));
+        let dest = DdiffServer::start(&root, &[]);
+        push(&base, &format!("{}/k/base:1", dest.addr));
+        let mut child = ddiff()
+            .args([
+                "load",
+                "--no-pull",
+                "--jobs",
+                "1",
+                "--upload-chunk-mib",
+                "1",
+                "--quiet",
+            ])
+            .arg(&bundle)
+            .args(["--to", &format!("docker://{}", dest.addr)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let killed = loop {
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            if bytes_in_uploads(&root) >= threshold {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                break true;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "load neither progressed nor finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        if killed {
+            assert!(
+                !tags(&dest.addr, "k/big").contains(&"1".to_string()),
+                "round {round}: a tag points at an incomplete image"
+            );
+        } else {
+            println!(
+                "round {round}: the load finished before {threshold} bytes were seen in flight"
+            );
+        }
+        // Re-run: completes, and the image is whole.
+        run(ddiff()
+            .args(["load", "--no-pull"])
+            .arg(&bundle)
+            .args(["--to", &format!("docker://{}", dest.addr)]));
+        assert_eq!(tags(&dest.addr, "k/big"), vec!["1".to_string()]);
+        if round == 2 {
+            let image = format!("{}/k/big:1", dest.addr);
+            run(docker().args(["pull", &image]).stdout(Stdio::null()));
+            let out =
+                run(docker().args(["run", "--rm", &image, "/bin/busybox", "wc", "-c", "/big"]));
+            assert!(
+                String::from_utf8_lossy(&out.stdout).starts_with("41943040"),
+                "{out:?}"
+            );
+            let _ = docker().args(["rmi", "-f", &image]).output();
+        }
+    }
 }

@@ -40,7 +40,13 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// Credentials to use; `None` looks them up in the Docker config.
     pub credentials: Option<Credentials>,
+    /// Blobs larger than this are uploaded in chunks of this size (PATCH with
+    /// `Content-Range`), resuming from the registry's offset after a failure. 0 = default.
+    pub chunk_size: u64,
 }
+
+/// Default chunk size for chunked uploads (and the threshold above which they are used).
+pub const DEFAULT_CHUNK_SIZE: u64 = 128 * 1024 * 1024;
 
 /// An error answered by a registry, with the spec's error code when it sent one.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +72,7 @@ pub struct Registry {
     credentials: Option<Credentials>,
     /// scope → `Authorization` header value.
     auth: Mutex<HashMap<String, HeaderValue>>,
+    chunk_size: u64,
 }
 
 /// Whether `host` (with optional port) is a loopback name.
@@ -108,6 +115,11 @@ impl Registry {
             http,
             credentials,
             auth: Mutex::new(HashMap::new()),
+            chunk_size: if opts.chunk_size == 0 {
+                DEFAULT_CHUNK_SIZE
+            } else {
+                opts.chunk_size
+            },
         })
     }
 
@@ -454,6 +466,99 @@ impl Registry {
         Err(last_err
             .unwrap_or_else(|| anyhow!("upload failed"))
             .context(format!("upload of {digest} to {}/{repo}", self.host)))
+    }
+
+    /// Uploads a blob whose bytes can be re-read from any offset: monolithic when small,
+    /// otherwise in chunks (PATCH with `Content-Range`), and after a broken chunk asks the
+    /// registry how much it has (GET on the session, `Range` header) and resumes from there.
+    /// `open(from, len)` yields a body of `len` bytes starting at `from`.
+    pub async fn upload_blob_resumable(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        open: &(dyn Fn(u64, u64) -> Result<reqwest::Body> + Sync),
+    ) -> Result<()> {
+        if size <= self.chunk_size {
+            return self
+                .upload_blob(repo, digest, size, &|| open(0, size))
+                .await;
+        }
+        let scope = format!("repository:{repo}:pull,push");
+        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
+        let resp = self
+            .send(&scope, &|c| Ok(c.post(&start).header(CONTENT_LENGTH, 0)))
+            .await?;
+        let resp = self.check(Method::POST, &start, resp).await?;
+        let mut loc = self.absolute(
+            resp.headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| {
+                    anyhow!("registry {} opened an upload without a Location", self.host)
+                })?,
+        );
+        let mut offset = 0u64;
+        let mut failures = 0usize;
+        while offset < size {
+            let len = self.chunk_size.min(size - offset);
+            let range = format!("{}-{}", offset, offset + len - 1);
+            let l = loc.clone();
+            let result = self
+                .send(&scope, &|c| {
+                    Ok(c.patch(&l)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header("content-range", range.as_str())
+                        .header(CONTENT_LENGTH, len)
+                        .body(open(offset, len)?))
+                })
+                .await;
+            match result {
+                Ok(r) if r.status().is_success() => {
+                    if let Some(next) = r.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+                        loc = self.absolute(next);
+                    }
+                    offset += len;
+                    failures = 0;
+                    continue;
+                }
+                Ok(r)
+                    if !(r.status().is_server_error()
+                        || r.status() == StatusCode::RANGE_NOT_SATISFIABLE) =>
+                {
+                    return Err(error_from(Method::PATCH, &l, r).await.into());
+                }
+                Ok(_) | Err(_) => {}
+            }
+            failures += 1;
+            if failures > RETRY_DELAYS_MS.len() {
+                bail!(
+                    "upload of {digest} to {}/{repo} failed {failures} times at offset {offset}",
+                    self.host
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[failures - 1])).await;
+            // Resume where the registry says it is.
+            let l = loc.clone();
+            let st = self.send(&scope, &|c| Ok(c.get(&l))).await?;
+            let st = self.check(Method::GET, &l, st).await?;
+            if let Some(next) = st.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
+                loc = self.absolute(next);
+            }
+            offset = st
+                .headers()
+                .get("range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| r.rsplit('-').next()?.parse::<u64>().ok())
+                .map_or(0, |end| end + 1);
+            tracing::info!("resuming upload of {digest} at offset {offset}");
+        }
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let put = format!("{loc}{sep}digest={digest}");
+        let resp = self
+            .send(&scope, &|c| Ok(c.put(&put).header(CONTENT_LENGTH, 0)))
+            .await?;
+        self.check(Method::PUT, &put, resp).await.map(|_| ())
     }
 
     /// Lists tags (following `Link` pagination).
