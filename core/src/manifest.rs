@@ -303,7 +303,8 @@ mod tests {
     use super::*;
 
     const V2S2: &str = include_str!("../tests/data/manifests/docker-v2s2.json");
-    const OCI_INDEX: &str = include_str!("../tests/data/manifests/oci-index.json");
+    const OCI_INDEX: &str =
+        include_str!("../tests/data/manifests/synthetic-two-platform-index.json");
 
     #[test]
     fn keeps_exact_bytes_and_digest() {
@@ -314,6 +315,34 @@ mod tests {
         let img = m.as_image().unwrap();
         assert_eq!(img.layers.len(), 3);
         assert_eq!(m.references().len(), 4);
+    }
+
+    #[test]
+    fn real_oci_documents_from_skopeo() {
+        let m = include_bytes!("../tests/data/manifests/skopeo-oci-manifest.json");
+        let expected = Digest::parse(
+            "sha256:b4dca03c643dd84e55cd28d4535200e394ca295cd9904acd68609115940318c3",
+        )
+        .unwrap();
+        let m = RawManifest::parse_with_digest(m.to_vec(), None, Some(&expected)).unwrap();
+        assert_eq!(m.media_type(), &MediaType::OciManifest);
+        let img = m.as_image().unwrap();
+        assert_eq!(img.config.media_type, MediaType::OciConfig);
+        assert_eq!(img.layers[0].media_type, MediaType::OciLayerGzip);
+        let cfg = include_bytes!("../tests/data/manifests/skopeo-oci-config.json");
+        assert_eq!(Digest::sha256(cfg), img.config.digest);
+        let c = crate::ImageConfig::parse(cfg).unwrap();
+        assert_eq!(c.rootfs.diff_ids.len(), 1);
+        // skopeo's layout index.json has no mediaType: inferred from its shape.
+        let idx = include_bytes!("../tests/data/manifests/skopeo-oci-layout-index.json");
+        let idx = RawManifest::parse(idx.to_vec(), None).unwrap();
+        assert_eq!(idx.media_type(), &MediaType::OciIndex);
+        let entry = &idx.as_index().unwrap().manifests[0];
+        assert_eq!(entry.digest, expected);
+        assert_eq!(
+            entry.annotations.as_ref().unwrap()["org.opencontainers.image.ref.name"],
+            "base"
+        );
     }
 
     #[test]
