@@ -605,11 +605,16 @@ fn upload_unknown(id: &str) -> RegistryError {
     .with_detail(json!({ "uuid": id }))
 }
 
+/// The current offset of a session. An unknown id is also dropped from the in-memory map,
+/// so requests for made-up ids cannot grow it.
 async fn session_offset(state: &AppState, name: &str, id: &str) -> Result<u64> {
     let data = state.inner.storage.upload_dir(name, id).join("data");
     match tokio::fs::metadata(&data).await {
         Ok(m) => Ok(m.len()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(upload_unknown(id)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            state.inner.sessions.remove(id);
+            Err(upload_unknown(id))
+        }
         Err(e) => Err(RegistryError::internal("reading an upload session", e)),
     }
 }
