@@ -389,8 +389,7 @@ pub fn docker_load_archive(
         digest: img.manifest.clone(),
         problem: "not an image manifest",
     })?;
-    let cbytes = json(&img.config)?;
-    let cfg = ImageConfig::parse(cbytes).map_err(|e| EngineError::Config {
+    let cfg = ImageConfig::parse(json(&img.config)?).map_err(|e| EngineError::Config {
         digest: img.config.clone(),
         message: e.to_string(),
     })?;
@@ -407,59 +406,108 @@ pub fn docker_load_archive(
             .map(|r| r.familiar())
             .map_err(|_| terr("is not a valid image name"))?,
     };
-    let blob_path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().name(), d.hex());
-    let index_of = |d: &Digest| meta.blobs.iter().position(|b| &b.digest == d);
-    let mut entries = vec![LoadEntry::File {
-        path: "oci-layout".into(),
-        bytes: crate::bundle::meta::OCI_LAYOUT.to_vec(),
-    }];
-    let mut seen = BTreeSet::new();
-    let mut push_blob = |entries: &mut Vec<LoadEntry>, d: &Digest| -> Result<(), EngineError> {
-        if !seen.insert(d.clone()) {
-            return Ok(());
-        }
-        let i = index_of(d).ok_or(EngineError::Blob {
-            digest: d.clone(),
-            problem: "not carried by the bundle",
-        })?;
-        let b = &meta.blobs[i];
-        entries.push(if b.kind.is_json() {
-            LoadEntry::File {
-                path: blob_path(d),
-                bytes: json(d)?.clone(),
-            }
-        } else {
-            LoadEntry::Blob {
-                path: blob_path(d),
-                index: i,
-                size: b.size,
-            }
+    let cfg_bytes = json(&img.config)?;
+    assemble(&manifest, cfg_bytes, cfg, tag, |_, l| {
+        let i = meta
+            .blobs
+            .iter()
+            .position(|b| b.digest == l.digest && b.kind == BlobKind::Layer)?;
+        Some((i, meta.blobs[i].size))
+    })
+}
+
+/// Plans the `docker load` stream of one image pulled from a registry: `skip[i]` marks layers
+/// the engine already has (left out); the others are [`LoadEntry::Blob`] with `index` = the
+/// layer's position in the manifest, for the host to stream from the registry.
+pub fn docker_load_image(
+    manifest: &RawManifest,
+    config: &[u8],
+    skip: &[bool],
+    tag: &str,
+) -> Result<LoadArchive, EngineError> {
+    let digest = Digest::sha256(config);
+    let m = manifest.as_image().ok_or(EngineError::Blob {
+        digest: manifest.digest().clone(),
+        problem: "not an image manifest",
+    })?;
+    let cfg = ImageConfig::parse(config).map_err(|e| EngineError::Config {
+        digest: digest.clone(),
+        message: e.to_string(),
+    })?;
+    if cfg.rootfs.diff_ids.len() != m.layers.len() || skip.len() != m.layers.len() {
+        return Err(EngineError::LayerCount {
+            digest,
+            expected: cfg.rootfs.diff_ids.len(),
+            found: m.layers.len(),
         });
-        Ok(())
+    }
+    assemble(manifest, config, cfg, tag.to_string(), |i, l| {
+        (!skip[i]).then_some((i, l.size))
+    })
+}
+
+/// The entries of a load stream: `oci-layout`, config, manifest, the layers `layer` returns
+/// `(index, size)` for, `index.json`, `manifest.json`. Layers without an entry are listed by
+/// diff_id and left out.
+fn assemble(
+    manifest: &RawManifest,
+    config: &[u8],
+    cfg: ImageConfig,
+    tag: String,
+    mut layer: impl FnMut(usize, &Descriptor) -> Option<(usize, u64)>,
+) -> Result<LoadArchive, EngineError> {
+    let blob_path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().name(), d.hex());
+    let Some(m) = manifest.as_image() else {
+        return Err(EngineError::Blob {
+            digest: manifest.digest().clone(),
+            problem: "not an image manifest",
+        });
     };
-    push_blob(&mut entries, &img.config)?;
-    push_blob(&mut entries, &img.manifest)?;
+    let config_digest = Digest::sha256(config);
+    let mut entries = vec![
+        LoadEntry::File {
+            path: "oci-layout".into(),
+            bytes: crate::bundle::meta::OCI_LAYOUT.to_vec(),
+        },
+        LoadEntry::File {
+            path: blob_path(&config_digest),
+            bytes: config.to_vec(),
+        },
+        LoadEntry::File {
+            path: blob_path(manifest.digest()),
+            bytes: manifest.bytes().to_vec(),
+        },
+    ];
+    let mut seen = BTreeSet::new();
     let mut layer_paths = Vec::new();
     let mut absent = Vec::new();
     let mut zstd = false;
-    for (l, diff_id) in m.layers.iter().zip(&cfg.rootfs.diff_ids) {
-        let carried = meta
-            .blob(&l.digest)
-            .is_some_and(|b| b.kind == BlobKind::Layer);
-        if carried {
-            push_blob(&mut entries, &l.digest)?;
-            layer_paths.push(blob_path(&l.digest));
-            zstd |= l.media_type == MediaType::OciLayerZstd;
-        } else {
-            layer_paths.push(blob_path(diff_id));
+    for (i, (l, diff_id)) in m.layers.iter().zip(&cfg.rootfs.diff_ids).enumerate() {
+        match layer(i, l) {
+            Some((index, size)) => {
+                if seen.insert(l.digest.clone()) {
+                    entries.push(LoadEntry::Blob {
+                        path: blob_path(&l.digest),
+                        index,
+                        size,
+                    });
+                }
+                layer_paths.push(blob_path(&l.digest));
+                zstd |= l.media_type == MediaType::OciLayerZstd;
+                absent.push(false);
+            }
+            None => {
+                layer_paths.push(blob_path(diff_id));
+                absent.push(true);
+            }
         }
-        absent.push(!carried);
     }
     let full_name = Reference::parse(&tag)
         .map(|r| r.to_string())
         .unwrap_or_else(|_| tag.clone());
     let ref_name = tag
         .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
         .map_or("latest", |(_, t)| t)
         .to_string();
     let index = serde_json::json!({
@@ -467,8 +515,8 @@ pub fn docker_load_archive(
         "mediaType": MediaType::OciIndex.as_str(),
         "manifests": [{
             "mediaType": manifest.media_type().as_str(),
-            "digest": img.manifest.to_string(),
-            "size": mbytes.len(),
+            "digest": manifest.digest().to_string(),
+            "size": manifest.bytes().len(),
             "annotations": {
                 "io.containerd.image.name": full_name,
                 "org.opencontainers.image.ref.name": ref_name,
@@ -483,7 +531,7 @@ pub fn docker_load_archive(
         bytes: index,
     });
     let entry = crate::ManifestEntry {
-        config: blob_path(&img.config),
+        config: blob_path(&config_digest),
         repo_tags: Some(vec![tag.clone()]),
         layers: layer_paths,
         parent: None,
@@ -501,7 +549,7 @@ pub fn docker_load_archive(
         absent,
         zstd,
         tag,
-        image_id: img.config.clone(),
+        image_id: config_digest,
     })
 }
 

@@ -35,6 +35,12 @@ enum Command {
     List(cmd::list::ListArgs),
     /// Run the whole flow on two embedded registries with generated images (no Docker needed).
     Demo(cmd::demo::DemoArgs),
+    /// docker build, then write a bundle of what the build added to its base.
+    Build(cmd::build::BuildArgs),
+    /// Copy images from the local Docker engine to the registry (no docker push).
+    Push(cmd::push::PushArgs),
+    /// Copy images from the registry into the local Docker engine (no docker pull).
+    Pull(cmd::pull::PullArgs),
 }
 
 /// Log level: `DDIFF_LOG` (e.g. `debug`), else info for the server (a line per request) and
@@ -61,6 +67,9 @@ async fn main() -> ExitCode {
         Command::Load(args) => cmd::load::run(args, g).await,
         Command::List(args) => cmd::list::run(args, g).await,
         Command::Demo(args) => cmd::demo::run(args, g).await,
+        Command::Build(args) => cmd::build::run(args, g).await,
+        Command::Push(args) => cmd::push::run(args, g).await,
+        Command::Pull(args) => cmd::pull::run(args, g).await,
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,177 @@
+//! `ddiff pull REF...`: copy images from the default registry into the local Docker engine.
+//! ddiff downloads the blobs itself and streams them into `docker load` (Engine API), so the
+//! engine needs no `insecure-registries` entry. Layers the engine already has (a prefix of
+//! the image's layers held by some local image) are not downloaded.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use ddiff_core::engine_plan::docker_load_image;
+use ddiff_core::{ImageRef, LoadEntry};
+
+use super::load::destination_repository;
+use super::{default_registry, parse_image_ref, Global};
+use crate::engine::Engine;
+use crate::progress::human_bytes;
+use crate::source::{host_platform, resolve, PlatformChoice};
+
+/// Pull images from the registry (default: $DDIFF_URL, else localhost:$DDIFF_PORT, else
+/// localhost:5000) into the local Docker engine, natively through the Engine API.
+///
+/// Example: ddiff pull app:2
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// Images in the registry (NAME:TAG); they are tagged so in the engine.
+    #[arg(required = true)]
+    pub refs: Vec<String>,
+}
+
+/// Runs `pull`.
+pub async fn run(args: PullArgs, global: &Global) -> Result<ExitCode> {
+    let progress = global.progress();
+    let host = default_registry();
+    let engine = Engine::connect().await?;
+    let (version, major) = engine.version().await?;
+    // Every local image's layers, to leave out the layers the engine has.
+    let mut local = Vec::new();
+    for (id, _) in engine.list().await? {
+        if let Some(i) = engine.inspect(&id).await? {
+            local.push(i.diff_ids);
+        }
+    }
+    for written in &args.refs {
+        let r = match parse_image_ref(written)? {
+            ImageRef::Bare(r) | ImageRef::DockerDaemon(r) => r,
+            other => bail!("{other}: pull takes NAME:TAG (from the registry {host})"),
+        };
+        let repo = destination_repository(written, &r);
+        let remote = ImageRef::parse(&format!("docker://{host}/{repo}:{}", r.tag_or_latest()))?;
+        let res = resolve(
+            &remote,
+            &PlatformChoice::One(host_platform()),
+            &global.client_options(),
+        )
+        .await
+        .with_context(|| format!("cannot pull {written} from {host}"))?;
+        let img = &res.images[0];
+        let cfg = img.config.as_ref().context("not an image")?;
+        let ids = &cfg.rootfs.diff_ids;
+        let have = local
+            .iter()
+            .filter(|l| l.len() <= ids.len() && ids[..l.len()] == l[..])
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
+        let skip: Vec<bool> = (0..ids.len()).map(|i| i < have).collect();
+        let tag = r.familiar();
+        let a = docker_load_image(&img.manifest, &img.config_bytes, &skip, &tag)?;
+        if a.zstd && major < 25 {
+            bail!("{written}: its layers are zstd-compressed and this Docker engine ({version}) reads only gzip");
+        }
+        let layers = img.manifest.as_image().context("image")?.layers.clone();
+        let total: u64 = layers
+            .iter()
+            .zip(&skip)
+            .filter(|(_, s)| !**s)
+            .map(|(l, _)| l.size)
+            .sum();
+        let item = progress.item(format!("pulling {tag}"), total);
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+        let load = {
+            let engine_ref = &engine;
+            async move { engine_ref.load(rx).await }
+        };
+        let feed = async {
+            let res: Result<()> = async {
+                for e in &a.entries {
+                    let mut hdr = Vec::new();
+                    match e {
+                        LoadEntry::File { path, bytes } => {
+                            ddiff_core::tar::write_file(&mut hdr, path, bytes, 0o644, 0);
+                            send(&tx, hdr).await?;
+                        }
+                        LoadEntry::Blob { path, index, size } => {
+                            ddiff_core::tar::write_header(&mut hdr, path, *size, 0o644, 0);
+                            send(&tx, hdr).await?;
+                            // Stream through a channel rather than a buffer: chunk by chunk.
+                            stream_blob(&res, &layers[*index], &tx, &item).await?;
+                            send(&tx, vec![0u8; ddiff_core::tar::padding(*size)]).await?;
+                        }
+                    }
+                }
+                let mut end = Vec::new();
+                ddiff_core::tar::write_end(&mut end);
+                send(&tx, end).await
+            }
+            .await;
+            if let Err(e) = &res {
+                let _ = tx.send(Err(std::io::Error::other(format!("{e:#}")))).await;
+            }
+            drop(tx);
+            res
+        };
+        let (loaded, fed) = tokio::join!(load, feed);
+        fed?;
+        loaded.with_context(|| format!("docker load of {tag}"))?;
+        item.finish("loaded");
+        let got = engine
+            .inspect(&tag)
+            .await?
+            .with_context(|| format!("{tag} is not in the engine after the load"))?;
+        if got.id != a.image_id {
+            bail!(
+                "{tag} is {} after the load, expected {}",
+                got.id,
+                a.image_id
+            );
+        }
+        println!(
+            "pulled {tag} from {host}/{repo} ({} downloaded, {} layer(s) already here)",
+            human_bytes(total),
+            have
+        );
+        local.push(ids.clone());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send(tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, b: Vec<u8>) -> Result<()> {
+    if b.is_empty() {
+        return Ok(());
+    }
+    tx.send(Ok(Bytes::from(b)))
+        .await
+        .map_err(|_| anyhow::anyhow!("the engine stopped reading the load stream"))
+}
+
+/// Downloads one blob (verified) into the load stream.
+async fn stream_blob(
+    res: &crate::source::Resolved,
+    desc: &ddiff_core::Descriptor,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    item: &crate::progress::Item,
+) -> Result<()> {
+    // The registry client's sink is synchronous: hand chunks to a bounded queue drained here
+    // (block_in_place lets the sink wait without stalling the runtime).
+    let (ctx, mut crx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let loc = res.location.clone();
+    let d = desc.clone();
+    let it = item.clone();
+    let dl = tokio::spawn(async move {
+        loc.blob_stream(&d, &mut |c| {
+            it.inc(c.len() as u64);
+            let c = Bytes::copy_from_slice(c);
+            tokio::task::block_in_place(|| ctx.blocking_send(c))
+                .map_err(|_| anyhow::anyhow!("load stream closed"))
+        })
+        .await
+    });
+    while let Some(c) = crx.recv().await {
+        tx.send(Ok(c))
+            .await
+            .map_err(|_| anyhow::anyhow!("the engine stopped reading the load stream"))?;
+    }
+    dl.await??;
+    Ok(())
+}
