@@ -1,0 +1,118 @@
+// Drives /usr/bin/chromium (headless) through the inspector page with a good, a tampered
+// and a truncated bundle, and asserts the verdicts, the layer table and the file tree.
+// Usage: node test.mjs WEB_DIR BUNDLE_DIR SHOT_DIR      (BENCH=FILE: only time FILE)
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [webArg, bundleDir, shotDir] = process.argv.slice(2);
+const webDir = path.resolve(webArg);
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".json": "application/json" };
+
+// A static server on a loopback port, serving web/ only.
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, "http://x");
+  let p = path.normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, "");
+  if (p.endsWith("/")) p += "index.html";
+  const file = path.join(webDir, p);
+  if (!file.startsWith(webDir + path.sep) || !fs.existsSync(file)) {
+    res.writeHead(404).end("not found");
+    return;
+  }
+  res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream" });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic"],
+  // playwright gives every launch a fresh, empty user-data-dir of its own.
+});
+let failures = 0;
+const fail = (msg) => { failures++; console.error(`FAIL: ${msg}`); };
+const check = (cond, msg) => { if (!cond) fail(msg); else console.log(`ok: ${msg}`); };
+
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const foreign = [];
+  page.on("request", (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith("blob:") && !r.url().startsWith("data:")) foreign.push(r.url()); });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  const resp = await page.goto(`${origin}/`);
+  check(resp.ok(), `page loads from ${origin} (HTTP ${resp.status()})`);
+
+  async function load(file) {
+    await page.setInputFiles("#file", file);
+    await page.waitForFunction(() => document.body.dataset.state === "done", null, { timeout: 600_000 });
+    return {
+      status: await page.getAttribute("#verdict", "data-status"),
+      title: await page.textContent("#verdict-title"),
+      detail: await page.textContent("#verdict-detail"),
+      mbps: Number(await page.evaluate(() => document.body.dataset.mbps)),
+    };
+  }
+
+  if (process.env.BENCH) {
+    const size = fs.statSync(process.env.BENCH).size;
+    for (const listFiles of [true, false]) {
+      await page.goto(`${origin}/`);
+      if (!listFiles) await page.uncheck("#list-files");
+      const v = await load(process.env.BENCH);
+      console.log(`BENCH ${path.basename(process.env.BENCH)} ${(size / 1e6).toFixed(0)} MB list-files=${listFiles}: ${v.status} ${v.mbps} MB/s`);
+      check(v.status === "ok", `benchmark bundle verifies (list-files=${listFiles})`);
+    }
+    await page.screenshot({ path: path.join(shotDir, "bench.png"), fullPage: true });
+  } else {
+    const expect = JSON.parse(fs.readFileSync(path.join(bundleDir, "expect.json"), "utf8"));
+
+    const good = await load(path.join(bundleDir, "good.bundle"));
+    check(good.status === "ok", `good bundle: verdict ok (${good.title})`);
+    check(good.title === "Intact", "good bundle: title says Intact");
+    const rows = await page.$$eval("#layer-tables tbody tr", (trs) => trs.map((tr) => ({
+      carried: tr.dataset.carried === "true",
+      cells: [...tr.querySelectorAll("td")].map((td) => td.textContent.trim()),
+    })));
+    check(rows.length === 4, `layer table has 4 rows (got ${rows.length})`);
+    check(rows.filter((r) => r.carried).length === expect.carriedLayers, "two layers are carried, two relied on");
+    check(rows[0] && !rows[0].carried && rows[0].cells[5] === "ADD rootfs.tar /", "layer 1: relied on, made by ADD rootfs.tar /");
+    check(rows[2] && rows[2].carried && rows[2].cells[5] === "COPY app/ /app/", "layer 3: carried, made by COPY app/ /app/");
+    const targets = await page.textContent("#targets");
+    check(targets.includes(expect.target), `targets show ${expect.target}`);
+    check((await page.textContent("#base")).includes(expect.base[0]), `base needed shows ${expect.base[0]}`);
+    const files = await page.textContent("#files");
+    check(files.includes("hello_ddiff.txt") && files.includes("server"), "file tree lists the carried files");
+    const deleted = await page.$$eval(".entry.whiteout .name", (n) => n.map((x) => x.textContent));
+    check(deleted.includes("motd"), `whiteout etc/motd shown as a deletion (${deleted})`);
+    check((await page.$$(".entry.opaquedir")).length === 1, "opaque dir var/cache marked");
+    await page.screenshot({ path: path.join(shotDir, "good.png"), fullPage: true });
+
+    const bad = await load(path.join(bundleDir, "tampered.bundle"));
+    check(bad.status === "bad", `tampered bundle: verdict bad (${bad.title})`);
+    check(bad.title.startsWith("Not intact: Corrupt blob"), "tampered: says corrupt blob");
+    check(bad.title.includes(expect.tampered.digest.slice(0, 19)) && bad.detail.includes(expect.tampered.digest),
+      `tampered: names blob ${expect.tampered.digest}`);
+    check((await page.$$("#layer-tables tbody tr")).length === 4, "tampered: the layer table is still shown");
+    await page.screenshot({ path: path.join(shotDir, "tampered.png"), fullPage: true });
+
+    const cut = await load(path.join(bundleDir, "truncated.bundle"));
+    check(cut.status === "truncated", `truncated bundle: verdict truncated (${cut.title})`);
+    check(cut.title.includes(`at byte ${expect.truncated.offset.toLocaleString("en")}`) && cut.detail.includes(expect.truncated.digest),
+      "truncated: names the offset and the blob");
+    await page.screenshot({ path: path.join(shotDir, "truncated.png"), fullPage: true });
+  }
+  check(foreign.length === 0, `no requests outside ${origin} (${foreign.join(", ")})`);
+  check(errors.length === 0, `no page errors (${errors.join(" | ")})`);
+} catch (e) {
+  fail(String(e && e.stack ? e.stack : e));
+} finally {
+  await browser.close();
+  server.close();
+}
+console.log(`${failures === 0 ? "PASS" : "FAIL"}: browser test, ${failures} failed checks`);
+process.exit(failures === 0 ? 0 : 1);

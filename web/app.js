@@ -1,0 +1,234 @@
+// The page: picks a file, hands it to the worker, renders what the core reports.
+// All checking happens in Rust (worker.js + pkg/); this file only displays.
+
+const $ = (id) => document.getElementById(id);
+let worker = null;
+
+function fmtBytes(n) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let v = n, u = 0;
+  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+const short = (d) => (d ? d.replace(/^sha256:/, "").slice(0, 12) : "");
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k === "width") e.style.width = v; // CSSOM: allowed by the page's CSP
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) if (k != null) e.append(k);
+  return e;
+}
+function shortType(t) {
+  return t.replace("application/vnd.oci.image.layer.v1.", "").replace("application/vnd.docker.image.rootfs.", "docker ");
+}
+
+function start(file) {
+  if (!file) return;
+  if (worker) worker.terminate();
+  for (const id of ["verdict", "summary", "layers-section", "files-section"]) $(id).hidden = true;
+  $("run").hidden = false;
+  $("file-name").textContent = file.name;
+  $("file-size").textContent = fmtBytes(file.size);
+  $("bar-fill").style.width = "0%";
+  $("bar-fill").className = "";
+  $("progress-text").textContent = "starting…";
+  document.body.dataset.state = "running";
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = (e) => onMessage(e.data, file);
+  worker.onerror = (e) => showError(`the verifier could not start: ${e.message || "see the console"}. Was web/build.sh run?`);
+  worker.postMessage({ file, listFiles: $("list-files").checked });
+}
+
+function onMessage(m, file) {
+  if (m.type === "progress") showProgress(m.progress.bytes, m.total, m.ms, m.progress);
+  else if (m.type === "inspection") showInspection(m.inspection, []);
+  else if (m.type === "done") {
+    showProgress(m.outcome.bytes, m.total, m.ms, { blobsDone: m.outcome.blobsVerified });
+    showVerdict(m.outcome, m.total, m.ms);
+    if (m.outcome.inspection) showInspection(m.outcome.inspection, m.outcome.layers);
+    if (m.outcome.layers.length) showFiles(m.outcome.layers, m.outcome.inspection);
+    document.body.dataset.state = "done";
+    document.body.dataset.mbps = (m.outcome.bytes / 1e6 / Math.max(m.ms / 1000, 1e-6)).toFixed(1);
+    worker.terminate();
+    worker = null;
+  } else if (m.type === "error") showError(m.message);
+}
+
+function showProgress(bytes, total, ms, p) {
+  const pct = total ? Math.min(100, (100 * bytes) / total) : 0;
+  $("bar-fill").style.width = `${pct.toFixed(1)}%`;
+  const rate = bytes / 1e6 / Math.max(ms / 1000, 1e-6);
+  const left = rate > 0 ? (total - bytes) / 1e6 / rate : 0;
+  const blobs = p.blobsTotal ? ` · blob ${Math.min(p.blobsDone + 1, p.blobsTotal)} of ${p.blobsTotal}` : "";
+  $("progress-text").textContent =
+    `${fmtBytes(bytes)} of ${fmtBytes(total)} · ${rate.toFixed(0)} MB/s${bytes < total ? ` · ${left.toFixed(0)} s left` : ""}${blobs}`;
+}
+
+function showError(msg) {
+  const v = $("verdict");
+  v.hidden = false;
+  v.dataset.status = "error";
+  $("verdict-title").textContent = "Could not check this file";
+  $("verdict-detail").textContent = msg;
+  document.body.dataset.state = "done";
+}
+
+function showVerdict(o, total, ms) {
+  const v = $("verdict");
+  v.hidden = false;
+  const secs = (ms / 1000).toFixed(2);
+  if (o.ok) {
+    v.dataset.status = "ok";
+    $("bar-fill").className = "ok";
+    $("verdict-title").textContent = "Intact";
+    $("verdict-detail").textContent =
+      `${o.blobsVerified} blobs verified (digest and size), structure and metadata consistent · ${fmtBytes(o.bytes)} in ${secs} s`;
+    return;
+  }
+  v.dataset.status = o.problem.kind === "truncated" ? "truncated" : "bad";
+  $("bar-fill").className = "bad";
+  const p = o.problem;
+  const titles = {
+    corrupt: "Corrupt blob", truncated: "Truncated", missing: "Blobs missing", notABundle: "Not a ddiff bundle",
+    structure: "Broken archive structure", metadata: "Inconsistent metadata", misuse: "Internal error",
+  };
+  let title = titles[p.kind] || "Not intact";
+  if (p.blob) {
+    const where = p.kind === "truncated" ? (p.blob.bytesRead > 0 ? "inside" : "before") : "in";
+    title += ` ${where} ${p.blob.kind} ${p.blob.digest.slice(0, 19)}… (blob ${p.blob.index + 1})`;
+  }
+  if (p.kind === "truncated") title += ` at byte ${p.offset.toLocaleString("en")}`;
+  $("verdict-title").textContent = `Not intact: ${title}`;
+  $("verdict-detail").textContent = p.message;
+}
+
+function showInspection(ins, layers) {
+  $("summary").hidden = false;
+  const t = $("targets");
+  t.replaceChildren();
+  for (const tg of ins.targets) {
+    const plats = tg.images.map((i) => i.platform).join(", ");
+    t.append(el("div", { class: "target" },
+      el("div", { class: "ref", text: tg.reference }),
+      el("div", { class: "muted small", text: `${plats} · ${shortType(tg.mediaType).replace("application/vnd.", "")}` }),
+      el("div", { class: "mono small", text: tg.digest })));
+  }
+  const b = $("base");
+  b.replaceChildren();
+  if (ins.base) {
+    b.append(el("div", { class: "ref", text: ins.base.references.join(", ") }),
+      el("div", { class: "muted small", text: `${ins.base.diffIds.length} layers, ${fmtBytes(ins.reliedBytes)} relied on` }));
+    for (const m of ins.base.manifests) b.append(el("div", { class: "mono small", text: m }));
+  } else b.append(el("div", { class: "ref", text: "none: self-contained" }));
+  const c = $("carried");
+  c.replaceChildren();
+  for (const tg of ins.targets) for (const img of tg.images) {
+    const pct = img.fullBytes ? (100 * img.carriedBytes) / img.fullBytes : 0;
+    c.append(el("div", { class: "ref", text: `${fmtBytes(img.carriedBytes)} of ${fmtBytes(img.fullBytes)}` }),
+      el("div", { class: "muted small", text: `${pct.toFixed(1)}% of ${tg.reference} (${img.platform}) travels` }),
+      el("div", { class: "mini-bar" }, el("div", { width: `${Math.max(pct, 0.5).toFixed(1)}%` })));
+  }
+  c.append(el("div", { class: "muted small", text: `${ins.blobCount} blobs in the bundle · written by ${ins.tool}${ins.created ? " at " + ins.created : ""}` }));
+
+  $("layers-section").hidden = false;
+  const host = $("layer-tables");
+  host.replaceChildren();
+  for (const tg of ins.targets) for (const img of tg.images) {
+    const tbody = el("tbody");
+    img.layers.forEach((l, i) => {
+      tbody.append(el("tr", { "data-carried": String(l.carried) },
+        el("td", { class: "num", text: String(i + 1) }),
+        el("td", {}, el("span", { class: `chip ${l.carried ? "carried" : "relied"}`, text: l.carried ? "carried" : "relied on" })),
+        el("td", { class: "num", text: fmtBytes(l.size) }),
+        el("td", { class: "small", text: shortType(l.mediaType) }),
+        el("td", { class: "mono small", title: l.digest, text: short(l.digest) }),
+        el("td", { class: "mono small created", title: l.createdBy || "", text: (l.createdBy || "—").replace(/\s+/g, " ") })));
+    });
+    host.append(el("h3", { text: `${tg.reference} · ${img.platform}` }),
+      el("table", { class: "layers" },
+        el("thead", {}, el("tr", {}, ...["#", "", "size", "type", "digest", "created by"].map((h) => el("th", { text: h })))),
+        tbody));
+  }
+}
+
+const SHOW_PER_LAYER = 5000;
+
+function buildTree(files) {
+  const root = { children: new Map() };
+  for (const f of files) {
+    const parts = f.path.split("/").filter(Boolean);
+    let node = root;
+    parts.forEach((p, i) => {
+      if (!node.children.has(p)) node.children.set(p, { name: p, children: new Map(), entry: null });
+      node = node.children.get(p);
+      if (i === parts.length - 1) node.entry = f;
+    });
+  }
+  return root;
+}
+function modeString(f) {
+  const t = { dir: "d", opaquedir: "d", symlink: "l", hardlink: "h", device: "c" }[f.kind] || "-";
+  let s = t;
+  for (const sh of [6, 3, 0]) {
+    const b = (f.mode >> sh) & 7;
+    s += (b & 4 ? "r" : "-") + (b & 2 ? "w" : "-") + (b & 1 ? "x" : "-");
+  }
+  return s;
+}
+function renderNode(node) {
+  const ul = el("ul", { class: "tree" });
+  const kids = [...node.children.values()].sort((a, b) => (b.children.size > 0) - (a.children.size > 0) || a.name.localeCompare(b.name));
+  for (const k of kids) {
+    const f = k.entry;
+    const kind = f ? f.kind : "dir";
+    const label = el("span", { class: `entry ${kind}` },
+      el("span", { class: "mode mono", text: f && kind !== "whiteout" ? modeString(f) : kind === "whiteout" ? "deleted" : "" }),
+      el("span", { class: "name", text: k.name + (k.children.size || kind === "dir" || kind === "opaquedir" ? "/" : "") }),
+      f && f.kind === "file" ? el("span", { class: "size muted", text: fmtBytes(f.size) }) : null,
+      f && f.link ? el("span", { class: "muted", text: ` → ${f.link}` }) : null,
+      kind === "opaquedir" ? el("span", { class: "tag", text: "opaque" }) : null,
+      kind === "whiteout" ? el("span", { class: "tag del", text: "deletion" }) : null);
+    if (k.children.size) {
+      const d = el("details", { open: "" }, el("summary", {}, label), renderNode(k));
+      ul.append(el("li", {}, d));
+    } else ul.append(el("li", {}, label));
+  }
+  return ul;
+}
+
+function showFiles(layers, ins) {
+  $("files-section").hidden = false;
+  const host = $("files");
+  host.replaceChildren();
+  const rows = ins ? ins.targets.flatMap((t) => t.images.flatMap((i) => i.layers)) : [];
+  for (const l of layers) {
+    const row = rows.find((r) => r.digest === l.digest);
+    const shown = l.files.slice(0, SHOW_PER_LAYER);
+    const dels = l.files.filter((f) => f.kind === "whiteout").length;
+    const box = el("details", { class: "layer-files", open: "" },
+      el("summary", {},
+        el("span", { class: "mono", text: short(l.digest) }),
+        el("span", { class: "muted", text: ` · ${l.fileCount} entries${dels ? `, ${dels} deletions` : ""} · ${fmtBytes(l.uncompressedBytes)} uncompressed` }),
+        row && row.createdBy ? el("div", { class: "mono small created", text: row.createdBy.replace(/\s+/g, " ") }) : null),
+      renderNode(buildTree(shown)));
+    if (l.fileCount > shown.length) box.append(el("p", { class: "muted small", text: `… ${l.fileCount - shown.length} more entries not shown` }));
+    if (l.error) box.append(el("p", { class: "warn small", text: `Listing stopped: ${l.error}` }));
+    host.append(box);
+  }
+}
+
+const pick = $("pick");
+$("file").addEventListener("change", (e) => start(e.target.files[0]));
+pick.addEventListener("dragover", (e) => { e.preventDefault(); pick.classList.add("over"); });
+pick.addEventListener("dragleave", () => pick.classList.remove("over"));
+pick.addEventListener("drop", (e) => {
+  e.preventDefault();
+  pick.classList.remove("over");
+  start(e.dataTransfer.files[0]);
+});
+pick.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
+document.body.dataset.state = "idle";
