@@ -1,15 +1,12 @@
 //! One module per subcommand. Each exposes `XArgs` (clap) and `run(args, &Global)`.
 
 pub mod build;
-pub mod build;
 pub mod demo;
 pub mod diff;
 pub mod diff_local;
 pub mod list;
 pub mod load;
 pub mod load_local;
-pub mod pull;
-pub mod push;
 pub mod pull;
 pub mod push;
 
