@@ -865,4 +865,47 @@ mod tests {
         );
         assert!(layout_index_with(Some(b"[]"), &[]).is_err());
     }
+    #[test]
+    fn pulled_image_leaves_out_the_layers_the_engine_has() {
+        let ids = vec![d("l0"), d("l1")];
+        let cfg = config(&ids);
+        let layers: Vec<ExportedLayer> = ids
+            .iter()
+            .map(|id| ExportedLayer {
+                diff_id: id.clone(),
+                tar_size: 2048,
+                carried: Some(Descriptor::new(
+                    MediaType::OciLayerGzip,
+                    Digest::sha256(id.hex().as_bytes()),
+                    100,
+                )),
+            })
+            .collect();
+        let (m, _) = engine_manifest(&cfg, &layers).unwrap();
+        let a = docker_load_image(&m, &cfg, &[true, false], "localhost:5000/app:2").unwrap();
+        assert_eq!(a.absent, vec![true, false]);
+        let blobs: Vec<_> = a
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                LoadEntry::Blob { index, size, .. } => Some((*index, *size)),
+                LoadEntry::File { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            blobs,
+            vec![(1, 100)],
+            "only layer 1, by its manifest position"
+        );
+        assert_eq!(a.image_id, Digest::sha256(&cfg));
+        let LoadEntry::File { bytes, .. } = &a.entries[a.entries.len() - 2] else {
+            panic!("index.json")
+        };
+        let idx = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            idx.contains(r#""org.opencontainers.image.ref.name":"2""#),
+            "{idx}"
+        );
+        assert!(docker_load_image(&m, &cfg, &[true], "app:2").is_err());
+    }
 }

@@ -97,21 +97,8 @@ pub async fn diff_local(args: &DiffArgs, global: &Global) -> Result<DiffSummary>
         .iter()
         .flat_map(|b| b.layers.iter().filter_map(|l| l.diff_id.clone()))
         .collect();
-    // The output and its directory (temporary layer files go there, same disk).
-    let first_name = match parse_image_ref(&args.targets[0])? {
-        ImageRef::Bare(n) | ImageRef::DockerDaemon(n) => n.familiar(),
-        ImageRef::Docker(n) => crate::source::bundle_name(&n),
-        other => other.to_string(),
-    };
-    let out = args.output.clone().unwrap_or_else(|| {
-        let n = first_name
-            .rsplit('/')
-            .next()
-            .unwrap_or(&first_name)
-            .replace(['.', '@'], "-");
-        PathBuf::from(default_name(if n.contains(':') { &n } else { &first_name }))
-    });
-    let tmp_dir = match out.parent() {
+    // Temporary layer files go next to the output (same disk).
+    let tmp_dir = match args.output.as_deref().and_then(Path::parent) {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
@@ -223,6 +210,10 @@ pub async fn diff_local(args: &DiffArgs, global: &Global) -> Result<DiffSummary>
             }
         }
     }
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_name(&p.meta.targets[0].reference)));
     let meta = p.meta.clone();
     // Local layers were hashed as they were compressed; hash again on the way into the
     // bundle so a temporary file damaged on disk cannot slip through.

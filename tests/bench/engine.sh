@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Benchmark of the engine workflow (issue 5, "No registry needed"), side by side in one run:
+#   ddiff diff / ddiff build from the engine + ddiff load into it   (carry only the new layers)
+#   docker save app | gzip  +  docker load                          (how users do it today)
+# Images: the registry benchmark's (`ddiff demo --keep`: base 1024 MB of content in 3 layers,
+# app adds 100 MB in 2 layers, half random and half text), brought into the engine with
+# `ddiff pull` from a `ddiff server` serving the demo's storage.
+# Needs a Docker engine (DOCKER_HOST or DDIFF_TEST_DOCKER_HOST, e.g. tests/peers.sh start).
+# Usage: tests/bench/engine.sh [BASE_MB] [APP_MB]    (defaults 1024 100)
+# Prints a markdown table; writes it to $OUT (default target/bench/engine.md).
+set -euo pipefail
+BASE_MB=${1:-1024}
+APP_MB=${2:-100}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export DOCKER_HOST=${DOCKER_HOST:-${DDIFF_TEST_DOCKER_HOST:-}}
+export DOCKER_BUILDKIT=0
+work=$(mktemp -d /tmp/ddiff-bench-engine-XXXXXX)
+OUT=${OUT:-$root/target/bench/engine.md}
+mkdir -p "$(dirname "$OUT")"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for tool in docker gzip /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+done
+docker version >/dev/null || { echo "bench: no Docker engine at DOCKER_HOST=$DOCKER_HOST" >&2; exit 1; }
+cargo build --release --bin ddiff -q
+ddiff=$root/target/release/ddiff
+
+echo "bench: generating a ${BASE_MB} MB base and a ${APP_MB} MB app" >&2
+"$ddiff" demo --quiet --base-mb "$BASE_MB" --app-mb "$APP_MB" --keep "$work/demo" >/dev/null
+"$ddiff" server --addr 127.0.0.1:0 --root "$work/demo/online" >"$work/srv.out" 2>"$work/srv.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/srv.out" 2>/dev/null && break; sleep 0.05; done
+reg=$(sed -n 's#.*listening on http://\([^ ]*\).*#\1#p' "$work/srv.out")
+docker rmi -f demo/app:2 demo/base:1 bench/app:3 >/dev/null 2>&1 || true
+echo "bench: ddiff pull into the engine from $reg" >&2
+DDIFF_URL=http://$reg "$ddiff" --quiet pull demo/base:1 demo/app:2 >/dev/null
+
+# measure NAME CMD... : appends "NAME seconds peak_kib cpu%" to $work/times
+measure() {
+  local name=$1; shift
+  sync
+  /usr/bin/time -f "%e %M %P" -o "$work/t" "$@" >/dev/null 2>"$work/err" ||
+    { cat "$work/err" >&2; exit 1; }
+  echo "$name $(cat "$work/t")" >>"$work/times"
+}
+
+# Bundling from the engine (gzip, default level 6, all cores; then one core for comparison).
+measure ddiff_diff "$ddiff" --quiet diff demo/base:1 demo/app:2 -o "$work/app.ddiff"
+measure ddiff_diff_1core "$ddiff" --quiet diff demo/base:1 demo/app:2 --threads 1 -o "$work/app1.ddiff"
+measure ddiff_diff_zstd "$ddiff" --quiet diff demo/base:1 demo/app:2 --compression zstd -o "$work/appz.ddiff"
+# ddiff build: an app adding APP_MB to the base; docker build once uncached (reported), then
+# ddiff build with the build cache warm, so the row is the bundling work of `ddiff build`.
+mkdir -p "$work/ctx"
+half=$((APP_MB * 1048576 / 2))
+printf 'FROM demo/base:1\nRUN head -c %d /dev/urandom > /r && yes "ddiff bench text line" | head -c %d > /t\n' \
+  "$half" "$half" >"$work/ctx/Dockerfile"
+measure docker_build docker build -q --network none -t bench/app:3 "$work/ctx"
+measure ddiff_build "$ddiff" --quiet build --bundle "$work/app3.ddiff" -q --network none -t bench/app:3 "$work/ctx"
+# The way users move it today.
+measure docker_save_gzip sh -c "docker save demo/app:2 | gzip > '$work/app.tar.gz'"
+# Loads: each into an engine that has the base and not the app.
+docker rmi demo/app:2 >/dev/null
+measure ddiff_load "$ddiff" --quiet load "$work/app.ddiff" --to docker-daemon:
+docker rmi demo/app:2 >/dev/null
+measure docker_load docker load -i "$work/app.tar.gz"
+sz() { stat -c %s "$1"; }
+python3 - "$work/times" "$(sz "$work/app.ddiff")" "$(sz "$work/appz.ddiff")" "$(sz "$work/app.tar.gz")" \
+  "$(sz "$work/app3.ddiff")" "$BASE_MB" "$APP_MB" "$(docker version --format '{{.Server.Version}}')" >"$OUT" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    n, s, k, p = line.split()
+    rows[n] = (float(s), int(k), p)
+bundle, bundle_z, full, bundle3, base_mb, app_mb = map(int, sys.argv[2:8])
+engine = sys.argv[8]
+def r(a, b): return f"{a / b:.1f}x" if b else "n/a"
+print(f"Base {base_mb} MB of content, app adds {app_mb} MB (the registry benchmark's images, "
+      f"pulled into Docker {engine}, vfs). One run, same machine.\n")
+print("| step | time (s) | peak RSS (MiB) | CPU |")
+print("|---|---:|---:|---:|")
+for n in ["ddiff_diff", "ddiff_diff_1core", "ddiff_diff_zstd", "docker_build", "ddiff_build",
+          "docker_save_gzip", "ddiff_load", "docker_load"]:
+    s, k, p = rows[n]
+    print(f"| {n.replace('_', ' ')} | {s:.2f} | {k/1024:.1f} | {p} |")
+d, g = rows["ddiff_diff"][0], rows["docker_save_gzip"][0]
+print()
+print(f"- bytes to carry: bundle {bundle:,} B (zstd: {bundle_z:,} B) vs `docker save | gzip` "
+      f"{full:,} B: **{r(full, bundle)} fewer** (goal: 5x)")
+print(f"- time to make it: ddiff diff {d:.2f}s vs docker save | gzip {g:.2f}s: **{r(g, d)} less** "
+      f"(goal: 3x); ddiff build (cached docker build + bundle) {rows['ddiff_build'][0]:.2f}s, "
+      f"bundle {bundle3:,} B")
+print(f"- both cores: ddiff diff {rows['ddiff_diff'][2]} CPU in {d:.2f}s vs "
+      f"{rows['ddiff_diff_1core'][2]} in {rows['ddiff_diff_1core'][0]:.2f}s with --threads 1")
+print(f"- load: ddiff load {rows['ddiff_load'][0]:.2f}s vs docker load of the full archive "
+      f"{rows['docker_load'][0]:.2f}s: **{r(rows['docker_load'][0], rows['ddiff_load'][0])} less**")
+print(f"- peak RSS: ddiff diff {rows['ddiff_diff'][1]/1024:.1f} MiB, ddiff load "
+      f"{rows['ddiff_load'][1]/1024:.1f} MiB (client processes only; the engine's own work "
+      f"is not in these figures for either side)")
+PY
+cat "$OUT"
+docker rmi -f bench/app:3 >/dev/null 2>&1 || true
