@@ -1,5 +1,8 @@
 //! The one integration-test binary of `ddiff`.
 
+// Test code: an unwrap that fails is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod engine_local;
 mod registry_e2e;
