@@ -10,7 +10,7 @@ pub mod load_local;
 pub mod pull;
 pub mod push;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ddiff_core::{ImageRef, Platform};
 
 use crate::progress::{Mode, Progress};
@@ -113,5 +113,6 @@ pub fn default_registry() -> String {
 
 /// Parses an image reference argument with a helpful error.
 pub fn parse_image_ref(s: &str) -> Result<ImageRef> {
-    ImageRef::parse(s).with_context(|| format!("invalid image reference {s:?}"))
+    // The core's error already names the input.
+    Ok(ImageRef::parse(s)?)
 }
