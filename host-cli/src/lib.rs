@@ -11,3 +11,4 @@ pub mod hash;
 pub mod progress;
 pub mod registry;
 pub mod source;
+pub mod ui;

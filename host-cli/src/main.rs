@@ -41,6 +41,10 @@ enum Command {
     Push(cmd::push::PushArgs),
     /// Copy images from the registry into the local Docker engine (no docker pull).
     Pull(cmd::pull::PullArgs),
+    /// Check that bundles are intact (every blob's digest and size, structure, metadata).
+    Verify(cmd::verify::VerifyArgs),
+    /// Show what a bundle carries: targets, base, layers with history, files.
+    Inspect(cmd::inspect::InspectArgs),
 }
 
 /// Log level: `DDIFF_LOG` (e.g. `debug`), else info for the server (a line per request) and
@@ -70,6 +74,8 @@ async fn main() -> ExitCode {
         Command::Build(args) => cmd::build::run(args, g).await,
         Command::Push(args) => cmd::push::run(args, g).await,
         Command::Pull(args) => cmd::pull::run(args, g).await,
+        Command::Verify(args) => cmd::verify::run(args, g).await,
+        Command::Inspect(args) => cmd::inspect::run(args, g).await,
     };
     match result {
         Ok(code) => code,

@@ -4,11 +4,13 @@ pub mod build;
 pub mod demo;
 pub mod diff;
 pub mod diff_local;
+pub mod inspect;
 pub mod list;
 pub mod load;
 pub mod load_local;
 pub mod pull;
 pub mod push;
+pub mod verify;
 
 use anyhow::Result;
 use ddiff_core::{ImageRef, Platform};

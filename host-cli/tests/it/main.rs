@@ -9,3 +9,4 @@ mod registry_e2e;
 mod server_interop;
 mod server_routes;
 mod token_auth;
+mod verify_cli;

@@ -286,6 +286,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", get(routes::base))
         .route("/v2", get(routes::base))
         .route("/v2/_catalog", get(routes::catalog))
+        // The bundle inspector page, built into the binary (see docs/web.md).
+        .merge(crate::ui::router())
         .fallback(routes::dispatch)
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), frontdoor))
