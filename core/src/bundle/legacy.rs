@@ -26,6 +26,10 @@ use super::{check_path, BundleError, Event, Report};
 
 const ROOT: &str = ".ddiff-image/";
 const SMALL_LIMIT: u64 = 4 * 1024 * 1024;
+/// Total bytes of blobs kept in memory because one of them may be the config (the manifest
+/// that names it may come last). Without a cap, a small gzip bomb of many distinct 4 MiB
+/// blobs would be held whole in memory; a real bundle has one config of a few KiB.
+const KEPT_LIMIT: u64 = 16 * 1024 * 1024;
 
 enum Current {
     None,
@@ -52,6 +56,8 @@ pub struct LegacyDecoder {
     blobs: BTreeMap<Digest, (u64, u64)>,
     /// Small blobs kept in case they turn out to be the config.
     kept: BTreeMap<Digest, Vec<u8>>,
+    /// Bytes in `kept` (the blob being read adds at most `SMALL_LIMIT`).
+    kept_bytes: u64,
     seen: BTreeSet<String>,
     done: bool,
     failed: bool,
@@ -96,6 +102,7 @@ impl LegacyDecoder {
             small: BTreeMap::new(),
             blobs: BTreeMap::new(),
             kept: BTreeMap::new(),
+            kept_bytes: 0,
             seen: BTreeSet::new(),
             done: false,
             failed: false,
@@ -139,6 +146,13 @@ impl LegacyDecoder {
                     Current::Small { buf, .. } => buf.extend_from_slice(d),
                     Current::Blob { hasher, keep, .. } => {
                         hasher.update(d);
+                        // A config is JSON: anything else (a layer) is not kept.
+                        if keep
+                            .as_ref()
+                            .is_some_and(|k| k.is_empty() && d.first() != Some(&b'{'))
+                        {
+                            *keep = None;
+                        }
                         if let Some(k) = keep {
                             k.extend_from_slice(d);
                         }
@@ -194,7 +208,9 @@ impl LegacyDecoder {
                 .ok_or_else(|| unexpected(".ddiff-image/blobs/<digest>.tar"))?;
             let digest = Digest::parse(digest_str)
                 .map_err(|_| unexpected(".ddiff-image/blobs/<digest>.tar"))?;
-            let keep = (e.size <= SMALL_LIMIT).then(Vec::new);
+            let keep =
+                (e.size <= SMALL_LIMIT && self.kept_bytes + e.size <= KEPT_LIMIT).then(Vec::new);
+
             self.current = Current::Blob {
                 hasher: DigestBuilder::with_factory(digest.algorithm(), self.hasher),
                 digest,
@@ -242,6 +258,7 @@ impl LegacyDecoder {
                     });
                 }
                 if let Some(k) = keep {
+                    self.kept_bytes += k.len() as u64;
                     self.kept.insert(digest.clone(), k);
                 }
                 self.blobs.insert(digest, (size, offset));
@@ -517,6 +534,37 @@ mod tests {
                 assert_eq!(Digest::sha256(data), b.digest);
             }
         }
+    }
+
+    /// Regression (issue 7): every blob of at most 4 MiB was kept in memory in case it was
+    /// the config, so a small gzip of many distinct 4 MiB blobs grew memory without bound.
+    #[test]
+    fn many_config_sized_blobs_are_not_all_kept() {
+        let mut d = LegacyDecoder::new();
+        for i in 0..8u64 {
+            let mut blob = vec![0u8; 4 << 20];
+            blob[0] = b'{';
+            blob[1..9].copy_from_slice(&i.to_le_bytes());
+            let dg = Digest::sha256(&blob);
+            let mut t = Vec::new();
+            crate::tar::write_file(
+                &mut t,
+                &format!(".ddiff-image/blobs/{dg}.tar"),
+                &blob,
+                0o644,
+                0,
+            );
+            let mut c = &t[..];
+            loop {
+                let (n, ev) = d.decode(c).unwrap();
+                c = &c[n..];
+                if ev.is_none() {
+                    break;
+                }
+            }
+        }
+        assert_eq!(d.blobs.len(), 8);
+        assert!(d.kept_bytes <= KEPT_LIMIT, "{} bytes kept", d.kept_bytes);
     }
 
     #[test]
