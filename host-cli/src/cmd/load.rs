@@ -177,16 +177,26 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
                 )
             }
         };
-        let state = destination_state(&client, &repo, &report).await?;
+        let (state, mounts) = destination_state(&client, &repo, &report).await?;
         let plan = plan_load(&report, &state).with_context(|| {
             let base = report.meta.base.as_ref().and_then(|b| b.references.first().cloned()).unwrap_or_else(|| "(unknown)".into());
             format!("cannot load {} into {}/{repo}: nothing was written; push the base there first, e.g. `ddiff push {base}` or `skopeo copy ... docker://{}/...`", t.reference, dest.host, dest.host)
         })?;
-        plans.push((report, repo, tag, state, plan));
+        plans.push((report, repo, tag, state, plan, mounts));
     }
     // Phase 2: blobs (parallel), then manifests, tags last.
-    for (report, repo, tag, state, plan) in &plans {
+    for (report, repo, tag, state, plan, mounts) in &plans {
         let _ = state;
+        // Base blobs found in the base's repository are linked only now, after every target
+        // was planned: a refused load must not have written even a link.
+        for (digest, from) in mounts {
+            if !client.mount_blob(repo, digest, from).await? {
+                bail!(
+                    "{}: cannot mount {digest} from {from} into {repo} (the registry refused a cross-repository mount)",
+                    dest.host
+                );
+            }
+        }
         summary.substituted_layers += plan.substitutions.len();
         summary.skipped_blobs += plan.already_present.len() + report.meta.relied.len();
         let sem = Arc::new(tokio::sync::Semaphore::new(usize::from(args.jobs)));
@@ -242,7 +252,7 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
     if !args.no_pull {
         match Engine::connect().await {
             Ok(engine) => {
-                for (_, repo, tag, _, _) in &plans {
+                for (_, repo, tag, _, _, _) in &plans {
                     let r = format!("{}/{repo}:{tag}", dest.host);
                     progress.println(format!("pulling {r} into the local Docker engine"));
                     engine.pull(&r).await?;
@@ -272,12 +282,15 @@ impl KindLabel for ddiff_core::bundle::BlobInfo {
 }
 
 /// What the destination repository already holds of this report's blobs; for missing base
-/// layers, mounts from the base repository and, failing that, the base's layers by diff_id.
+/// layers, those in the base repository (to mount) and, failing that, the base's layers by
+/// diff_id. Read-only: the mounts are returned (blob, from repository) for the caller to do
+/// once every target was planned.
 async fn destination_state(
     client: &Registry,
     repo: &str,
     report: &Report,
-) -> Result<DestinationState> {
+) -> Result<(DestinationState, Vec<(Digest, String)>)> {
+    let mut mounts = Vec::new();
     let meta = &report.meta;
     let mut state = DestinationState::default();
     let base_repo = meta
@@ -300,8 +313,9 @@ async fn destination_state(
         if brepo != repo {
             let mut still = Vec::new();
             for r in missing_relied {
-                if client.mount_blob(repo, &r.digest, brepo).await? {
+                if client.blob_exists(brepo, &r.digest).await?.is_some() {
                     state.present.insert(r.digest.clone());
+                    mounts.push((r.digest.clone(), brepo.clone()));
                 } else {
                     still.push(r);
                 }
@@ -337,10 +351,14 @@ async fn destination_state(
                                     if !needed.contains(d) {
                                         continue;
                                     }
-                                    let here = client.blob_exists(repo, &l.digest).await?.is_some()
-                                        || (brepo != repo
-                                            && client.mount_blob(repo, &l.digest, brepo).await?);
-                                    if here {
+                                    let here = client.blob_exists(repo, &l.digest).await?.is_some();
+                                    let mountable = !here
+                                        && brepo != repo
+                                        && client.blob_exists(brepo, &l.digest).await?.is_some();
+                                    if mountable {
+                                        mounts.push((l.digest.clone(), brepo.clone()));
+                                    }
+                                    if here || mountable {
                                         state.present.insert(l.digest.clone());
                                         state.by_diff_id.insert(
                                             d.clone(),
@@ -368,7 +386,7 @@ async fn destination_state(
             state.present.insert(b.digest.clone());
         }
     }
-    Ok(state)
+    Ok((state, mounts))
 }
 
 /// The repository an image named `written` goes to in a private registry: names written
