@@ -98,6 +98,204 @@ pub fn fuzz_entry_path(data: &[u8]) {
     }
 }
 
+/// Chunk sizes for a push decoder, drawn from the first input byte: the same archive must give
+/// the same verdict however the host splits it (sizes 1, 7, 512, 4096 and "all at once" mix).
+fn chunk_plan(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((&seed, rest)) => (seed, rest),
+        None => (0, data),
+    }
+}
+
+fn next_chunk(seed: &mut u8, left: usize) -> usize {
+    const SIZES: [usize; 5] = [1, 7, 512, 4096, usize::MAX];
+    let size = SIZES[usize::from(*seed % 5)];
+    *seed = seed.rotate_left(3) ^ 0x5a;
+    size.min(left).max(1)
+}
+
+/// Drives a push decoder (`decode(chunk) -> (used, Option<event>)`) over `input` split as
+/// `seed` says, then `finish`. Returns `Ok(events seen)` or the first error. Asserts the loop
+/// invariant: `None` only when the chunk was consumed, and progress on every event (so a
+/// decoder that would spin forever is reported, not hung).
+fn drive_push<E: core::fmt::Debug>(
+    input: &[u8],
+    mut seed: u8,
+    mut decode: impl FnMut(&[u8]) -> Result<(usize, bool, bool), E>,
+    finish: impl FnOnce() -> Result<(), E>,
+) -> Result<(), E> {
+    let mut rest = input;
+    let mut ended = false;
+    // Each event consumes input or is one of a bounded number per entry; 4 per byte is a
+    // generous ceiling that a looping decoder would still exceed.
+    let mut budget = input.len() * 4 + 64;
+    while !rest.is_empty() {
+        let n = next_chunk(&mut seed, rest.len());
+        let mut chunk = &rest[..n];
+        loop {
+            let (used, event, end) = decode(chunk)?;
+            assert!(used <= chunk.len(), "consumed more than given");
+            chunk = &chunk[used..];
+            ended |= end;
+            if !event {
+                assert!(chunk.is_empty(), "None must mean the chunk was consumed");
+                break;
+            }
+            budget = budget
+                .checked_sub(1)
+                .expect("decoder makes no progress (too many events)");
+        }
+        rest = &rest[n..];
+    }
+    finish()?;
+    let _ = ended;
+    Ok(())
+}
+
+/// [`crate::bundle::Decoder`] over arbitrary bytes (byte 0 picks the chunk split): never a
+/// panic, and the same verdict (and the same report) as feeding everything at once.
+pub fn fuzz_bundle_decoder(data: &[u8]) {
+    use crate::bundle::{Decoder, Event};
+    let (seed, input) = chunk_plan(data);
+    let run = |seed: Option<u8>| {
+        let mut dec = Decoder::new();
+        let mut report = None;
+        let mut check = |chunk: &[u8]| {
+            let (used, ev) = dec.decode(chunk)?;
+            let is_event = ev.is_some();
+            let end = if let Some(Event::End(r)) = ev {
+                report = Some(r);
+                true
+            } else {
+                false
+            };
+            Ok::<_, crate::bundle::BundleError>((used, is_event, end))
+        };
+        let r = match seed {
+            Some(s) => drive_push(input, s, &mut check, || Ok(())),
+            None => drive_push(input, 4, &mut check, || Ok(())), // 4 → "all at once"
+        };
+        r.and_then(|()| dec.finish()).map(|()| report)
+    };
+    let split = run(Some(seed));
+    let whole = run(None);
+    assert_eq!(
+        split.is_ok(),
+        whole.is_ok(),
+        "chunking changed the verdict: {split:?} vs {whole:?}"
+    );
+    if let (Ok(a), Ok(b)) = (split, whole) {
+        assert_eq!(a, b, "chunking changed the report");
+    }
+}
+
+/// [`crate::bundle::legacy::LegacyDecoder`] over an arbitrary (already inflated) tar, split
+/// as byte 0 says: never a panic, same verdict as all at once.
+pub fn fuzz_legacy_decoder(data: &[u8]) {
+    use crate::bundle::legacy::LegacyDecoder;
+    use crate::bundle::Event;
+    let (seed, input) = chunk_plan(data);
+    let run = |s: u8| {
+        let mut dec = LegacyDecoder::new();
+        let mut report = None;
+        let r = drive_push(
+            input,
+            s,
+            |chunk| {
+                let (used, ev) = dec.decode(chunk)?;
+                let is_event = ev.is_some();
+                let end = matches!(ev, Some(Event::End(_)));
+                if let Some(Event::End(r)) = ev {
+                    report = Some(r);
+                }
+                Ok::<_, crate::bundle::BundleError>((used, is_event, end))
+            },
+            || Ok(()),
+        );
+        r.and_then(|()| dec.finish()).map(|()| report)
+    };
+    let split = run(seed);
+    let whole = run(4);
+    assert_eq!(
+        split.is_ok(),
+        whole.is_ok(),
+        "chunking changed the verdict: {split:?} vs {whole:?}"
+    );
+    if let (Ok(a), Ok(b)) = (split, whole) {
+        assert_eq!(a, b, "chunking changed the report");
+    }
+}
+
+/// [`crate::tar::TarReader`] split as byte 0 says: never a panic, never a spin, and every
+/// `Data` event stays inside its entry's declared size.
+pub fn fuzz_tar(data: &[u8]) {
+    use crate::tar::{TarEvent, TarReader};
+    let (seed, input) = chunk_plan(data);
+    let mut r = TarReader::new();
+    let mut left: Option<u64> = None;
+    let fed = drive_push(
+        input,
+        seed,
+        |chunk| {
+            let (used, ev) = r.feed(chunk)?;
+            let is_event = ev.is_some();
+            match &ev {
+                Some(TarEvent::Header(e)) => left = Some(e.size),
+                Some(TarEvent::Data(d)) => {
+                    let l = left.as_mut().expect("data before a header");
+                    *l = l
+                        .checked_sub(d.len() as u64)
+                        .expect("more data than the header's size");
+                }
+                Some(TarEvent::EntryEnd) => {
+                    assert_eq!(left.take(), Some(0), "entry ended early");
+                }
+                _ => {}
+            }
+            // `(0, None)` is "need more"; `(n>0, None)` consumed padding: call again.
+            let more = is_event || (used > 0 && used < chunk.len());
+            Ok::<_, crate::tar::TarError>((used, more, matches!(ev, Some(TarEvent::End))))
+        },
+        || Ok(()),
+    );
+    if fed.is_ok() {
+        let _ = r.finish();
+    }
+}
+
+/// [`crate::RawManifest::parse`] with no content type and with each manifest media type: a
+/// parsed manifest keeps the exact bytes and their digest.
+pub fn fuzz_manifest(data: &[u8]) {
+    for ct in [
+        None,
+        Some("application/vnd.oci.image.manifest.v1+json"),
+        Some("application/vnd.oci.image.index.v1+json"),
+        Some("application/vnd.docker.distribution.manifest.v2+json"),
+        Some("application/vnd.docker.distribution.manifest.list.v2+json"),
+    ] {
+        if let Ok(m) = crate::RawManifest::parse(data.to_vec(), ct) {
+            assert_eq!(m.bytes(), data);
+            assert_eq!(m.digest(), &crate::Digest::sha256(data));
+            let _ = m.references();
+            let _ = m.descriptor();
+        }
+    }
+}
+
+/// [`crate::ImageConfig::parse`].
+pub fn fuzz_config(data: &[u8]) {
+    let _ = crate::ImageConfig::parse(data);
+}
+
+/// [`crate::bundle::BundleMeta::parse`]; what parses must serialise and parse back equal.
+pub fn fuzz_bundle_meta(data: &[u8]) {
+    if let Ok(m) = crate::bundle::BundleMeta::parse(data) {
+        let again = crate::bundle::BundleMeta::parse(&m.to_bytes());
+        assert_eq!(again.as_ref(), Ok(&m));
+        let _ = m.oci_index_json();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +350,64 @@ mod tests {
                 f(&buf);
             }
         }
+    }
+
+    /// The byte-level entry points over a real bundle, the original tool's bundle and a
+    /// manifest and config: intact, truncated and with flipped bytes, at every chunk seed.
+    #[test]
+    fn decoder_entry_points_survive_real_inputs_and_their_damage() {
+        let bundle = crate::synth_bundle::sample(Default::default()).encode();
+        let legacy: &[u8] = include_bytes!("../tests/data/original-ddiff/bb-new.tar");
+        let sample = crate::synth_bundle::sample(Default::default());
+        let json: Vec<&Vec<u8>> = sample
+            .blobs
+            .values()
+            .filter(|b| b.first() == Some(&b'{'))
+            .collect();
+        assert!(json.len() >= 2, "the sample has a manifest and a config");
+        let meta = sample.meta.to_bytes();
+        for (name, input) in [("bundle", &bundle[..]), ("legacy", legacy)] {
+            let f: fn(&[u8]) = if name == "bundle" {
+                fuzz_bundle_decoder
+            } else {
+                fuzz_legacy_decoder
+            };
+            for seed in 0..10u8 {
+                let mut d = vec![seed];
+                d.extend_from_slice(input);
+                f(&d);
+                fuzz_tar(&d);
+                for cut in (0..d.len()).step_by(997) {
+                    f(&d[..cut]);
+                }
+                for pos in (1..d.len()).step_by(1499) {
+                    let mut bad = d.clone();
+                    bad[pos] ^= 0x41;
+                    f(&bad);
+                    fuzz_tar(&bad);
+                }
+            }
+        }
+        for j in json {
+            for end in (0..=j.len()).step_by(7) {
+                fuzz_manifest(&j[..end]);
+                fuzz_config(&j[..end]);
+            }
+        }
+        fuzz_bundle_meta(&meta);
+        for end in (0..meta.len()).step_by(13) {
+            fuzz_bundle_meta(&meta[..end]);
+        }
+    }
+
+    /// Found by cargo-fuzz (target `reference`): a Docker Hub repository whose first component
+    /// looks like a host printed its familiar form without `docker.io/`, which then parsed as
+    /// another registry.
+    #[test]
+    fn regression_familiar_form_of_a_hub_repository_that_looks_like_a_host() {
+        fuzz_reference(b"docker.io/libraryr.io/librartest");
+        fuzz_reference(b"docker.io/localhost/x:1");
+        fuzz_reference(b"docker.io/a:5/b");
     }
 
     /// Every combination of reference pieces, with and without a transport prefix: what

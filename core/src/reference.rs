@@ -310,7 +310,17 @@ impl Reference {
         }
         match self.repository.strip_prefix(OFFICIAL_PREFIX) {
             Some(short) if !short.contains('/') => short.to_string(),
-            _ => self.repository.clone(),
+            _ => {
+                // `docker.io/a.b/c` without its host would read as registry `a.b`: keep it.
+                let first = self.repository.split('/').next().unwrap_or_default();
+                if self.repository.contains('/')
+                    && (first.contains('.') || first.contains(':') || first == "localhost")
+                {
+                    self.name()
+                } else {
+                    self.repository.clone()
+                }
+            }
         }
     }
 
