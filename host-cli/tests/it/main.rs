@@ -5,6 +5,10 @@
 
 mod common;
 mod engine_local;
+mod hostile_bundle;
+mod hostile_interrupt;
+mod hostile_server;
+mod hostile_util;
 mod registry_e2e;
 mod server_interop;
 mod server_routes;

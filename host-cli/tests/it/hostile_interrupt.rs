@@ -1,0 +1,277 @@
+//! Issue 7, guarantee 2: `ddiff load` killed (SIGKILL) at many points never leaves a tag on
+//! an incomplete image, and the re-run completes — into `ddiff server` (kill points chosen by
+//! bytes seen in upload sessions) and into an `oci:` layout (kill points in time).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::{docker, require_peer, run, DdiffServer};
+use crate::hostile_util::{ddiff, listing, push, Group};
+
+const G2: &str = "2 interrupted load finishes when re-run";
+
+/// A bundle carrying a 24 MiB random layer on top of a small base.
+fn big_bundle(prefix: &str, dir: &Path) -> (std::path::PathBuf, String) {
+    let base = format!("{prefix}-base:1");
+    let big = format!("{prefix}-big:1");
+    crate::common::docker_image(&base, prefix);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN /bin/busybox dd if=/dev/urandom of=/big bs=1048576 count=24 2>/dev/null\n"),
+    )
+    .unwrap();
+    run(docker()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "--network", "none", "-t", &big])
+        .arg(ctx.path()));
+    let online = DdiffServer::start(&dir.join("online"), &[]);
+    push(&base, &format!("{}/{prefix}/base:1", online.addr));
+    push(&big, &format!("{}/{prefix}/big:1", online.addr));
+    let bundle = dir.join("big.ddiff");
+    run(ddiff()
+        .args([
+            "diff",
+            &format!("docker://{}/{prefix}/base:1", online.addr),
+            &format!("docker://{}/{prefix}/big:1", online.addr),
+            "-o",
+        ])
+        .arg(&bundle));
+    let _ = docker().args(["rmi", &big]).output();
+    (bundle, base)
+}
+
+fn uploads_bytes(root: &Path) -> u64 {
+    fn walk(d: &Path, n: &mut u64) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, n);
+            } else if p.to_string_lossy().contains("/_uploads/") && p.ends_with("data") {
+                *n += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    let mut n = 0;
+    walk(root, &mut n);
+    n
+}
+
+fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout) == "200"
+}
+
+#[test]
+fn hostile_load_killed_at_many_points_into_ddiff_server() {
+    if !require_peer("docker") {
+        return;
+    }
+    let prefix = "hostile-kill";
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, base) = big_bundle(prefix, dir.path());
+    let thresholds: Vec<u64> = (0..8).map(|k| (k * 3 + 1) << 20).collect();
+    let mut g = Group::new(
+        G2,
+        format!(
+            "ddiff server: SIGKILL at {} points (1..22 MiB of a 24 MiB layer uploaded), no tag before the re-run, re-run completes, image runs",
+            thresholds.len()
+        ),
+    );
+    let mut killed_n = 0;
+    for (round, threshold) in thresholds.into_iter().enumerate() {
+        let root = dir.path().join(format!("dest-{round}"));
+        let dest = DdiffServer::start(&root, &[]);
+        push(&base, &format!("{}/{prefix}/base:1", dest.addr));
+        let mut child = ddiff()
+            .args([
+                "load",
+                "--no-pull",
+                "--jobs",
+                "1",
+                "--upload-chunk-mib",
+                "1",
+            ])
+            .arg(&bundle)
+            .args(["--to", &format!("docker://{}", dest.addr)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let killed = loop {
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            if uploads_bytes(&root) >= threshold {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "load neither progressed nor finished"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        killed_n += usize::from(killed);
+        if killed {
+            g.check(!has_tag(&dest.addr, &format!("{prefix}/big"), "1"), || {
+                format!("killed at {threshold} bytes: a tag on an incomplete image")
+            });
+        }
+        let out = ddiff()
+            .args(["load", "--no-pull"])
+            .arg(&bundle)
+            .args(["--to", &format!("docker://{}", dest.addr)])
+            .output()
+            .unwrap();
+        g.check(out.status.success(), || {
+            format!(
+                "re-run after a kill at {threshold}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        g.check(has_tag(&dest.addr, &format!("{prefix}/big"), "1"), || {
+            format!("re-run after a kill at {threshold}: no tag")
+        });
+        if round == 3 {
+            let image = format!("{}/{prefix}/big:1", dest.addr);
+            run(docker().args(["pull", "-q", &image]));
+            let out = run(docker().args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &image,
+                "/bin/busybox",
+                "wc",
+                "-c",
+                "/big",
+            ]));
+            g.check(
+                String::from_utf8_lossy(&out.stdout).starts_with("25165824"),
+                || format!("the image does not run right: {out:?}"),
+            );
+            let _ = docker().args(["rmi", "-f", &image]).output();
+        }
+    }
+    println!("ddiff server: {killed_n} of 8 loads were killed before finishing");
+    let f = g.finish();
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+#[ignore = "known failure: a SIGKILLed load into oci: leaves blobs/sha256/.ddiff-blob-*.tmp behind, and the re-run does not remove it"]
+fn hostile_load_killed_at_many_points_into_an_oci_layout() {
+    if !require_peer("docker") || !require_peer("skopeo") {
+        return;
+    }
+    let prefix = "hostile-kill-oci";
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, base) = big_bundle(prefix, dir.path());
+    let host = std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap();
+    let delays = [5u64, 20, 40, 80, 120, 200, 300, 500];
+    let mut g = Group::new(
+        G2,
+        format!(
+            "oci layout: SIGKILL at {} moments (5..500 ms), index.json never names the target before the re-run, re-run completes, every blob verifies",
+            delays.len()
+        ),
+    );
+    let mut killed_n = 0;
+    for ms in delays {
+        let layout = dir.path().join(format!("layout-{ms}"));
+        run(crate::common::skopeo()
+            .args(["copy", "--quiet", "--src-daemon-host", &host])
+            .arg(format!("docker-daemon:{base}"))
+            .arg(format!("oci:{}:base", layout.display())));
+        let mut child = ddiff()
+            .args(["load"])
+            .arg(&bundle)
+            .args(["--to", &format!("oci:{}", layout.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        let killed = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        killed_n += usize::from(killed);
+        let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+        if killed {
+            g.check(!index.contains("big:1") && !index.contains("/big"), || {
+                format!("killed at {ms} ms: index.json names the target: {index}")
+            });
+        }
+        let out = ddiff()
+            .args(["load"])
+            .arg(&bundle)
+            .args(["--to", &format!("oci:{}", layout.display())])
+            .output()
+            .unwrap();
+        g.check(out.status.success(), || {
+            format!(
+                "re-run after {ms} ms: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let bad: Vec<String> = listing(&layout)
+            .into_iter()
+            .filter(|(p, sha)| {
+                p.starts_with("blobs/sha256/")
+                    && !p.ends_with('/')
+                    && *sha != format!("sha256:{}", &p[13..])
+            })
+            .map(|(p, _)| p)
+            .collect();
+        g.check(bad.is_empty(), || {
+            format!("after {ms} ms: blobs with wrong bytes or temp files: {bad:?}")
+        });
+        // The target is in index.json and its manifest's blobs are all there. (skopeo is not
+        // used: it resolves only OCI media types in a layout, and this bundle's manifest is
+        // Docker v2s2.)
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let entry = idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] != "base")
+            .cloned();
+        let complete = entry.is_some_and(|e| {
+            let d = e["digest"].as_str().unwrap().replace("sha256:", "");
+            let Ok(m) = std::fs::read(layout.join("blobs/sha256").join(&d)) else {
+                return false;
+            };
+            let m: serde_json::Value = serde_json::from_slice(&m).unwrap();
+            std::iter::once(&m["config"])
+                .chain(m["layers"].as_array().unwrap())
+                .all(|b| {
+                    let h = b["digest"].as_str().unwrap().replace("sha256:", "");
+                    layout.join("blobs/sha256").join(h).is_file()
+                })
+        });
+        g.check(complete, || {
+            format!("after {ms} ms: the loaded image is not complete in the layout")
+        });
+    }
+    println!(
+        "oci layout: {killed_n} of {} loads were killed before finishing",
+        delays.len()
+    );
+    let f = g.finish();
+    assert!(f.is_empty(), "{f:#?}");
+}
