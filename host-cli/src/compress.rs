@@ -334,11 +334,10 @@ fn write_in_order(
         .context("cannot write compressed layer")?;
     ctx.update(&trailer);
     size += trailer.len() as u64;
-    let file = out
-        .into_inner()
+    // No fsync: this is an intermediate file; the bundle it goes into is synced.
+    out.into_inner()
         .map_err(|e| e.into_error())
         .context("cannot write compressed layer")?;
-    file.sync_data().context("cannot sync compressed layer")?;
     let d = Digest::from_raw(Algorithm::Sha256, ctx.finish().as_ref())
         .context("internal error: sha256 length")?;
     Ok((d, size))
