@@ -358,6 +358,32 @@ fn layout_state(dir: &Path, report: &Report) -> Result<DestinationState> {
     Ok(state)
 }
 
+/// Removes `blobs/<alg>/.ddiff-blob-<pid>-<n>.tmp` files left by a load that was killed
+/// (SIGKILL gives no chance to clean up), skipping those of loads still running.
+fn sweep_stale_temps(blobs: &Path) {
+    let Ok(algs) = std::fs::read_dir(blobs) else {
+        return;
+    };
+    for alg in algs.flatten() {
+        let Ok(files) = std::fs::read_dir(alg.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".ddiff-blob-")) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+            if !alive && rest.ends_with(".tmp") {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+}
+
 /// Writes `bytes` as a blob (verified by construction: named by their digest).
 fn put_blob(dir: &Path, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()> {
     let dest = layout_blob(dir, d);
@@ -410,6 +436,7 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
     // Phase 2: blobs (verified into place), then index.json atomically.
     std::fs::create_dir_all(dir.join("blobs"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
+    sweep_stale_temps(&dir.join("blobs"));
     if is_new {
         std::fs::write(dir.join("oci-layout"), ddiff_core::bundle::meta::OCI_LAYOUT)
             .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;

@@ -173,7 +173,6 @@ fn hostile_load_killed_at_many_points_into_ddiff_server() {
 }
 
 #[test]
-#[ignore = "known failure: a SIGKILLed load into oci: leaves blobs/sha256/.ddiff-blob-*.tmp behind, and the re-run does not remove it"]
 fn hostile_load_killed_at_many_points_into_an_oci_layout() {
     if !require_peer("docker") || !require_peer("skopeo") {
         return;
