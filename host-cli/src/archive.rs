@@ -741,4 +741,76 @@ mod tests {
         assert_eq!(idx.read_small(&long).unwrap(), b"layer bytes");
         assert!(idx.read_small("nope").is_err());
     }
+    /// A save stream whose layers cannot be identified from their names (no v1 json): both
+    /// are spooled, hashed, and decided afterwards; the carried one is compressed.
+    #[test]
+    fn unidentified_layers_are_spooled_and_decided_once_hashed() {
+        let l0 = tar_of(&[("a", b"base file")]);
+        let l1 = tar_of(&[("b", b"app file")]);
+        let ids = [Digest::sha256(&l0), Digest::sha256(&l1)];
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ids},
+        }))
+        .unwrap();
+        let cfg_name = format!("{}.json", Digest::sha256(&config).hex());
+        let mj = format!(
+            r#"[{{"Config":"{cfg_name}","RepoTags":["app:2"],"Layers":["x0/layer.tar","x1/layer.tar"]}}]"#
+        );
+        let stream = tar_of(&[
+            ("x0/layer.tar", &l0),
+            ("x1/layer.tar", &l1),
+            (&cfg_name, &config),
+            ("manifest.json", mj.as_bytes()),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::compress::CompressArgs::default().settings().unwrap();
+        let item = crate::progress::Progress::new(crate::progress::Mode::Quiet).item("t", 0);
+        for chunk in [1usize, 7, 512, 65536] {
+            let img = image_from_stream(
+                ChunkReader(&stream, chunk),
+                "app:2",
+                &ids,
+                &ids[..1],
+                settings,
+                dir.path(),
+                &item,
+            )
+            .unwrap();
+            let m = img.manifest.as_image().unwrap().clone();
+            assert_eq!(
+                m.layers[0].digest, ids[0],
+                "relied: uncompressed descriptor"
+            );
+            assert_eq!(m.layers[0].size, l0.len() as u64);
+            assert_eq!(m.layers[1].media_type, ddiff_core::MediaType::OciLayerGzip);
+            assert_eq!(img.carried.len(), 1);
+            assert!(img.carried.values().all(|p| p.exists()));
+            drop(img);
+            // Spool and layer files are gone once the image is dropped.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        // A layer that does not hash to the config's diff_id is refused.
+        let bad = [ids[0].clone(), Digest::sha256(b"other")];
+        assert!(image_from_stream(
+            ChunkReader(&stream, 4096),
+            "app:2",
+            &bad,
+            &[],
+            settings,
+            dir.path(),
+            &item
+        )
+        .is_err());
+    }
+
+    struct ChunkReader<'a>(&'a [u8], usize);
+    impl Read for ChunkReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
 }
