@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
 use ddiff_core::bundle::Report;
 use ddiff_core::{
     plan_load, restrict_to_target, Descriptor, DestinationState, Digest, ImageConfig, Reference,
@@ -448,36 +447,8 @@ fn body_from_blob(
     len: u64,
     item: crate::progress::Item,
 ) -> Result<reqwest::Body> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut r = match open_blob_range(&bundle, index, from, len) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                return;
-            }
-        };
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    item.inc(n as u64);
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
-    let stream =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    Ok(reqwest::Body::wrap_stream(stream))
+    Ok(crate::registry::client::body_from_blocking_reader(
+        move || open_blob_range(&bundle, index, from, len),
+        move |n| item.inc(n),
+    ))
 }

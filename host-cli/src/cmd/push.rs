@@ -168,39 +168,14 @@ async fn existing_layers(client: &Registry, repo: &str, tag: &str) -> Vec<(Diges
 
 /// A streamed request body over a file.
 pub(crate) fn file_body(path: PathBuf, item: crate::progress::Item) -> Result<reqwest::Body> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    item.inc(n as u64);
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
-    let stream =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    Ok(reqwest::Body::wrap_stream(stream))
+    Ok(crate::registry::client::body_from_blocking_reader(
+        move || {
+            let f = std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
+        },
+        move |n| item.inc(n),
+    ))
 }
 
 /// `Reference` of a pushed image as the registry names it.

@@ -587,6 +587,47 @@ impl Registry {
     }
 }
 
+/// A request body streamed from a blocking reader (a file, a bundle range, an inflating gzip)
+/// that `open` creates on the blocking pool; `on_read` sees each chunk's length (progress).
+/// Errors from `open` or from reading end the body with that error.
+pub fn body_from_blocking_reader(
+    open: impl FnOnce() -> Result<Box<dyn std::io::Read + Send>> + Send + 'static,
+    on_read: impl Fn(u64) + Send + 'static,
+) -> reqwest::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut r = match open() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    on_read(n as u64);
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    reqwest::Body::wrap_stream(stream)
+}
+
 fn next_link(h: &HeaderMap) -> Option<String> {
     let v = h.get("link")?.to_str().ok()?;
     let (url, rel) = v.split_once(';')?;
