@@ -18,10 +18,15 @@ use crate::hash::fast_hasher;
 use crate::progress::{human_bytes, Mode, Progress};
 
 /// Show what a bundle holds (targets, base, layers with their Dockerfile steps, files).
+///
+/// Also takes an image instead of a bundle: oci:DIR[:REF], docker-archive:FILE[:NAME:TAG] or
+/// docker-daemon:NAME:TAG. It is then written to a temporary self-contained bundle (every
+/// layer carried; layers from Docker archives and the engine are gzip-compressed on the way)
+/// and inspected like one.
 #[derive(clap::Args, Debug, Clone)]
 pub struct InspectArgs {
-    /// The bundle file (ddiff format v1).
-    #[arg(value_name = "BUNDLE")]
+    /// The bundle file (ddiff format v1), or an image with a transport prefix.
+    #[arg(value_name = "BUNDLE|IMAGE")]
     pub bundle: PathBuf,
     /// Also list the files of the carried layers (paths, sizes, modes, deletions).
     #[arg(long)]
@@ -31,20 +36,67 @@ pub struct InspectArgs {
     pub max_files: usize,
 }
 
+/// An `inspect` argument that names an image rather than a bundle file.
+fn image_input(arg: &std::path::Path) -> Option<String> {
+    let s = arg.to_str()?;
+    let explicit = ["oci:", "docker-archive:", "docker-daemon:", "oci-archive:"]
+        .iter()
+        .any(|p| s.starts_with(p));
+    (explicit && !arg.exists()).then(|| s.to_string())
+}
+
 /// Runs `ddiff inspect`.
-pub async fn run(args: InspectArgs, global: &crate::cmd::Global) -> Result<ExitCode> {
+pub async fn run(mut args: InspectArgs, global: &crate::cmd::Global) -> Result<ExitCode> {
+    // Images are inspected through a temporary self-contained bundle (same code, same view).
+    let mut label = None;
+    let _tmp = match image_input(&args.bundle) {
+        Some(image) => {
+            let dir = tempfile::Builder::new()
+                .prefix("ddiff-inspect-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            let out = dir.path().join("image.ddiff");
+            let quiet = crate::cmd::Global {
+                quiet: true,
+                json: false,
+                ..global.clone()
+            };
+            super::diff::diff(
+                &super::diff::DiffArgs {
+                    base: "scratch".into(),
+                    targets: vec![image.clone()],
+                    output: Some(out.clone()),
+                    platform: super::PlatformArgs::default(),
+                    compress: crate::compress::CompressArgs::default(),
+                },
+                &quiet,
+            )
+            .await
+            .with_context(|| format!("cannot read {image}"))?;
+            label = Some(PathBuf::from(&image));
+            args.bundle = out;
+            Some(dir)
+        }
+        None => None,
+    };
     let (quiet, json) = (global.quiet, global.json);
-    tokio::task::spawn_blocking(move || run_blocking(&args, quiet, json))
+    let label = label.unwrap_or_else(|| args.bundle.clone());
+    tokio::task::spawn_blocking(move || run_blocking(&args, &label, quiet, json))
         .await
         .context("inspect task failed")?
 }
 
-fn run_blocking(args: &InspectArgs, quiet: bool, json: bool) -> Result<ExitCode> {
+fn run_blocking(
+    args: &InspectArgs,
+    label: &std::path::Path,
+    quiet: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let outcome = inspect_file(args, &Progress::new(Mode::detect(quiet || json)))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        print!("{}", render(&args.bundle, &outcome, args.files));
+        print!("{}", render(label, &outcome, args.files));
     }
     Ok(if outcome.ok {
         ExitCode::SUCCESS

@@ -9,6 +9,7 @@ mod hostile_bundle;
 mod hostile_interrupt;
 mod hostile_server;
 mod hostile_util;
+mod inspect_images;
 mod registry_e2e;
 mod server_interop;
 mod server_routes;
