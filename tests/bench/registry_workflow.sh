@@ -28,23 +28,25 @@ ddiff=$root/target/release/ddiff
 echo "bench: generating a ${BASE_MB} MB base and a ${APP_MB} MB app" >&2
 "$ddiff" demo --quiet --base-mb "$BASE_MB" --app-mb "$APP_MB" --keep "$work/demo" >/dev/null
 
-start_server() { # ROOT -> prints host:port
+# start_server ROOT: sets $host to its host:port (no command substitution, so that the
+# server's pid lands in this shell's $pids and the EXIT trap stops it)
+start_server() {
   "$ddiff" server --addr 127.0.0.1:0 --root "$1" >"$1.out" 2>"$1.log" &
   pids+=($!)
   for _ in $(seq 100); do
     if grep -q listening "$1.out" 2>/dev/null; then
-      sed -n 's#.*listening on http://\([^ ]*\).*#\1#p' "$1.out"; return
+      host=$(sed -n 's#.*listening on http://\([^ ]*\).*#\1#p' "$1.out"); return
     fi
     sleep 0.05
   done
   echo "bench: server for $1 did not start" >&2; exit 1
 }
-online=$(start_server "$work/demo/online")
-fresh_offline() { # NAME -> host:port of a registry holding only the base
-  local h; h=$(start_server "$work/$1")
+start_server "$work/demo/online"; online=$host
+# fresh_offline NAME: sets $host to a registry holding only the base
+fresh_offline() {
+  start_server "$work/$1"
   skopeo copy --quiet --src-tls-verify=false --dest-tls-verify=false \
-    "docker://$online/demo/base:1" "docker://$h/demo/base:1"
-  echo "$h"
+    "docker://$online/demo/base:1" "docker://$host/demo/base:1"
 }
 
 # measure NAME CMD... : appends "NAME seconds peak_kib" to $work/times
@@ -56,7 +58,7 @@ measure() {
 sync
 
 # ddiff
-off1=$(fresh_offline off1)
+fresh_offline off1; off1=$host
 measure ddiff_diff "$ddiff" --quiet diff "docker://$online/demo/base:1" "docker://$online/demo/app:2" -o "$work/app.ddiff"
 measure ddiff_load "$ddiff" --quiet load --no-pull "$work/app.ddiff" --to "docker://$off1"
 bundle=$(stat -c %s "$work/app.ddiff")
@@ -64,7 +66,7 @@ carried=$("$ddiff" --json inspect "$work/app.ddiff" 2>/dev/null | python3 -c 'im
 if [ "$carried" = 0 ]; then carried=$(tar -xOf "$work/app.ddiff" ddiff.json | python3 -c 'import json,sys; print(sum(b["size"] for b in json.load(sys.stdin)["blobs"]))'); fi
 
 # skopeo, the whole app through an archive
-off2=$(fresh_offline off2)
+fresh_offline off2; off2=$host
 measure skopeo_export skopeo copy --quiet --src-tls-verify=false "docker://$online/demo/app:2" "oci-archive:$work/app.oci.tar"
 measure skopeo_import skopeo copy --quiet --dest-tls-verify=false "oci-archive:$work/app.oci.tar" "docker://$off2/demo/app:2"
 full=$(stat -c %s "$work/app.oci.tar")
