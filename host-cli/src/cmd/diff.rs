@@ -124,22 +124,9 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
     if let Some(b) = p.meta.base.as_mut() {
         b.references = vec![args.base.clone()];
     }
-    // Exact bytes of every manifest and config, and where each layer comes from.
-    let mut json: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
-    let mut origin: BTreeMap<Digest, (Location, Descriptor)> = BTreeMap::new();
+    let mut sources = BlobSources::default();
     for t in &targets {
-        json.insert(t.top.digest().clone(), t.top.bytes().to_vec());
-        for i in &t.images {
-            json.insert(i.manifest.digest().clone(), i.manifest.bytes().to_vec());
-            if let Some(img) = i.manifest.as_image() {
-                json.insert(img.config.digest.clone(), i.config_bytes.clone());
-                for l in &img.layers {
-                    origin
-                        .entry(l.digest.clone())
-                        .or_insert_with(|| (t.location.clone(), l.clone()));
-                }
-            }
-        }
+        sources.add_resolved(t);
     }
     let out = args
         .output
@@ -147,32 +134,7 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         .unwrap_or_else(|| PathBuf::from(default_name(&p.meta.targets[0].reference)));
     let meta = p.meta.clone();
     // Registry downloads are verified by the client; layouts too. No second hash needed.
-    let mut w = BundleWriter::create(&out, meta.clone(), false)?;
-    let total = w.total_size();
-    let item = progress.item(format!("writing {}", out.display()), total);
-    for b in &meta.blobs {
-        if b.kind == BlobKind::Layer {
-            let (loc, desc) = origin
-                .get(&b.digest)
-                .context("internal error: carried layer without a source")?;
-            w.begin_blob()?;
-            loc.blob_stream(desc, &mut |chunk| {
-                item.inc(chunk.len() as u64);
-                w.data(chunk)
-            })
-            .await
-            .with_context(|| format!("fetching layer {} from {}", b.digest, loc.describe()))?;
-            w.end_blob()?;
-        } else {
-            let bytes = json
-                .get(&b.digest)
-                .context("internal error: manifest or config bytes missing")?;
-            w.blob(bytes)?;
-            item.inc(bytes.len() as u64);
-        }
-    }
-    let size = w.finish()?;
-    item.finish("written");
+    let size = sources.write_bundle(&out, &meta, false, &progress).await?;
     Ok(DiffSummary {
         bundle: out.display().to_string(),
         bundle_bytes: size,
@@ -183,4 +145,94 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         relied_bytes: meta.relied_bytes(),
         full_bytes: p.full_bytes,
     })
+}
+
+/// Where the bytes of each blob of a planned bundle come from: manifests and configs in
+/// memory, layers in local files (compressed from an engine or archive) or at a registry or
+/// layout. `diff` and its engine variant fill it, then write the bundle the same way.
+#[derive(Default)]
+pub struct BlobSources {
+    /// Exact bytes of manifests, indexes and configs.
+    pub json: BTreeMap<Digest, Vec<u8>>,
+    /// Layers in local files.
+    pub files: BTreeMap<Digest, PathBuf>,
+    /// Layers to fetch, with where from.
+    pub remote: BTreeMap<Digest, (Location, Descriptor)>,
+}
+
+impl BlobSources {
+    /// Adds a resolved registry or layout image: its manifests, configs and layer locations.
+    pub fn add_resolved(&mut self, t: &Resolved) {
+        self.json
+            .insert(t.top.digest().clone(), t.top.bytes().to_vec());
+        for i in &t.images {
+            self.json
+                .insert(i.manifest.digest().clone(), i.manifest.bytes().to_vec());
+            if let Some(img) = i.manifest.as_image() {
+                self.json
+                    .insert(img.config.digest.clone(), i.config_bytes.clone());
+                for l in &img.layers {
+                    self.remote
+                        .entry(l.digest.clone())
+                        .or_insert_with(|| (t.location.clone(), l.clone()));
+                }
+            }
+        }
+    }
+
+    /// Writes the bundle of `meta` to `out` (crash-safe), with progress; returns its size.
+    /// `verify` hashes every blob again on the way in (for sources not verified already).
+    pub async fn write_bundle(
+        &self,
+        out: &std::path::Path,
+        meta: &ddiff_core::bundle::BundleMeta,
+        verify: bool,
+        progress: &crate::progress::Progress,
+    ) -> Result<u64> {
+        let mut w = BundleWriter::create(out, meta.clone(), verify)?;
+        let item = progress.item(format!("writing {}", out.display()), w.total_size());
+        for b in &meta.blobs {
+            if b.kind != BlobKind::Layer {
+                let bytes = self
+                    .json
+                    .get(&b.digest)
+                    .context("internal error: manifest or config bytes missing")?;
+                w.blob(bytes)?;
+                item.inc(bytes.len() as u64);
+            } else if let Some(f) = self.files.get(&b.digest) {
+                use std::io::Read;
+                w.begin_blob()?;
+                let mut file = std::fs::File::open(f)
+                    .with_context(|| format!("cannot open {}", f.display()))?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = file
+                        .read(&mut buf)
+                        .with_context(|| format!("cannot read {}", f.display()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    item.inc(n as u64);
+                    w.data(&buf[..n])?;
+                }
+                w.end_blob()?;
+            } else {
+                let (loc, desc) = self
+                    .remote
+                    .get(&b.digest)
+                    .context("internal error: carried layer without a source")?;
+                w.begin_blob()?;
+                loc.blob_stream(desc, &mut |chunk| {
+                    item.inc(chunk.len() as u64);
+                    w.data(chunk)
+                })
+                .await
+                .with_context(|| format!("fetching layer {} from {}", b.digest, loc.describe()))?;
+                w.end_blob()?;
+            }
+        }
+        let size = w.finish()?;
+        item.finish("written");
+        Ok(size)
+    }
 }

@@ -5,19 +5,17 @@
 //! is never exported. A target from the engine is streamed once through image save; layers
 //! the base lacks are compressed on all cores as they pass, the others are only counted.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ddiff_core::bundle::BlobKind;
-use ddiff_core::{plan, BaseImage, Descriptor, Digest, ImageRef, TargetImageInput, TargetInput};
+use ddiff_core::{plan, BaseImage, Digest, ImageRef, TargetImageInput, TargetInput};
 
 use super::diff::{DiffArgs, DiffSummary};
 use super::{parse_image_ref, Global};
 use crate::archive::{image_from_archive, image_from_stream, LocalImage, TarIndex};
-use crate::bundle_write::{default_name, BundleWriter};
+use crate::bundle_write::default_name;
 use crate::engine::Engine;
-use crate::source::{resolve, Location, Resolved};
+use crate::source::{resolve, Resolved};
 
 /// Whether a reference needs this module (engine or docker-archive).
 pub fn is_local(r: &ImageRef) -> bool {
@@ -182,32 +180,21 @@ pub async fn diff_local(args: &DiffArgs, global: &Global) -> Result<DiffSummary>
         b.references = vec![args.base.clone()];
     }
     // Where every blob's bytes are.
-    let mut json: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
-    let mut files: BTreeMap<Digest, PathBuf> = BTreeMap::new();
-    let mut remote: BTreeMap<Digest, (Location, Descriptor)> = BTreeMap::new();
+    let mut sources = super::diff::BlobSources::default();
     for t in &targets {
         match t {
             Target::Local(l) => {
-                json.insert(l.manifest.digest().clone(), l.manifest.bytes().to_vec());
-                json.insert(Digest::sha256(&l.config_bytes), l.config_bytes.clone());
+                sources
+                    .json
+                    .insert(l.manifest.digest().clone(), l.manifest.bytes().to_vec());
+                sources
+                    .json
+                    .insert(Digest::sha256(&l.config_bytes), l.config_bytes.clone());
                 for (d, f) in &l.carried {
-                    files.insert(d.clone(), f.clone());
+                    sources.files.insert(d.clone(), f.clone());
                 }
             }
-            Target::Remote(r) => {
-                json.insert(r.top.digest().clone(), r.top.bytes().to_vec());
-                for i in &r.images {
-                    json.insert(i.manifest.digest().clone(), i.manifest.bytes().to_vec());
-                    if let Some(img) = i.manifest.as_image() {
-                        json.insert(img.config.digest.clone(), i.config_bytes.clone());
-                        for l in &img.layers {
-                            remote
-                                .entry(l.digest.clone())
-                                .or_insert_with(|| (r.location.clone(), l.clone()));
-                        }
-                    }
-                }
-            }
+            Target::Remote(r) => sources.add_resolved(r),
         }
     }
     let out = args
@@ -217,49 +204,7 @@ pub async fn diff_local(args: &DiffArgs, global: &Global) -> Result<DiffSummary>
     let meta = p.meta.clone();
     // Local layers were hashed as they were compressed; hash again on the way into the
     // bundle so a temporary file damaged on disk cannot slip through.
-    let mut w = BundleWriter::create(&out, meta.clone(), true)?;
-    let item = progress.item(format!("writing {}", out.display()), w.total_size());
-    for b in &meta.blobs {
-        if b.kind != BlobKind::Layer {
-            let bytes = json
-                .get(&b.digest)
-                .context("internal error: manifest or config bytes missing")?;
-            w.blob(bytes)?;
-            item.inc(bytes.len() as u64);
-        } else if let Some(f) = files.get(&b.digest) {
-            w.begin_blob()?;
-            let f = f.clone();
-            let mut file =
-                std::fs::File::open(&f).with_context(|| format!("cannot open {}", f.display()))?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                use std::io::Read;
-                let n = file
-                    .read(&mut buf)
-                    .with_context(|| format!("cannot read {}", f.display()))?;
-                if n == 0 {
-                    break;
-                }
-                item.inc(n as u64);
-                w.data(&buf[..n])?;
-            }
-            w.end_blob()?;
-        } else {
-            let (loc, desc) = remote
-                .get(&b.digest)
-                .context("internal error: carried layer without a source")?;
-            w.begin_blob()?;
-            loc.blob_stream(desc, &mut |chunk| {
-                item.inc(chunk.len() as u64);
-                w.data(chunk)
-            })
-            .await
-            .with_context(|| format!("fetching layer {} from {}", b.digest, loc.describe()))?;
-            w.end_blob()?;
-        }
-    }
-    let size = w.finish()?;
-    item.finish("written");
+    let size = sources.write_bundle(&out, &meta, true, &progress).await?;
     let full_bytes = targets
         .iter()
         .map(|t| match t {
