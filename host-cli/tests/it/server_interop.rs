@@ -861,12 +861,19 @@ fn clear_errors_for_a_taken_port_and_an_unwritable_root() {
 
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = DdiffServer::start(&dir.path().join("root"), &[]);
-    run(Command::new("kill").args(["-TERM", &server.child.id().to_string()]));
-    let status = server.child.wait().unwrap();
-    assert!(status.success(), "{status}");
-    assert!(server.log_text().contains("shutting down"));
+    // The signal comes the instant "listening" is printed, several times: a
+    // handler installed later than that line once let SIGTERM kill the server.
+    for (i, sig) in ["-TERM", "-INT", "-TERM", "-INT", "-TERM"]
+        .iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = DdiffServer::start(&dir.path().join("root"), &[]);
+        run(Command::new("kill").args([*sig, &server.child.id().to_string()]));
+        let status = server.child.wait().unwrap();
+        assert!(status.success(), "round {i} {sig}: {status}");
+        assert!(server.log_text().contains("shutting down"), "round {i}");
+    }
 }
 
 #[test]

@@ -413,28 +413,55 @@ fn init_logging() {
         .try_init();
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGINT/SIGTERM, registered when made. The server makes it before it prints
+/// "listening", so a signal sent right after that line always ends in a graceful
+/// shutdown (tokio installs a handler only when the stream is created, and a
+/// signal before that would kill the process with the default action).
+struct ShutdownSignal {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    fn register() -> ShutdownSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(i), Ok(t)) => Some((i, t)),
+                _ => {
+                    tracing::warn!(
+                        "cannot install SIGINT/SIGTERM handlers; the server ends only when killed"
+                    );
+                    None
+                }
+            };
+            ShutdownSignal { streams }
+        }
+        #[cfg(not(unix))]
+        ShutdownSignal {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        match self.streams {
+            Some((mut int, mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 /// `ddiff server`: runs the registry until SIGINT/SIGTERM, or runs `gc`.
@@ -520,6 +547,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let shutdown = ShutdownSignal::register();
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
@@ -531,12 +559,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     match tls {
-        None => serve_on(listener, state, shutdown_signal()).await?,
+        None => serve_on(listener, state, shutdown.wait()).await?,
         Some(config) => {
             let handle = axum_server::Handle::new();
             let h2 = handle.clone();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                shutdown.wait().await;
                 h2.graceful_shutdown(Some(DRAIN_TIMEOUT));
             });
             let janitor = tokio::spawn(janitor(state.clone()));
