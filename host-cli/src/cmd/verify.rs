@@ -401,7 +401,16 @@ pub fn render(r: &FileResult) -> String {
             s += &format!(
                 "\n     sha256 MISMATCH with {}: it says {expected}, the file hashes to {found}",
                 file.display()
-            )
+            );
+            // Every blob verified: the bundle is sound, so the side file is stale (the
+            // bundle was rewritten) or the copy was altered between blobs. Say how to
+            // replace it on purpose; it is never overwritten silently.
+            if r.problem.is_none() && r.error.is_none() {
+                s += &format!(
+                    "\n     every blob is intact; if the bundle was rebuilt on purpose, delete {} and run `ddiff verify --write-checksum` again",
+                    file.display()
+                );
+            }
         }
         Checksum::Unusable { file, problem } => {
             s += &format!("\n     cannot use {}: {problem}", file.display())
@@ -475,5 +484,17 @@ mod tests {
         assert!(!r.ok);
         assert!(matches!(r.checksum, Checksum::Mismatch { .. }));
         assert!(render(&r).contains("MISMATCH"));
+        assert!(
+            render(&r).contains("--write-checksum` again"),
+            "{}",
+            render(&r)
+        );
+        // --write-checksum never replaces a side file that disagrees.
+        let r = verify_one(&path, &args(true), &progress);
+        assert!(!r.ok);
+        assert!(matches!(r.checksum, Checksum::Mismatch { .. }));
+        assert!(std::fs::read_to_string(checksum_path(&path))
+            .unwrap()
+            .starts_with(&"0".repeat(64)));
     }
 }
