@@ -111,9 +111,10 @@ impl TarIndex {
                     .feed(&block)
                     .with_context(|| format!("{}: offset {start}", path.display()))?;
                 if let Some(TarEvent::Header(e)) = ev {
-                    let name = normalize_entry_path(&e.path)
-                        .with_context(|| format!("{}: entry {:?}", path.display(), e.path))?;
+                    // Only files are looked up; directories (`./`) and links are skipped.
                     if e.kind == ddiff_core::tar::EntryKind::File {
+                        let name = normalize_entry_path(&e.path)
+                            .with_context(|| format!("{}: entry {:?}", path.display(), e.path))?;
                         entries.insert(name, (pos, e.size));
                     }
                     pos += e.size + ddiff_core::tar::padding(e.size) as u64;

@@ -10,8 +10,117 @@ use ddiff_core::{
     Verifier,
 };
 
+use crate::archive::TarIndex;
 use crate::hash::fast_hasher;
 use crate::registry::client::{ClientOptions, Registry};
+
+/// An OCI image layout: a directory (`oci:DIR`) or a tar of one (`oci-archive:FILE`), read
+/// in place (the archive is indexed once and its entries are read by offset, never
+/// unpacked).
+#[derive(Clone)]
+pub enum LayoutStore {
+    /// A directory.
+    Dir(PathBuf),
+    /// A tar file.
+    Archive(Arc<TarIndex>),
+}
+
+impl LayoutStore {
+    /// Opens the layout an `oci:` / `oci-archive:` path names.
+    pub fn open(r: &ImageRef) -> Result<LayoutStore> {
+        match r {
+            ImageRef::Oci { path, .. } => Ok(LayoutStore::Dir(PathBuf::from(path))),
+            ImageRef::OciArchive { path, .. } => Ok(LayoutStore::Archive(Arc::new(
+                TarIndex::open(Path::new(path))?,
+            ))),
+            other => bail!("{other}: not an OCI image layout"),
+        }
+    }
+
+    /// `oci:DIR` or `oci-archive:FILE`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            LayoutStore::Dir(d) => format!("oci:{}", d.display()),
+            LayoutStore::Archive(i) => format!("oci-archive:{}", i.path.display()),
+        }
+    }
+
+    /// A name for images found only by their `ref.name` tag: the directory's or file's
+    /// name, lowercased, other characters as `-`.
+    fn repository_guess(&self) -> String {
+        let stem = match self {
+            LayoutStore::Dir(d) => d.file_name().map(|s| s.to_string_lossy().to_lowercase()),
+            LayoutStore::Archive(i) => i
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_lowercase()),
+        };
+        let repo: String = stem
+            .unwrap_or_else(|| "image".into())
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let repo = repo.trim_matches('-');
+        if repo.is_empty() {
+            "image".into()
+        } else {
+            repo.into()
+        }
+    }
+
+    /// The size of a file of the layout (`index.json`, `blobs/sha256/…`), `None` if absent.
+    fn size(&self, rel: &str) -> Option<u64> {
+        match self {
+            LayoutStore::Dir(d) => std::fs::metadata(d.join(rel))
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len()),
+            LayoutStore::Archive(i) => i.size(rel),
+        }
+    }
+
+    /// A reader over a file of the layout.
+    fn open_file(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        match self {
+            LayoutStore::Dir(d) => {
+                let path = d.join(rel);
+                let f = std::fs::File::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                Ok(Box::new(f))
+            }
+            LayoutStore::Archive(i) => Ok(Box::new(i.open_entry(rel)?)),
+        }
+    }
+
+    /// Reads a file of at most `limit` bytes whole.
+    fn read_small(&self, rel: &str, limit: u64) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let size = self
+            .size(rel)
+            .ok_or_else(|| anyhow!("{}: {rel} missing", self.describe()))?;
+        if size > limit.max(1) {
+            bail!(
+                "{}: {rel} is {size} bytes, expected at most {limit}",
+                self.describe()
+            );
+        }
+        let mut v = Vec::with_capacity(size as usize);
+        self.open_file(rel)?
+            .take(size)
+            .read_to_end(&mut v)
+            .with_context(|| format!("{}: cannot read {rel}", self.describe()))?;
+        Ok(v)
+    }
+
+    /// Reads a blob of at most `limit` bytes whole (not verified).
+    fn read_blob(&self, d: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let rel = d.layout_path();
+        if self.size(&rel).is_none() {
+            bail!("{}: blob {d} missing", self.describe());
+        }
+        self.read_small(&rel, limit)
+    }
+}
 
 /// A place holding manifests and blobs.
 #[derive(Clone)]
@@ -23,11 +132,8 @@ pub enum Location {
         /// The repository path.
         repo: String,
     },
-    /// An OCI image layout directory.
-    Layout {
-        /// The directory.
-        dir: PathBuf,
-    },
+    /// An OCI image layout, a directory or an archive.
+    Layout(LayoutStore),
 }
 
 impl Location {
@@ -35,14 +141,13 @@ impl Location {
     pub async fn manifest(&self, reference: &str) -> Result<RawManifest> {
         match self {
             Location::Registry { client, repo } => client.get_manifest(repo, reference).await,
-            Location::Layout { dir } => {
+            Location::Layout(store) => {
                 let d = Digest::parse(reference).with_context(|| {
-                    format!("oci:{}: {reference:?} is not a digest", dir.display())
+                    format!("{}: {reference:?} is not a digest", store.describe())
                 })?;
-                let bytes =
-                    read_layout_blob(dir, &d, ddiff_core::manifest::MAX_MANIFEST_BYTES as u64)?;
+                let bytes = store.read_blob(&d, ddiff_core::manifest::MAX_MANIFEST_BYTES as u64)?;
                 RawManifest::parse_with_digest(bytes, None, Some(&d))
-                    .with_context(|| format!("oci:{}", dir.display()))
+                    .with_context(|| store.describe())
             }
         }
     }
@@ -51,10 +156,10 @@ impl Location {
     pub async fn manifest_by_descriptor(&self, d: &Descriptor) -> Result<RawManifest> {
         match self {
             Location::Registry { .. } => self.manifest(&d.digest.to_string()).await,
-            Location::Layout { dir } => {
-                let bytes = read_layout_blob(dir, &d.digest, d.size)?;
+            Location::Layout(store) => {
+                let bytes = store.read_blob(&d.digest, d.size)?;
                 RawManifest::parse_with_digest(bytes, Some(d.media_type.as_str()), Some(&d.digest))
-                    .with_context(|| format!("oci:{}", dir.display()))
+                    .with_context(|| store.describe())
             }
         }
     }
@@ -63,9 +168,9 @@ impl Location {
     pub async fn blob_bytes(&self, d: &Descriptor) -> Result<Vec<u8>> {
         match self {
             Location::Registry { client, repo } => client.get_blob_bytes(repo, d).await,
-            Location::Layout { dir } => {
-                let b = read_layout_blob(dir, &d.digest, d.size)?;
-                check_bytes(&b, d).with_context(|| format!("oci:{}", dir.display()))?;
+            Location::Layout(store) => {
+                let b = store.read_blob(&d.digest, d.size)?;
+                check_bytes(&b, d).with_context(|| store.describe())?;
                 Ok(b)
             }
         }
@@ -79,26 +184,25 @@ impl Location {
     ) -> Result<()> {
         match self {
             Location::Registry { client, repo } => client.download_blob(repo, d, sink).await,
-            Location::Layout { dir } => {
-                use std::io::Read;
-                let path = dir.join(d.digest.layout_path());
-                let mut f = std::fs::File::open(&path)
-                    .with_context(|| format!("oci:{}: blob {} missing", dir.display(), d.digest))?;
+            Location::Layout(store) => {
+                let rel = d.digest.layout_path();
+                let what = || format!("{}: blob {}", store.describe(), d.digest);
+                if store.size(&rel).is_none() {
+                    bail!("{} missing", what());
+                }
+                use std::io::Read as _;
+                let mut f = store.open_file(&rel)?;
                 let mut v = Verifier::with_factory(d.digest.clone(), d.size, fast_hasher);
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
-                    let n = f
-                        .read(&mut buf)
-                        .with_context(|| format!("read {}", path.display()))?;
+                    let n = f.read(&mut buf).with_context(what)?;
                     if n == 0 {
                         break;
                     }
-                    v.update(&buf[..n])
-                        .with_context(|| format!("oci:{}: blob {}", dir.display(), d.digest))?;
+                    v.update(&buf[..n]).with_context(what)?;
                     sink(&buf[..n])?;
                 }
-                v.finish()
-                    .with_context(|| format!("oci:{}: blob {}", dir.display(), d.digest))?;
+                v.finish().with_context(what)?;
                 Ok(())
             }
         }
@@ -108,7 +212,7 @@ impl Location {
     pub fn describe(&self) -> String {
         match self {
             Location::Registry { client, repo } => format!("{}/{}", client.host(), repo),
-            Location::Layout { dir } => format!("oci:{}", dir.display()),
+            Location::Layout(store) => store.describe(),
         }
     }
 }
@@ -118,20 +222,6 @@ fn check_bytes(b: &[u8], d: &Descriptor) -> Result<()> {
     v.update(b)?;
     v.finish()?;
     Ok(())
-}
-
-fn read_layout_blob(dir: &Path, d: &Digest, limit: u64) -> Result<Vec<u8>> {
-    let path = dir.join(d.layout_path());
-    let meta = std::fs::metadata(&path)
-        .with_context(|| format!("oci:{}: blob {d} missing", dir.display()))?;
-    if meta.len() > limit.max(1) {
-        bail!(
-            "oci:{}: blob {d} is {} bytes, expected at most {limit}",
-            dir.display(),
-            meta.len()
-        );
-    }
-    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Which platform(s) of an index to take.
@@ -260,10 +350,10 @@ pub async fn resolve(
                 .with_context(|| format!("cannot resolve {r}"))?;
             (loc, bundle_name(reference), top)
         }
-        ImageRef::Oci { path, reference } => {
-            let dir = PathBuf::from(path);
-            let (desc, name) = pick_from_layout(&dir, reference.as_deref())?;
-            let loc = Location::Layout { dir };
+        ImageRef::Oci { reference, .. } | ImageRef::OciArchive { reference, .. } => {
+            let store = LayoutStore::open(r)?;
+            let (desc, name) = pick_from_layout(&store, reference.as_deref())?;
+            let loc = Location::Layout(store);
             let top = loc.manifest_by_descriptor(&desc).await?;
             (loc, name, top)
         }
@@ -328,18 +418,23 @@ async fn with_config(location: &Location, manifest: RawManifest) -> Result<Resol
 
 /// Picks the entry of an OCI layout's `index.json` for `reference` (the `ref.name`
 /// annotation, `@N` for the N-th entry, or the only entry). Returns it and a bundle name.
-pub fn pick_from_layout(dir: &Path, reference: Option<&str>) -> Result<(Descriptor, String)> {
-    let path = dir.join("index.json");
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "oci:{}: cannot read index.json (is this an OCI image layout?)",
-            dir.display()
+pub fn pick_from_layout(
+    store: &LayoutStore,
+    reference: Option<&str>,
+) -> Result<(Descriptor, String)> {
+    let label = store.describe();
+    let bytes = store
+        .read_small(
+            "index.json",
+            ddiff_core::manifest::MAX_MANIFEST_BYTES as u64,
         )
-    })?;
-    let idx = RawManifest::parse(bytes, None).with_context(|| format!("{}", path.display()))?;
+        .with_context(|| {
+            format!("{label}: cannot read index.json (is this an OCI image layout?)")
+        })?;
+    let idx = RawManifest::parse(bytes, None).with_context(|| format!("{label}: index.json"))?;
     let idx = idx
         .as_index()
-        .ok_or_else(|| anyhow!("{}: not an image index", path.display()))?
+        .ok_or_else(|| anyhow!("{label}: index.json is not an image index"))?
         .clone();
     let ref_name = |d: &Descriptor| {
         d.annotations
@@ -350,11 +445,11 @@ pub fn pick_from_layout(dir: &Path, reference: Option<&str>) -> Result<(Descript
         Some(r) if r.starts_with('@') => {
             let n: usize = r[1..]
                 .parse()
-                .with_context(|| format!("oci:{}: bad index {r}", dir.display()))?;
+                .with_context(|| format!("{label}: bad index {r}"))?;
             idx.manifests
                 .get(n)
                 .cloned()
-                .ok_or_else(|| anyhow!("oci:{}: no entry {r}", dir.display()))?
+                .ok_or_else(|| anyhow!("{label}: no entry {r}"))?
         }
         Some(r) => idx
             .manifests
@@ -364,8 +459,7 @@ pub fn pick_from_layout(dir: &Path, reference: Option<&str>) -> Result<(Descript
             .ok_or_else(|| {
                 let names: Vec<String> = idx.manifests.iter().filter_map(ref_name).collect();
                 anyhow!(
-                    "oci:{}: no image named {r:?}; the layout has: {}",
-                    dir.display(),
+                    "{label}: no image named {r:?}; the layout has: {}",
                     if names.is_empty() {
                         "(no named images)".into()
                     } else {
@@ -375,8 +469,7 @@ pub fn pick_from_layout(dir: &Path, reference: Option<&str>) -> Result<(Descript
             })?,
         None if idx.manifests.len() == 1 => idx.manifests[0].clone(),
         None => bail!(
-            "oci:{}: the layout holds {} images; name one as oci:DIR:REF",
-            dir.display(),
+            "{label}: the layout holds {} images; name one as {label}:REF",
             idx.manifests.len()
         ),
     };
@@ -386,19 +479,8 @@ pub fn pick_from_layout(dir: &Path, reference: Option<&str>) -> Result<(Descript
         .and_then(|a| a.get("io.containerd.image.name").cloned())
         .and_then(|n| Reference::parse(&n).ok())
         .map(|r| bundle_name(&r));
-    let name = full_name.or_else(|| {
-        ref_name(&chosen).map(|t| {
-            let base = dir
-                .file_name()
-                .map(|s| s.to_string_lossy().to_lowercase())
-                .unwrap_or_else(|| "image".into());
-            let repo: String = base
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect();
-            format!("{}:{t}", repo.trim_matches('-'))
-        })
-    });
+    let name = full_name
+        .or_else(|| ref_name(&chosen).map(|t| format!("{}:{t}", store.repository_guess())));
     Ok((
         chosen.clone(),
         name.unwrap_or_else(|| format!("image@{}", chosen.digest)),

@@ -16,7 +16,10 @@ use crate::source::{resolve, Location, Resolved};
 /// Write a bundle that carries only the blobs TARGET adds to BASE.
 ///
 /// References take a transport prefix as skopeo does: docker://HOST/REPO:TAG (a registry),
-/// oci:DIR[:REF] (an OCI image layout). Several targets share blobs once.
+/// oci:DIR[:REF] (an OCI image layout), oci-archive:FILE[:REF] (a tar of one, read in place),
+/// docker-daemon:NAME:TAG or a bare NAME:TAG (the local Docker engine),
+/// docker-archive:FILE[:NAME:TAG] (a docker save file); scratch as BASE carries everything.
+/// Several targets share blobs once.
 ///
 /// Example: ddiff diff docker://localhost:5000/base:1 docker://localhost:5000/app:2
 #[derive(clap::Args, Debug)]
@@ -79,8 +82,8 @@ pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
 
 fn resolvable(r: &ImageRef, arg: &str) -> Result<()> {
     match r {
-        ImageRef::Docker(_) | ImageRef::Oci { .. } => Ok(()),
-        _ => bail!("{arg}: only docker:// and oci: references are supported by this build of diff"),
+        ImageRef::Docker(_) | ImageRef::Oci { .. } | ImageRef::OciArchive { .. } => Ok(()),
+        _ => bail!("{arg}: only docker://, oci: and oci-archive: references are read here"),
     }
 }
 

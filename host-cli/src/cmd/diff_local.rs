@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ddiff_core::{plan, BaseImage, Digest, ImageRef, TargetImageInput, TargetInput};
 
 use super::diff::{DiffArgs, DiffSummary};
@@ -21,10 +21,7 @@ use crate::source::{resolve, Resolved};
 pub fn is_local(r: &ImageRef) -> bool {
     matches!(
         r,
-        ImageRef::Bare(_)
-            | ImageRef::DockerDaemon(_)
-            | ImageRef::DockerArchive { .. }
-            | ImageRef::OciArchive { .. }
+        ImageRef::Bare(_) | ImageRef::DockerDaemon(_) | ImageRef::DockerArchive { .. }
     )
 }
 
@@ -71,12 +68,7 @@ async fn base_of(
                 .with_context(|| format!("base {arg}"))?;
             Ok(vec![BaseImage::from_diff_ids(arg, cfg.rootfs.diff_ids)])
         }
-        ImageRef::OciArchive { .. } => {
-            bail!(
-                "base {arg}: oci-archive: is not supported yet; unpack it (tar -x) and use oci:DIR"
-            )
-        }
-        ImageRef::Docker(_) | ImageRef::Oci { .. } => {
+        ImageRef::Docker(_) | ImageRef::Oci { .. } | ImageRef::OciArchive { .. } => {
             let res = resolve(&r, &args.platform.choice()?, &global.client_options())
                 .await
                 .with_context(|| format!("base {arg}"))?;
@@ -145,14 +137,13 @@ pub async fn diff_local(args: &DiffArgs, global: &Global) -> Result<DiffSummary>
                 item.finish("read");
                 Target::Local(local)
             }
-            ImageRef::OciArchive { .. } => {
-                bail!("target {t}: oci-archive: is not supported yet; unpack it (tar -x) and use oci:DIR")
+            ImageRef::Docker(_) | ImageRef::Oci { .. } | ImageRef::OciArchive { .. } => {
+                Target::Remote(
+                    resolve(&r, &args.platform.choice()?, &global.client_options())
+                        .await
+                        .with_context(|| format!("target {t}"))?,
+                )
             }
-            ImageRef::Docker(_) | ImageRef::Oci { .. } => Target::Remote(
-                resolve(&r, &args.platform.choice()?, &global.client_options())
-                    .await
-                    .with_context(|| format!("target {t}"))?,
-            ),
         };
         targets.push(target);
     }

@@ -19,8 +19,8 @@ use crate::progress::{human_bytes, Mode, Progress};
 
 /// Show what a bundle holds (targets, base, layers with their Dockerfile steps, files).
 ///
-/// Also takes an image instead of a bundle: oci:DIR[:REF], docker-archive:FILE[:NAME:TAG] or
-/// docker-daemon:NAME:TAG. It is then written to a temporary self-contained bundle (every
+/// Also takes an image instead of a bundle: oci:DIR[:REF], oci-archive:FILE[:REF],
+/// docker-archive:FILE[:NAME:TAG] or docker-daemon:NAME:TAG. It is then written to a temporary self-contained bundle (every
 /// layer carried; layers from Docker archives and the engine are gzip-compressed on the way)
 /// and inspected like one.
 #[derive(clap::Args, Debug, Clone)]

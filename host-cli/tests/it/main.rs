@@ -10,6 +10,7 @@ mod hostile_interrupt;
 mod hostile_server;
 mod hostile_util;
 mod inspect_images;
+mod oci_archive;
 mod registry_e2e;
 mod server_interop;
 mod server_routes;
