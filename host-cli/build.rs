@@ -9,6 +9,7 @@ const FILES: &[(&str, &str)] = &[
     ("index.html", "text/html; charset=utf-8"),
     ("app.js", "text/javascript; charset=utf-8"),
     ("worker.js", "text/javascript; charset=utf-8"),
+    ("reader.js", "text/javascript; charset=utf-8"),
     ("style.css", "text/css; charset=utf-8"),
     ("pkg/ddiff_wasm.js", "text/javascript; charset=utf-8"),
     ("pkg/ddiff_wasm_bg.wasm", "application/wasm"),

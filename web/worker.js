@@ -1,21 +1,73 @@
-// Streams one File through the wasm inspector. Memory stays flat: File.stream() hands out
-// chunks, each is fed and dropped. Messages out: {type:"progress"|"inspection"|"done"|"error"}.
+// Streams one File through the wasm inspector. Memory stays flat: chunks of File.stream()
+// are fed and dropped. Messages out: {type:"progress"|"inspection"|"done"|"error"}.
 import init, { BundleInspector } from "./pkg/ddiff_wasm.js";
 
 const ready = init();
+
+// The file's chunks. A second worker (reader.js) reads them and transfers them here, so
+// reading and hashing run on two threads (1.1x in headless Chromium, docs/benchmarks.md).
+// Where a worker cannot start one, this thread reads the file itself.
+async function* chunksOf(file) {
+  let reader = null;
+  try {
+    reader = new Worker(new URL("./reader.js", import.meta.url), { type: "module" });
+  } catch {
+    reader = null;
+  }
+  if (!reader) {
+    const r = file.stream().getReader();
+    try {
+      for (;;) {
+        const { done, value } = await r.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      r.cancel().catch(() => {});
+    }
+  }
+  const channel = new MessageChannel();
+  const queue = [];
+  let wake = null;
+  const push = (m) => {
+    queue.push(m);
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  };
+  channel.port1.onmessage = (m) => push(m.data);
+  reader.onerror = (ev) => push({ error: `the file reader stopped: ${ev.message || "unknown error"}` });
+  reader.postMessage({ file, port: channel.port2 }, [channel.port2]);
+  try {
+    for (;;) {
+      while (queue.length === 0) await new Promise((r) => (wake = r));
+      const m = queue.shift();
+      if (m instanceof Uint8Array) {
+        channel.port1.postMessage(0); // one more chunk may come
+        yield m;
+      } else if (m.end) {
+        return;
+      } else {
+        throw new Error(`cannot read ${file.name}: ${m.error}`);
+      }
+    }
+  } finally {
+    reader.terminate();
+    channel.port1.close();
+  }
+}
 
 self.onmessage = async (e) => {
   const { file, listFiles } = e.data;
   try {
     await ready;
     const ins = new BundleInspector(listFiles, 100000);
-    const reader = file.stream().getReader();
     const t0 = performance.now();
     let lastPost = 0;
     let sentInspection = false;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+    for await (const value of chunksOf(file)) {
       const alive = ins.feed(value);
       const now = performance.now();
       if (!sentInspection) {
@@ -29,10 +81,7 @@ self.onmessage = async (e) => {
         lastPost = now;
         self.postMessage({ type: "progress", progress: JSON.parse(ins.progress()), total: file.size, ms: now - t0 });
       }
-      if (!alive) {
-        await reader.cancel();
-        break;
-      }
+      if (!alive) break;
     }
     const outcome = JSON.parse(ins.finish());
     const ms = performance.now() - t0;

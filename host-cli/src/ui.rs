@@ -91,6 +91,7 @@ mod tests {
             assert_eq!((s, ty.as_str()), (StatusCode::OK, "application/wasm"));
             assert_eq!(&wasm[..4], b"\0asm");
             assert_eq!(get("/ui/worker.js").await.0, StatusCode::OK);
+            assert_eq!(get("/ui/reader.js").await.0, StatusCode::OK);
         } else {
             assert!(text.contains("web/build.sh"), "{text}");
         }

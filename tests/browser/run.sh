@@ -19,7 +19,7 @@ if [[ ! -x ${CHROMIUM:-/usr/bin/chromium} ]]; then
     echo "browser test: ${CHROMIUM:-/usr/bin/chromium} not found (apt-get install chromium)" >&2
     exit 1
 fi
-newest_src=$(find core/src host-wasm/src host-wasm/Cargo.toml core/Cargo.toml -newer web/pkg/ddiff_wasm_bg.wasm 2>/dev/null | head -1 || true)
+newest_src=$(find core/src host-wasm/src host-wasm/Cargo.toml core/Cargo.toml .cargo/config.toml -newer web/pkg/ddiff_wasm_bg.wasm 2>/dev/null | head -1 || true)
 if [[ ! -f web/pkg/ddiff_wasm_bg.wasm || -n $newest_src ]]; then
     web/build.sh
 fi
