@@ -44,9 +44,10 @@ async function* chunksOf(file) {
     for (;;) {
       while (queue.length === 0) await new Promise((r) => (wake = r));
       const m = queue.shift();
-      if (m instanceof Uint8Array) {
-        channel.port1.postMessage(0); // one more chunk may come
-        yield m;
+      if (m.chunk) {
+        yield m.chunk;
+        // Fed: hand the buffer back for the next read.
+        channel.port1.postMessage({ buffer: m.chunk.buffer }, [m.chunk.buffer]);
       } else if (m.end) {
         return;
       } else {

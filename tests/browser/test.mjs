@@ -63,6 +63,23 @@ try {
     // Each mode BENCH_RUNS times (default 3): this machine's timings vary by +-15 %
     // between runs, so the median is the number to report.
     const runs = Number(process.env.BENCH_RUNS || 3);
+    // Peak memory: the summed RSS of every Chromium process (browser, renderer, workers),
+    // sampled every 50 ms while the bundle is checked.
+    const chromiumRss = () => {
+      let kb = 0;
+      for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+        try {
+          const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+          if (!cmd.includes("chromium")) continue;
+          const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+          if (m) kb += Number(m[1]);
+        } catch { /* gone */ }
+      }
+      return kb * 1024;
+    };
+    const idle = chromiumRss();
+    let peak = 0;
+    const sampler = setInterval(() => { peak = Math.max(peak, chromiumRss()); }, 50);
     for (const listFiles of [true, false]) {
       const rates = [];
       for (let i = 0; i < runs; i++) {
@@ -76,6 +93,8 @@ try {
       const median = sorted[Math.floor(sorted.length / 2)];
       console.log(`BENCH ${path.basename(process.env.BENCH)} ${(size / 1e6).toFixed(0)} MB list-files=${listFiles}: median ${median} MB/s (runs: ${rates.join(", ")})`);
     }
+    clearInterval(sampler);
+    console.log(`BENCH peak RSS of all Chromium processes: ${(peak / 1048576).toFixed(0)} MiB (${(idle / 1048576).toFixed(0)} MiB with the page loaded, before any bundle; the bundle is ${(size / 1048576).toFixed(0)} MiB)`);
     await page.screenshot({ path: path.join(shotDir, "bench.png"), fullPage: true });
   } else {
     const expect = JSON.parse(fs.readFileSync(path.join(bundleDir, "expect.json"), "utf8"));
