@@ -57,6 +57,9 @@ pub async fn local_destination(to: Option<&str>) -> Result<Option<LocalDest>> {
     if to == "docker-daemon:" || to == "docker-daemon" {
         return Ok(Some(LocalDest::Engine(None)));
     }
+    if to.starts_with("oci-archive:") {
+        bail!("--to {to:?}: oci-archive: is a source only; load into oci:DIR (and tar that directory) or docker-archive:FILE");
+    }
     if to.starts_with("docker-daemon:")
         || to.starts_with("oci:")
         || to.starts_with("docker-archive:")

@@ -237,4 +237,23 @@ fn hostile_oci_archives_are_refused_and_write_nothing() {
         &dir.path().join("e.ddiff"),
     );
     assert!(err.contains("nope.tar"), "{err}");
+
+    // Not a load destination: refused before anything is written.
+    let bundle = dir.path().join("good.ddiff");
+    run(ddiff()
+        .args(["--quiet", "diff", &base])
+        .arg(format!("oci:{}:2", img.app_dir.display()))
+        .arg("-o")
+        .arg(&bundle));
+    let dest = dir.path().join("out.tar");
+    let o = ddiff()
+        .args(["--quiet", "load"])
+        .arg(&bundle)
+        .arg("--to")
+        .arg(format!("oci-archive:{}", dest.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("source only"), "{err}");
+    assert!(!dest.exists());
 }
