@@ -24,26 +24,18 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Each command's help (the first paragraph in `ddiff --help`, all of it in `ddiff CMD --help`)
+// is the doc comment of its Args struct; a doc comment here would replace it.
 enum Command {
-    /// Run the embedded OCI registry (replaces the `registry:2` container).
     Server(ServerArgs),
-    /// Write a bundle carrying only what TARGET adds to BASE.
     Diff(cmd::diff::DiffArgs),
-    /// Load a bundle into a registry (and the local Docker engine).
     Load(cmd::load::LoadArgs),
-    /// List the blobs of an image.
     List(cmd::list::ListArgs),
-    /// Run the whole flow on two embedded registries with generated images (no Docker needed).
     Demo(cmd::demo::DemoArgs),
-    /// docker build, then write a bundle of what the build added to its base.
     Build(cmd::build::BuildArgs),
-    /// Copy images from the local Docker engine to the registry (no docker push).
     Push(cmd::push::PushArgs),
-    /// Copy images from the registry into the local Docker engine (no docker pull).
     Pull(cmd::pull::PullArgs),
-    /// Check that bundles are intact (every blob's digest and size, structure, metadata).
     Verify(cmd::verify::VerifyArgs),
-    /// Show what a bundle carries: targets, base, layers with history, files.
     Inspect(cmd::inspect::InspectArgs),
 }
 

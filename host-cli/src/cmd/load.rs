@@ -19,8 +19,10 @@ use crate::engine::Engine;
 use crate::progress::{human_bytes, Progress};
 use crate::registry::client::Registry;
 
-/// Load a bundle into a registry (default: $DDIFF_URL, else localhost:$DDIFF_PORT, else
-/// localhost:5000), then pull the images into the local Docker engine.
+/// Load a bundle into a registry, then into the local Docker engine.
+///
+/// The registry is --to, else $DDIFF_URL, else localhost:$DDIFF_PORT, else localhost:5000;
+/// --to also takes docker-daemon:, oci:DIR and docker-archive:FILE.
 ///
 /// The bundle is verified completely first, and the destination is checked for every layer
 /// the bundle relies on (the base) before anything is uploaded: a damaged bundle or a missing

@@ -16,8 +16,10 @@ use crate::engine::Engine;
 use crate::progress::human_bytes;
 use crate::source::{host_platform, resolve, PlatformChoice};
 
-/// Pull images from the registry (default: $DDIFF_URL, else localhost:$DDIFF_PORT, else
-/// localhost:5000) into the local Docker engine, natively through the Engine API.
+/// Pull images from the registry into the local Docker engine (no docker pull needed).
+///
+/// The registry is $DDIFF_URL, else localhost:$DDIFF_PORT, else localhost:5000. Goes through
+/// the Engine API natively, so no insecure-registries setting is needed.
 ///
 /// Example: ddiff pull app:2
 #[derive(clap::Args, Debug)]

@@ -22,8 +22,10 @@ use crate::engine::Engine;
 use crate::progress::human_bytes;
 use crate::registry::client::Registry;
 
-/// Push images from the local Docker engine to the registry (default: $DDIFF_URL, else
-/// localhost:$DDIFF_PORT, else localhost:5000), natively through the Engine API.
+/// Push images from the local Docker engine to the registry (no docker push needed).
+///
+/// The registry is $DDIFF_URL, else localhost:$DDIFF_PORT, else localhost:5000. Goes through
+/// the Engine API natively, so no insecure-registries setting is needed.
 ///
 /// Example: ddiff push bb:base app:2
 #[derive(clap::Args, Debug)]

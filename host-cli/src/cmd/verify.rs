@@ -20,6 +20,14 @@ use crate::hash::fast_hasher;
 use crate::progress::{human_bytes, Mode, Progress};
 
 /// Check that bundles are intact before carrying or loading them.
+///
+/// Streams each file once through the same decoder `ddiff load` uses: every blob's digest
+/// and size, the tar structure, and the metadata against the manifests. Names the first bad
+/// blob (or the byte offset of a truncation). Exits 0 only if every bundle is intact. If
+/// BUNDLE.sha256 exists beside a bundle (the sha256sum format), it is checked too, so the
+/// copy can also be checked with `sha256sum -c` where ddiff is not installed.
+///
+/// Example: ddiff verify --write-checksum app-2.ddiff   (then carry both files)
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifyArgs {
     /// Bundle files (ddiff v1, or original DockerDiff `.tar.gz`).

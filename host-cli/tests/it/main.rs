@@ -3,6 +3,7 @@
 // Test code: an unwrap that fails is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli_help;
 mod common;
 mod engine_local;
 mod hostile_bundle;

@@ -44,7 +44,15 @@ pub use storage::Storage;
 /// Default port, as the original tool's `registry:2` container used.
 pub const DEFAULT_PORT: u16 = 5000;
 
-/// `ddiff server`: run the embedded registry.
+/// Run the embedded OCI registry (replaces the `registry:2` container).
+///
+/// Speaks the OCI Distribution API v1.1 that docker, skopeo, crane and ddiff use, and stores
+/// blobs and manifests in registry:2's directory layout, so an existing registry:2 volume is
+/// served as it is. Binds to loopback by default; use --htpasswd and --tls-cert/--tls-key
+/// before exposing it. Also serves the bundle inspector page at /ui/. Stops cleanly on
+/// SIGINT/SIGTERM (in-flight requests drain).
+///
+/// Example: ddiff server --addr 0.0.0.0:5000 --root /srv/registry --htpasswd /etc/ddiff/htpasswd
 #[derive(clap::Args, Debug, Clone, Default)]
 #[command(args_conflicts_with_subcommands = false)]
 pub struct ServerArgs {

@@ -1,0 +1,30 @@
+//! `--help` teaches: every command shows its whole description (not only the one-line
+//! summary), with an example where one helps. A doc comment on a subcommand variant once
+//! replaced these descriptions silently.
+
+use std::process::Command;
+
+use crate::common::run;
+
+#[test]
+fn every_command_help_has_its_description_and_example() {
+    let with_example = [
+        "server", "diff", "load", "list", "build", "push", "pull", "verify",
+    ];
+    for cmd in with_example.iter().chain(&["demo", "inspect"]) {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_ddiff")).args([cmd, "--help"]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let before_usage = text.split("Usage:").next().unwrap_or_default();
+        // A summary line, a blank line, then at least one more paragraph.
+        assert!(
+            before_usage.trim().contains("\n\n"),
+            "ddiff {cmd} --help has no description beyond its summary:\n{text}"
+        );
+        if with_example.contains(cmd) {
+            assert!(
+                text.contains(&format!("Example: ddiff {cmd} ")),
+                "ddiff {cmd} --help has no example:\n{text}"
+            );
+        }
+    }
+}
