@@ -29,6 +29,7 @@ pub mod layer_files;
 pub mod load;
 pub mod manifest;
 pub mod media_type;
+pub mod oci_convert;
 pub mod reference;
 pub mod synth;
 pub mod synth_bundle;

@@ -434,7 +434,17 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
                 dir.display()
             )
         })?;
-        plans.push((report, plan));
+        // OCI tools resolve names in a layout only to OCI manifests: Docker ones are
+        // rewritten as skopeo does (same config and layer bytes, new manifest digests).
+        // Converted before anything is written, so a failure leaves the layout as it was.
+        let manifests = ddiff_core::oci_convert::to_oci(&plan.manifests).with_context(|| {
+            format!(
+                "cannot load {} into oci:{}: nothing was written",
+                report.meta.targets[0].reference,
+                dir.display()
+            )
+        })?;
+        plans.push((report, plan, manifests));
     }
     // Phase 2: blobs (verified into place), then index.json atomically.
     std::fs::create_dir_all(dir.join("blobs"))
@@ -446,7 +456,7 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
     }
     let mut summary = LoadSummary::default();
     let mut entries = Vec::new();
-    for (report, plan) in &plans {
+    for (report, plan, manifests) in &plans {
         for &i in &plan.uploads {
             let b = &report.meta.blobs[i];
             let full = meta
@@ -461,7 +471,7 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
         }
         summary.skipped_blobs += plan.already_present.len() + report.meta.relied.len();
         summary.substituted_layers += plan.substitutions.len();
-        for m in &plan.manifests {
+        for m in manifests {
             put_blob(dir, &m.digest, &mut &m.bytes[..], m.bytes.len() as u64)?;
             if m.target.is_some() {
                 let t = &report.meta.targets[0];

@@ -12,6 +12,7 @@ mod hostile_server;
 mod hostile_util;
 mod inspect_images;
 mod oci_archive;
+mod oci_layout_load;
 mod registry_e2e;
 mod server_interop;
 mod server_routes;
