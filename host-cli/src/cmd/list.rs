@@ -2,18 +2,26 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use ddiff_core::ImageRef;
 
-use super::{parse_image_ref, Global, PlatformArgs};
+use super::load::destination_repository;
+use super::{default_registry, parse_image_ref, Global, PlatformArgs};
 use crate::progress::human_bytes;
 use crate::source::resolve;
 
 /// List the blobs of an image (manifests, config, layers) with media types and sizes.
 ///
+/// A bare NAME:TAG is looked up in the default registry ($DDIFF_URL, else
+/// localhost:$DDIFF_PORT, else localhost:5000), as the original tool did; HOST/NAME:TAG in
+/// that registry. For the local engine or a docker save file, `ddiff inspect IMAGE` shows
+/// the layers.
+///
 /// Example: ddiff list docker://localhost:5000/app:2
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    /// The image (docker://HOST/REPO:TAG or oci:DIR[:REF]).
+    /// The image: NAME:TAG (default registry), docker://HOST/REPO:TAG, oci:DIR[:REF] or
+    /// oci-archive:FILE[:REF].
     pub image: String,
     #[command(flatten)]
     pub platform: PlatformArgs,
@@ -29,7 +37,28 @@ struct Row {
 
 /// Runs `list`.
 pub async fn run(args: ListArgs, global: &Global) -> Result<ExitCode> {
-    let r = parse_image_ref(&args.image)?;
+    let r = match parse_image_ref(&args.image)? {
+        ImageRef::Bare(n) => {
+            let at = match (n.digest(), n.tag()) {
+                (Some(d), _) => format!("@{d}"),
+                (None, t) => format!(":{}", t.unwrap_or("latest")),
+            };
+            let written = args.image.as_str();
+            let explicit_hub = written.starts_with("docker.io/") || written.starts_with("index.docker.io/");
+            let remote = if n.registry() == "docker.io" && !explicit_hub {
+                format!("docker://{}/{}{at}", default_registry(), destination_repository(written, &n))
+            } else {
+                format!("docker://{}/{}{at}", n.registry(), n.repository())
+            };
+            ImageRef::parse(&remote)?
+        }
+        ImageRef::DockerDaemon(_) | ImageRef::DockerArchive { .. } => bail!(
+            "{}: list reads registries and OCI layouts; `ddiff inspect {}` shows the layers of an engine image or a docker save file",
+            args.image,
+            args.image
+        ),
+        other => other,
+    };
     let resolved = resolve(&r, &args.platform.choice()?, &global.client_options())
         .await
         .with_context(|| args.image.clone())?;
