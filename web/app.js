@@ -40,7 +40,10 @@ function start(file) {
   worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker.onmessage = (e) => onMessage(e.data, file);
   worker.onerror = (e) => showError(`the verifier could not start: ${e.message || "see the console"}. Was web/build.sh run?`);
-  worker.postMessage({ file, listFiles: $("list-files").checked });
+  // ?reader=inline|plain forces a fallback path (the browser test runs both): inline reads
+  // the file in the inspector worker itself; plain sends File.stream()'s own chunks.
+  const reader = new URLSearchParams(location.search).get("reader") || "pool";
+  worker.postMessage({ file, listFiles: $("list-files").checked, reader });
 }
 
 function onMessage(m, file) {
@@ -53,6 +56,7 @@ function onMessage(m, file) {
     if (m.outcome.layers.length) showFiles(m.outcome.layers, m.outcome.inspection);
     document.body.dataset.state = "done";
     document.body.dataset.mbps = (m.outcome.bytes / 1e6 / Math.max(m.ms / 1000, 1e-6)).toFixed(1);
+    document.body.dataset.reader = m.reader;
     worker.terminate();
     worker = null;
   } else if (m.type === "error") showError(m.message);

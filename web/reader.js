@@ -4,13 +4,13 @@
 // BYOB reader nothing is allocated per chunk, so memory stays flat for any file size (no
 // garbage for the collector to fall behind on). Where File.stream() has no BYOB reader, its
 // own chunks are sent instead (and still at most POOL in flight).
-// Messages out: {chunk: Uint8Array}, then {end: true} or {error: "..."}.
+// Messages out: {chunk: Uint8Array}, then {end: true, byob} or {error: "..."}.
 // Messages in: {buffer: ArrayBuffer} (a chunk's buffer, handed back).
 const POOL = 8;
 const CHUNK = 1 << 20;
 
 self.onmessage = async (e) => {
-  const { file, port } = e.data;
+  const { file, port, plain } = e.data;
   const free = [];
   let credits = POOL;
   let wake = null;
@@ -30,7 +30,7 @@ self.onmessage = async (e) => {
   try {
     let byob = null;
     try {
-      byob = file.stream().getReader({ mode: "byob" });
+      if (!plain) byob = file.stream().getReader({ mode: "byob" });
     } catch {
       byob = null;
     }
@@ -60,7 +60,7 @@ self.onmessage = async (e) => {
         port.postMessage({ chunk: value }, [value.buffer]);
       }
     }
-    port.postMessage({ end: true });
+    port.postMessage({ end: true, byob: byob !== null });
   } catch (err) {
     port.postMessage({ error: String(err && err.message ? err.message : err) });
   }

@@ -3,18 +3,22 @@
 import init, { BundleInspector } from "./pkg/ddiff_wasm.js";
 
 const ready = init();
+// How the file was read: "pool" (reader.js, BYOB buffer pool), "plain" (reader.js, the
+// stream's own chunks) or "inline" (this worker). Reported with the outcome.
+let readerUsed = "inline";
 
 // The file's chunks. A second worker (reader.js) reads them and transfers them here, so
 // reading and hashing run on two threads (1.1x in headless Chromium, docs/benchmarks.md).
 // Where a worker cannot start one, this thread reads the file itself.
-async function* chunksOf(file) {
+async function* chunksOf(file, mode) {
   let reader = null;
   try {
-    reader = new Worker(new URL("./reader.js", import.meta.url), { type: "module" });
+    if (mode !== "inline") reader = new Worker(new URL("./reader.js", import.meta.url), { type: "module" });
   } catch {
     reader = null;
   }
   if (!reader) {
+    readerUsed = "inline";
     const r = file.stream().getReader();
     try {
       for (;;) {
@@ -39,7 +43,8 @@ async function* chunksOf(file) {
   };
   channel.port1.onmessage = (m) => push(m.data);
   reader.onerror = (ev) => push({ error: `the file reader stopped: ${ev.message || "unknown error"}` });
-  reader.postMessage({ file, port: channel.port2 }, [channel.port2]);
+  reader.postMessage({ file, port: channel.port2, plain: mode === "plain" }, [channel.port2]);
+  readerUsed = mode === "plain" ? "plain" : "pool";
   try {
     for (;;) {
       while (queue.length === 0) await new Promise((r) => (wake = r));
@@ -49,6 +54,7 @@ async function* chunksOf(file) {
         // Fed: hand the buffer back for the next read.
         channel.port1.postMessage({ buffer: m.chunk.buffer }, [m.chunk.buffer]);
       } else if (m.end) {
+        if (!m.byob) readerUsed = "plain"; // no BYOB reader in this browser
         return;
       } else {
         throw new Error(`cannot read ${file.name}: ${m.error}`);
@@ -61,14 +67,14 @@ async function* chunksOf(file) {
 }
 
 self.onmessage = async (e) => {
-  const { file, listFiles } = e.data;
+  const { file, listFiles, reader } = e.data;
   try {
     await ready;
     const ins = new BundleInspector(listFiles, 100000);
     const t0 = performance.now();
     let lastPost = 0;
     let sentInspection = false;
-    for await (const value of chunksOf(file)) {
+    for await (const value of chunksOf(file, reader)) {
       const alive = ins.feed(value);
       const now = performance.now();
       if (!sentInspection) {
@@ -87,7 +93,7 @@ self.onmessage = async (e) => {
     const outcome = JSON.parse(ins.finish());
     const ms = performance.now() - t0;
     ins.free();
-    self.postMessage({ type: "done", outcome, total: file.size, ms });
+    self.postMessage({ type: "done", outcome, total: file.size, ms, reader: readerUsed });
   } catch (err) {
     self.postMessage({ type: "error", message: String(err && err.message ? err.message : err) });
   }

@@ -32,5 +32,7 @@ if [[ -n ${BENCH_MIB:-} ]]; then
     BENCH="$OUT/bench/good.bundle" node tests/browser/test.mjs web "$OUT/bench" "$OUT"
 else
     cargo run -q -p ddiff --example make_test_bundle -- "$OUT/bundles"
-    node tests/browser/test.mjs web "$OUT/bundles" "$OUT"
+    # A 5 MiB file in a layer: several 1 MiB reads, so buffers are handed back and reused.
+    cargo run -q -p ddiff --example make_test_bundle -- "$OUT/bundles-5m" --big-mib 5
+    BIG_BUNDLE="$OUT/bundles-5m/good.bundle" node tests/browser/test.mjs web "$OUT/bundles" "$OUT"
 fi
