@@ -63,6 +63,8 @@ pub struct LoadSummary {
     pub skipped_blobs: usize,
     /// Base layers found by diff_id under another digest.
     pub substituted_layers: usize,
+    /// Docker manifests written with OCI media types (`oci:` destinations).
+    pub converted_manifests: usize,
     /// Pulled into the local engine.
     pub pulled: bool,
 }
@@ -116,6 +118,12 @@ pub async fn run(args: LoadArgs, global: &Global) -> Result<ExitCode> {
             line.push_str(&format!(
                 "; {} base layer(s) matched by diff_id (the destination stores them with another compression; manifests were rewritten to point at its blobs)",
                 s.substituted_layers
+            ));
+        }
+        if s.converted_manifests > 0 {
+            line.push_str(&format!(
+                "; {} Docker manifest(s) written with OCI media types, as skopeo does for oci: (same config and layers, so the digest above differs from the source's)",
+                s.converted_manifests
             ));
         }
         println!("{line}");

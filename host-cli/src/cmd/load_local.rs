@@ -471,6 +471,11 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
         }
         summary.skipped_blobs += plan.already_present.len() + report.meta.relied.len();
         summary.substituted_layers += plan.substitutions.len();
+        summary.converted_manifests += manifests
+            .iter()
+            .zip(&plan.manifests)
+            .filter(|(new, old)| new.digest != old.digest)
+            .count();
         for m in manifests {
             put_blob(dir, &m.digest, &mut &m.bytes[..], m.bytes.len() as u64)?;
             if m.target.is_some() {

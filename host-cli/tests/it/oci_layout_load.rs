@@ -35,7 +35,12 @@ fn docker_images_loaded_into_an_oci_layout_are_found_by_skopeo() {
             .arg("--to")
             .arg(format!("oci:{}", layout.display())))
     };
-    load();
+    let out = load();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("1 Docker manifest(s) written with OCI media types"),
+        "{said}"
+    );
 
     let name = format!("oci:{}:base", layout.display());
     let raw = run(skopeo().args(["inspect", "--raw", &name]));
