@@ -22,6 +22,9 @@ function el(tag, attrs = {}, ...kids) {
   for (const k of kids) if (k != null) e.append(k);
   return e;
 }
+function plural(n, one, many) {
+  return `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
+}
 function shortType(t) {
   return t.replace("application/vnd.oci.image.layer.v1.", "").replace("application/vnd.docker.image.rootfs.", "docker ");
 }
@@ -69,7 +72,7 @@ function showProgress(bytes, total, ms, p) {
   const left = rate > 0 ? (total - bytes) / 1e6 / rate : 0;
   const blobs = p.blobsTotal ? ` · blob ${Math.min(p.blobsDone + 1, p.blobsTotal)} of ${p.blobsTotal}` : "";
   $("progress-text").textContent =
-    `${fmtBytes(bytes)} of ${fmtBytes(total)} · ${rate.toFixed(0)} MB/s${bytes < total ? ` · ${left.toFixed(0)} s left` : ""}${blobs}`;
+    `${fmtBytes(bytes)} of ${fmtBytes(total)}${ms >= 50 ? ` · ${rate >= 10 ? `${rate.toFixed(0)} MB/s` : `${fmtBytes(rate * 1e6)}/s`}` : ""}${bytes < total ? ` · ${left.toFixed(0)} s left` : ""}${blobs}`;
 }
 
 function showError(msg) {
@@ -190,7 +193,8 @@ function renderNode(node) {
     const f = k.entry;
     const kind = f ? f.kind : "dir";
     const label = el("span", { class: `entry ${kind}` },
-      el("span", { class: "mode mono", text: f && kind !== "whiteout" ? modeString(f) : kind === "whiteout" ? "deleted" : "" }),
+      // A whiteout deletes; an opaque marker's mode is the marker file's, not the directory's.
+      el("span", { class: "mode mono", text: kind === "whiteout" ? "deleted" : f && kind !== "opaquedir" ? modeString(f) : "" }),
       el("span", { class: "name", text: k.name + (k.children.size || kind === "dir" || kind === "opaquedir" ? "/" : "") }),
       f && f.kind === "file" ? el("span", { class: "size muted", text: fmtBytes(f.size) }) : null,
       f && f.link ? el("span", { class: "muted", text: ` → ${f.link}` }) : null,
@@ -216,7 +220,7 @@ function showFiles(layers, ins) {
     const box = el("details", { class: "layer-files", open: "" },
       el("summary", {},
         el("span", { class: "mono", text: short(l.digest) }),
-        el("span", { class: "muted", text: ` · ${l.fileCount} entries${dels ? `, ${dels} deletions` : ""} · ${fmtBytes(l.uncompressedBytes)} uncompressed` }),
+        el("span", { class: "muted", text: ` · ${plural(l.fileCount, "entry", "entries")}${dels ? `, ${plural(dels, "deletion", "deletions")}` : ""} · ${fmtBytes(l.uncompressedBytes)} uncompressed` }),
         row && row.createdBy ? el("div", { class: "mono small created", text: row.createdBy.replace(/\s+/g, " ") }) : null),
       renderNode(buildTree(shown)));
     if (l.fileCount > shown.length) box.append(el("p", { class: "muted small", text: `… ${l.fileCount - shown.length} more entries not shown` }));

@@ -116,6 +116,7 @@ try {
     check((await page.textContent("#base")).includes(expect.base[0]), `base needed shows ${expect.base[0]}`);
     const files = await page.textContent("#files");
     check(files.includes("hello_ddiff.txt") && files.includes("server"), "file tree lists the carried files");
+    check(files.includes("5 entries, 1 deletion ·") && files.includes("1 entry ·"), "file counts read as English (1 entry, 1 deletion)");
     const deleted = await page.$$eval(".entry.whiteout .name", (n) => n.map((x) => x.textContent));
     check(deleted.includes("motd"), `whiteout etc/motd shown as a deletion (${deleted})`);
     check((await page.$$(".entry.opaquedir")).length === 1, "opaque dir var/cache marked");
