@@ -84,6 +84,10 @@ pub struct TarIndex {
     pub path: PathBuf,
     /// Entries.
     pub entries: BTreeMap<String, (u64, u64)>,
+    /// Every entry in file order (directories and links too): its normalised path for
+    /// files (`None` for the others) and the byte range of its header(s), data and padding,
+    /// so an archive can be rewritten by copying ranges.
+    pub spans: Vec<(Option<String>, u64, u64)>,
 }
 
 impl TarIndex {
@@ -94,6 +98,7 @@ impl TarIndex {
         );
         let len = f.get_ref().metadata()?.len();
         let mut entries = BTreeMap::new();
+        let mut spans = Vec::new();
         let mut pos = 0u64;
         let mut block = [0u8; 512];
         'entries: while pos < len {
@@ -112,12 +117,15 @@ impl TarIndex {
                     .with_context(|| format!("{}: offset {start}", path.display()))?;
                 if let Some(TarEvent::Header(e)) = ev {
                     // Only files are looked up; directories (`./`) and links are skipped.
+                    let mut file_name = None;
                     if e.kind == ddiff_core::tar::EntryKind::File {
                         let name = normalize_entry_path(&e.path)
                             .with_context(|| format!("{}: entry {:?}", path.display(), e.path))?;
-                        entries.insert(name, (pos, e.size));
+                        entries.insert(name.clone(), (pos, e.size));
+                        file_name = Some(name);
                     }
                     pos += e.size + ddiff_core::tar::padding(e.size) as u64;
+                    spans.push((file_name, start, pos));
                     if pos > len {
                         bail!("{}: truncated in entry {:?}", path.display(), e.path);
                     }
@@ -129,6 +137,7 @@ impl TarIndex {
         Ok(TarIndex {
             path: path.to_path_buf(),
             entries,
+            spans,
         })
     }
 

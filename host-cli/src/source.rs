@@ -69,7 +69,7 @@ impl LayoutStore {
     }
 
     /// The size of a file of the layout (`index.json`, `blobs/sha256/…`), `None` if absent.
-    fn size(&self, rel: &str) -> Option<u64> {
+    pub(crate) fn size(&self, rel: &str) -> Option<u64> {
         match self {
             LayoutStore::Dir(d) => std::fs::metadata(d.join(rel))
                 .ok()
@@ -80,7 +80,7 @@ impl LayoutStore {
     }
 
     /// A reader over a file of the layout.
-    fn open_file(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
+    pub(crate) fn open_file(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>> {
         match self {
             LayoutStore::Dir(d) => {
                 let path = d.join(rel);
@@ -93,7 +93,7 @@ impl LayoutStore {
     }
 
     /// Reads a file of at most `limit` bytes whole.
-    fn read_small(&self, rel: &str, limit: u64) -> Result<Vec<u8>> {
+    pub(crate) fn read_small(&self, rel: &str, limit: u64) -> Result<Vec<u8>> {
         use std::io::Read;
         let size = self
             .size(rel)

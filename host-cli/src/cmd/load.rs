@@ -22,7 +22,7 @@ use crate::registry::client::Registry;
 /// Load a bundle into a registry, then into the local Docker engine.
 ///
 /// The registry is --to, else $DDIFF_URL, else localhost:$DDIFF_PORT, else localhost:5000;
-/// --to also takes docker-daemon:, oci:DIR and docker-archive:FILE.
+/// --to also takes docker-daemon:, oci:DIR, oci-archive:FILE and docker-archive:FILE.
 ///
 /// The bundle is verified completely first, and the destination is checked for every layer
 /// the bundle relies on (the base) before anything is uploaded: a damaged bundle or a missing
@@ -37,8 +37,9 @@ pub struct LoadArgs {
     pub bundle: PathBuf,
     /// Destination: docker://HOST (keep the bundle's names) or docker://HOST/REPO:TAG
     /// (one-target bundles); docker-daemon: (the local engine, no registry needed;
-    /// docker-daemon:NAME:TAG renames), oci:DIR (merge into a layout holding the base) or
-    /// docker-archive:FILE (a `docker load` file). Without --to and with no registry
+    /// docker-daemon:NAME:TAG renames), oci:DIR (merge into a layout holding the base),
+    /// oci-archive:FILE (the same for a tar of a layout; rewritten beside it, then renamed
+    /// over it) or docker-archive:FILE (a `docker load` file). Without --to and with no registry
     /// configured or answering at localhost:5000, the local engine.
     #[arg(long, value_name = "REF")]
     pub to: Option<String>,

@@ -24,6 +24,7 @@ use super::Global;
 use crate::archive::{load_stream_size, write_load_stream};
 use crate::bundle_io::{open_blob, VerifiedBundle};
 use crate::engine::Engine;
+use crate::source::LayoutStore;
 
 /// Where a registry-less load goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub enum LocalDest {
     Engine(Option<String>),
     /// An OCI image layout directory.
     Layout(PathBuf),
+    /// A tar of an OCI image layout (`oci-archive:FILE`), rewritten whole.
+    OciArchive(PathBuf),
     /// A `docker load` archive file.
     Archive(PathBuf),
 }
@@ -57,8 +60,15 @@ pub async fn local_destination(to: Option<&str>) -> Result<Option<LocalDest>> {
     if to == "docker-daemon:" || to == "docker-daemon" {
         return Ok(Some(LocalDest::Engine(None)));
     }
-    if to.starts_with("oci-archive:") {
-        bail!("--to {to:?}: oci-archive: is a source only; load into oci:DIR (and tar that directory) or docker-archive:FILE");
+    if let Some(rest) = to.strip_prefix("oci-archive:") {
+        match ImageRef::parse(to).with_context(|| format!("--to {to:?}"))? {
+            ImageRef::OciArchive {
+                reference: None, ..
+            } => return Ok(Some(LocalDest::OciArchive(PathBuf::from(rest)))),
+            _ => bail!(
+                "--to {to:?}: name the file only (oci-archive:FILE); images keep the bundle's tags"
+            ),
+        }
     }
     if to.starts_with("docker-daemon:")
         || to.starts_with("oci:")
@@ -121,6 +131,10 @@ pub async fn load_local(args: &LoadArgs, global: &Global, dest: LocalDest) -> Re
         LocalDest::Layout(dir) => {
             let b = bundle.clone();
             tokio::task::spawn_blocking(move || to_layout(&b, &dir)).await?
+        }
+        LocalDest::OciArchive(path) => {
+            let b = bundle.clone();
+            tokio::task::spawn_blocking(move || to_oci_archive(&b, &path)).await?
         }
     }
 }
@@ -299,17 +313,22 @@ fn layout_blob(dir: &Path, d: &Digest) -> PathBuf {
     dir.join(d.layout_path())
 }
 
-/// What the layout holds of the report's blobs, and its base layers by diff_id.
-fn layout_state(dir: &Path, report: &Report) -> Result<DestinationState> {
+/// What the layout holds of the report's blobs, and its base layers by diff_id. `None`: a
+/// layout that does not exist yet (it holds nothing).
+fn layout_state(store: Option<&LayoutStore>, report: &Report) -> Result<DestinationState> {
     let mut state = DestinationState::default();
+    let Some(store) = store else {
+        return Ok(state);
+    };
     let meta = &report.meta;
+    let has = |d: &Digest| store.size(&d.layout_path()).is_some();
     for d in meta
         .relied
         .iter()
         .map(|r| &r.digest)
         .chain(meta.blobs.iter().map(|b| &b.digest))
     {
-        if layout_blob(dir, d).is_file() {
+        if has(d) {
             state.present.insert(d.clone());
         }
     }
@@ -322,7 +341,8 @@ fn layout_state(dir: &Path, report: &Report) -> Result<DestinationState> {
     }
     // Relied layers stored under another digest (compressed differently): map every image
     // of the layout by diff_id.
-    let Ok(bytes) = std::fs::read(dir.join("index.json")) else {
+    let small = ddiff_core::manifest::MAX_MANIFEST_BYTES as u64;
+    let Ok(bytes) = store.read_small("index.json", small) else {
         return Ok(state);
     };
     let mut stack: Vec<Descriptor> = RawManifest::parse(bytes, None)
@@ -334,7 +354,7 @@ fn layout_state(dir: &Path, report: &Report) -> Result<DestinationState> {
         if !seen.insert(d.digest.clone()) {
             continue;
         }
-        let Ok(b) = std::fs::read(layout_blob(dir, &d.digest)) else {
+        let Ok(b) = store.read_small(&d.digest.layout_path(), small) else {
             continue;
         };
         let Ok(m) = RawManifest::parse_with_digest(b, Some(d.media_type.as_str()), Some(&d.digest))
@@ -344,14 +364,14 @@ fn layout_state(dir: &Path, report: &Report) -> Result<DestinationState> {
         if let Some(i) = m.as_index() {
             stack.extend(i.manifests.iter().cloned());
         } else if let Some(img) = m.as_image() {
-            let Ok(cb) = std::fs::read(layout_blob(dir, &img.config.digest)) else {
+            let Ok(cb) = store.read_small(&img.config.digest.layout_path(), small) else {
                 continue;
             };
             let Ok(cfg) = ImageConfig::parse(&cb) else {
                 continue;
             };
             for (l, id) in img.layers.iter().zip(&cfg.rootfs.diff_ids) {
-                if layout_blob(dir, &l.digest).is_file() {
+                if has(&l.digest) {
                     state.present.insert(l.digest.clone());
                     state.by_diff_id.insert(id.clone(), l.clone());
                 }
@@ -418,45 +438,68 @@ fn put_blob(dir: &Path, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> R
     Ok(())
 }
 
-fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
+/// One target's load into a layout: its report, plan, and manifests as written (OCI).
+type LayoutPlan = (Report, ddiff_core::LoadPlan, Vec<ddiff_core::ManifestPut>);
+
+/// index.json entries to add: descriptor, full name, tag.
+type IndexEntry = (Descriptor, String, String);
+
+/// Phase 1 of a layout load: every target planned against what the layout holds, and its
+/// manifests converted to OCI media types. Writes nothing.
+fn plan_layout(
+    bundle: &VerifiedBundle,
+    store: Option<&LayoutStore>,
+    label: &str,
+) -> Result<Vec<LayoutPlan>> {
     let meta = &bundle.report.meta;
-    let is_new = !dir.join("index.json").exists();
-    // Phase 1: plan every target against what the layout holds.
     let mut plans = Vec::new();
     for ti in 0..meta.targets.len() {
         let report =
             restrict_to_target(&bundle.report, ti).context("internal error: target index")?;
-        let state = layout_state(dir, &report)?;
-        let plan = plan_load(&report, &state).with_context(|| {
+        let state = layout_state(store, &report)?;
+        let what = || {
             format!(
-                "cannot load {} into oci:{}: nothing was written",
-                report.meta.targets[0].reference,
-                dir.display()
+                "cannot load {} into {label}: nothing was written",
+                report.meta.targets[0].reference
             )
-        })?;
+        };
+        let plan = plan_load(&report, &state).with_context(what)?;
         // OCI tools resolve names in a layout only to OCI manifests: Docker ones are
         // rewritten as skopeo does (same config and layer bytes, new manifest digests).
         // Converted before anything is written, so a failure leaves the layout as it was.
-        let manifests = ddiff_core::oci_convert::to_oci(&plan.manifests).with_context(|| {
-            format!(
-                "cannot load {} into oci:{}: nothing was written",
-                report.meta.targets[0].reference,
-                dir.display()
-            )
-        })?;
+        let manifests = ddiff_core::oci_convert::to_oci(&plan.manifests).with_context(what)?;
         plans.push((report, plan, manifests));
     }
-    // Phase 2: blobs (verified into place), then index.json atomically.
-    std::fs::create_dir_all(dir.join("blobs"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    sweep_stale_temps(&dir.join("blobs"));
-    if is_new {
-        std::fs::write(dir.join("oci-layout"), ddiff_core::bundle::meta::OCI_LAYOUT)
-            .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
+    Ok(plans)
+}
+
+/// Where phase 2 of a layout load writes: a directory (`oci:`) or a new archive that
+/// replaces the old one when complete (`oci-archive:`).
+trait LayoutSink {
+    /// Writes a blob if the layout lacks it, verifying it on the way.
+    fn put(&mut self, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()>;
+}
+
+struct DirSink<'a>(&'a Path);
+
+impl LayoutSink for DirSink<'_> {
+    fn put(&mut self, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()> {
+        put_blob(self.0, d, src, size)
     }
+}
+
+/// Phase 2, common part: the planned blobs and manifests into `sink`; returns the summary
+/// and the index.json entries to add.
+fn write_plans(
+    bundle: &VerifiedBundle,
+    plans: &[LayoutPlan],
+    sink: &mut dyn LayoutSink,
+    label: &str,
+) -> Result<(LoadSummary, Vec<IndexEntry>)> {
+    let meta = &bundle.report.meta;
     let mut summary = LoadSummary::default();
     let mut entries = Vec::new();
-    for (report, plan, manifests) in &plans {
+    for (report, plan, manifests) in plans {
         for &i in &plan.uploads {
             let b = &report.meta.blobs[i];
             let full = meta
@@ -465,7 +508,7 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
                 .position(|x| x.digest == b.digest)
                 .context("internal error: blob index")?;
             let mut r = open_blob(bundle, full)?;
-            put_blob(dir, &b.digest, &mut r, b.size)?;
+            sink.put(&b.digest, &mut r, b.size)?;
             summary.uploaded_blobs += 1;
             summary.uploaded_bytes += b.size;
         }
@@ -477,7 +520,7 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
             .filter(|(new, old)| new.digest != old.digest)
             .count();
         for m in manifests {
-            put_blob(dir, &m.digest, &mut &m.bytes[..], m.bytes.len() as u64)?;
+            sink.put(&m.digest, &mut &m.bytes[..], m.bytes.len() as u64)?;
             if m.target.is_some() {
                 let t = &report.meta.targets[0];
                 let r = Reference::parse(&t.reference)
@@ -485,15 +528,30 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
                 let d =
                     Descriptor::new(m.media_type.clone(), m.digest.clone(), m.bytes.len() as u64);
                 entries.push((d, r.to_string(), r.tag_or_latest().to_string()));
-                summary.images.push(format!(
-                    "oci:{}:{}@{}",
-                    dir.display(),
-                    r.tag_or_latest(),
-                    m.digest
-                ));
+                summary
+                    .images
+                    .push(format!("{label}:{}@{}", r.tag_or_latest(), m.digest));
             }
         }
     }
+    Ok((summary, entries))
+}
+
+fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
+    let label = format!("oci:{}", dir.display());
+    let is_new = !dir.join("index.json").exists();
+    let store = LayoutStore::Dir(dir.to_path_buf());
+    // Phase 1: plan every target against what the layout holds.
+    let plans = plan_layout(bundle, Some(&store), &label)?;
+    // Phase 2: blobs (verified into place), then index.json atomically.
+    std::fs::create_dir_all(dir.join("blobs"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    sweep_stale_temps(&dir.join("blobs"));
+    if is_new {
+        std::fs::write(dir.join("oci-layout"), ddiff_core::bundle::meta::OCI_LAYOUT)
+            .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
+    }
+    let (summary, entries) = write_plans(bundle, &plans, &mut DirSink(dir), &label)?;
     let index_path = dir.join("index.json");
     let existing = std::fs::read(&index_path).ok();
     let new_index = layout_index_with(existing.as_deref(), &entries)?;
@@ -501,5 +559,128 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
     std::fs::write(&tmp, &new_index).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &index_path)
         .with_context(|| format!("cannot write {}", index_path.display()))?;
+    Ok(summary)
+}
+
+/// A new tar being written: the old archive's entries (copied by byte range, index.json
+/// left out), then the new blobs, then `oci-layout` if missing and the new `index.json`.
+struct ArchiveSink {
+    out: std::io::BufWriter<std::fs::File>,
+    tmp: PathBuf,
+    have: std::collections::BTreeSet<String>,
+}
+
+impl LayoutSink for ArchiveSink {
+    fn put(&mut self, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()> {
+        let name = d.layout_path();
+        if self.have.contains(&name) {
+            return Ok(());
+        }
+        let mut header = Vec::new();
+        ddiff_core::tar::write_header(&mut header, &name, size, 0o644, 0);
+        self.out.write_all(&header)?;
+        let mut v = ddiff_core::Verifier::with_factory(d.clone(), size, crate::hash::fast_hasher);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n_total = 0u64;
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            v.update(&buf[..n]).with_context(|| format!("blob {d}"))?;
+            self.out
+                .write_all(&buf[..n])
+                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+            n_total += n as u64;
+        }
+        v.finish().with_context(|| format!("blob {d}"))?;
+        let pad = ddiff_core::tar::padding(n_total);
+        self.out.write_all(&vec![0u8; pad])?;
+        self.have.insert(name);
+        Ok(())
+    }
+}
+
+/// `--to oci-archive:FILE`: the archive is rewritten into a temporary file beside it (its
+/// entries copied by byte range, never unpacked) and renamed over it only when complete, so
+/// an interrupted or refused load leaves the old file as it was. A missing FILE is created
+/// (then the bundle must carry everything).
+fn to_oci_archive(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let label = format!("oci-archive:{}", path.display());
+    let old = if path.exists() {
+        Some(crate::archive::TarIndex::open(path).with_context(|| label.clone())?)
+    } else {
+        None
+    };
+    let old = old.map(Arc::new);
+    let store = old.clone().map(LayoutStore::Archive);
+    if let (Some(s), Some(_)) = (&store, &old) {
+        if s.size("index.json").is_none() {
+            bail!("{label}: not an OCI image layout archive (no index.json); nothing was written");
+        }
+    }
+    let plans = plan_layout(bundle, store.as_ref(), &label)?;
+    let existing_index = match &store {
+        Some(s) => Some(s.read_small(
+            "index.json",
+            ddiff_core::manifest::MAX_MANIFEST_BYTES as u64,
+        )?),
+        None => None,
+    };
+
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = crate::archive::temp_path(dir, "oci-archive");
+    let mut guard = crate::archive::TempFiles::default();
+    guard.add(tmp.clone());
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut sink = ArchiveSink {
+        out: std::io::BufWriter::with_capacity(1 << 20, file),
+        tmp: tmp.clone(),
+        have: std::collections::BTreeSet::new(),
+    };
+    if let Some(idx) = &old {
+        let mut f = std::fs::File::open(&idx.path)
+            .with_context(|| format!("cannot open {}", idx.path.display()))?;
+        for (name, start, end) in &idx.spans {
+            if name.as_deref() == Some("index.json") {
+                continue;
+            }
+            f.seek(SeekFrom::Start(*start))?;
+            let copied = std::io::copy(&mut (&mut f).take(end - start), &mut sink.out)
+                .with_context(|| format!("cannot copy {label} into {}", tmp.display()))?;
+            if copied != end - start {
+                bail!("{label}: changed while being read");
+            }
+            if let Some(n) = name {
+                sink.have.insert(n.clone());
+            }
+        }
+    }
+    let (summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    let mut tail = Vec::new();
+    if !sink.have.contains("oci-layout") {
+        ddiff_core::tar::write_file(
+            &mut tail,
+            "oci-layout",
+            ddiff_core::bundle::meta::OCI_LAYOUT,
+            0o644,
+            0,
+        );
+    }
+    let new_index = layout_index_with(existing_index.as_deref(), &entries)?;
+    ddiff_core::tar::write_file(&mut tail, "index.json", &new_index, 0o644, 0);
+    ddiff_core::tar::write_end(&mut tail);
+    sink.out.write_all(&tail)?;
+    sink.out
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(summary)
 }

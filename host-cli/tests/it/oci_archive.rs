@@ -238,7 +238,7 @@ fn hostile_oci_archives_are_refused_and_write_nothing() {
     );
     assert!(err.contains("nope.tar"), "{err}");
 
-    // Not a load destination: refused before anything is written.
+    // --to oci-archive:FILE with a name: refused (images keep the bundle's tags).
     let bundle = dir.path().join("good.ddiff");
     run(ddiff()
         .args(["--quiet", "diff", &base])
@@ -250,10 +250,147 @@ fn hostile_oci_archives_are_refused_and_write_nothing() {
         .args(["--quiet", "load"])
         .arg(&bundle)
         .arg("--to")
-        .arg(format!("oci-archive:{}", dest.display()))
+        .arg(format!("oci-archive:{}:v1", dest.display()))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("source only"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("name the file only"),
+        "{err}"
+    );
     assert!(!dest.exists());
+}
+
+fn load_to(bundle: &Path, dest: &str) -> std::process::Output {
+    ddiff()
+        .args(["--quiet", "load"])
+        .arg(bundle)
+        .arg("--to")
+        .arg(dest)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn load_into_oci_archives_rewrites_them_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = images(dir.path());
+    let bundle = dir.path().join("app.ddiff");
+    run(ddiff()
+        .args(["--quiet", "diff"])
+        .arg(format!("oci:{}", img.base_dir.display()))
+        .arg(format!("oci:{}:2", img.app_dir.display()))
+        .arg("-o")
+        .arg(&bundle));
+
+    // Into an archive that holds the base: the app joins it; the base's entries are kept.
+    let archive = dir.path().join("site.tar");
+    tar_layout(&img.base_dir, &archive);
+    let out = load_to(&bundle, &format!("oci-archive:{}", archive.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loaded = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        loaded.contains(&format!("oci-archive:{}:2@sha256:", archive.display())),
+        "{loaded}"
+    );
+    for tag in ["1", "2"] {
+        let v = inspect_json_of(&format!("oci-archive:{}:{tag}", archive.display()));
+        assert_eq!(v["ok"], true, "{tag}: {v}");
+    }
+    let files = run(ddiff().args([
+        "--json",
+        "inspect",
+        "--files",
+        &format!("oci-archive:{}:2", archive.display()),
+    ]));
+    assert!(String::from_utf8_lossy(&files.stdout).contains("app/run.sh"));
+    // GNU tar reads it, with exactly one index.json.
+    let listing = run(Command::new("tar").arg("-tf").arg(&archive));
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert_eq!(
+        names.lines().filter(|l| l.ends_with("index.json")).count(),
+        1,
+        "{names}"
+    );
+    // A second load changes nothing but the file's identity: same entries, same index.
+    let before = std::fs::read(&archive).unwrap();
+    let out = load_to(&bundle, &format!("oci-archive:{}", archive.display()));
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        before,
+        "a repeated load is idempotent"
+    );
+    if crate::common::require_peer("skopeo") {
+        let o = run(crate::common::skopeo().args([
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}:2", archive.display()),
+        ]));
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            m["layers"][1]["digest"],
+            Digest::sha256(&img.app_layer).to_string()
+        );
+    }
+
+    // Into an archive without the base: refused, the file is byte for byte as it was.
+    let empty_dir = dir.path().join("empty");
+    std::fs::create_dir_all(empty_dir.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        empty_dir.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        empty_dir.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let bare = dir.path().join("bare.tar");
+    tar_layout(&empty_dir, &bare);
+    let bare_before = std::fs::read(&bare).unwrap();
+    let out = load_to(&bundle, &format!("oci-archive:{}", bare.display()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&bare).unwrap(), bare_before);
+    // ... and into a file that does not exist: refused, nothing created.
+    let new = dir.path().join("new.tar");
+    let out = load_to(&bundle, &format!("oci-archive:{}", new.display()));
+    assert!(!out.status.success());
+    assert!(!new.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ddiff-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // A self-contained bundle makes a new archive.
+    let whole = dir.path().join("whole.ddiff");
+    run(ddiff()
+        .args(["--quiet", "diff", "scratch"])
+        .arg(format!("oci:{}:2", img.app_dir.display()))
+        .arg("-o")
+        .arg(&whole));
+    let out = load_to(&whole, &format!("oci-archive:{}", new.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = inspect_json_of(&format!("oci-archive:{}", new.display()));
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+fn inspect_json_of(image: &str) -> serde_json::Value {
+    let out = run(ddiff().args(["--json", "inspect", image]));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
