@@ -43,8 +43,9 @@ function start(file) {
   worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker.onmessage = (e) => onMessage(e.data, file);
   worker.onerror = (e) => showError(`the verifier could not start: ${e.message || "see the console"}. Was web/build.sh run?`);
-  // ?reader=inline|plain forces a fallback path (the browser test runs both): inline reads
-  // the file in the inspector worker itself; plain sends File.stream()'s own chunks.
+  // ?reader=inline|plain|broken forces a fallback path (the browser test runs them): inline
+  // reads the file in the inspector worker itself; plain sends File.stream()'s own chunks;
+  // broken starts a reader worker that fails, which must fall back to inline.
   const reader = new URLSearchParams(location.search).get("reader") || "pool";
   worker.postMessage({ file, listFiles: $("list-files").checked, reader });
 }

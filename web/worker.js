@@ -7,28 +7,38 @@ const ready = init();
 // stream's own chunks) or "inline" (this worker). Reported with the outcome.
 let readerUsed = "inline";
 
+// The file read in this worker, File.stream()'s own chunks.
+async function* inline(file) {
+  readerUsed = "inline";
+  const r = file.stream().getReader();
+  try {
+    for (;;) {
+      const { done, value } = await r.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    r.cancel().catch(() => {});
+  }
+}
+
 // The file's chunks. A second worker (reader.js) reads them and transfers them here, so
 // reading and hashing run on two threads (1.1x in headless Chromium, docs/benchmarks.md).
-// Where a worker cannot start one, this thread reads the file itself.
+// Where a worker cannot start one, or it fails before its first chunk, this thread reads
+// the file itself. `mode` ("inline", "plain", "broken") forces a path for the tests.
 async function* chunksOf(file, mode) {
   let reader = null;
   try {
-    if (mode !== "inline") reader = new Worker(new URL("./reader.js", import.meta.url), { type: "module" });
+    if (mode !== "inline") {
+      const script = mode === "broken" ? "./no-such-reader.js" : "./reader.js";
+      reader = new Worker(new URL(script, import.meta.url), { type: "module" });
+    }
   } catch {
     reader = null;
   }
   if (!reader) {
-    readerUsed = "inline";
-    const r = file.stream().getReader();
-    try {
-      for (;;) {
-        const { done, value } = await r.read();
-        if (done) return;
-        yield value;
-      }
-    } finally {
-      r.cancel().catch(() => {});
-    }
+    yield* inline(file);
+    return;
   }
   const channel = new MessageChannel();
   const queue = [];
@@ -42,19 +52,29 @@ async function* chunksOf(file, mode) {
     }
   };
   channel.port1.onmessage = (m) => push(m.data);
-  reader.onerror = (ev) => push({ error: `the file reader stopped: ${ev.message || "unknown error"}` });
+  reader.onerror = (ev) => {
+    ev.preventDefault();
+    push({ error: `the file reader stopped: ${ev.message || "unknown error"}`, startFailed: true });
+  };
   reader.postMessage({ file, port: channel.port2, plain: mode === "plain" }, [channel.port2]);
   readerUsed = mode === "plain" ? "plain" : "pool";
+  let got = 0;
   try {
     for (;;) {
       while (queue.length === 0) await new Promise((r) => (wake = r));
       const m = queue.shift();
       if (m.chunk) {
+        got++;
         yield m.chunk;
         // Fed: hand the buffer back for the next read.
         channel.port1.postMessage({ buffer: m.chunk.buffer }, [m.chunk.buffer]);
       } else if (m.end) {
         if (!m.byob) readerUsed = "plain"; // no BYOB reader in this browser
+        return;
+      } else if (m.startFailed && got === 0) {
+        // The reader worker could not start (e.g. no nested module workers): read here.
+        reader.terminate();
+        yield* inline(file);
         return;
       } else {
         throw new Error(`cannot read ${file.name}: ${m.error}`);

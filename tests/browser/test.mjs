@@ -138,6 +138,11 @@ try {
 
     // The fallback ways of reading the file give the same verdicts: the inspector worker
     // reading itself (no nested worker), and File.stream()'s own chunks (no BYOB reader).
+    // A reader worker that fails to start falls back to reading inline.
+    await page.goto(`${origin}/?reader=broken`);
+    const fb = await load(path.join(bundleDir, "good.bundle"));
+    const fbUsed = await page.evaluate(() => document.body.dataset.reader);
+    check(fb.status === "ok" && fbUsed === "inline", `reader worker failing to start: read inline instead (${fb.title}, ${fbUsed})`);
     for (const mode of ["pool", "inline", "plain"]) {
       await page.goto(`${origin}/?reader=${mode}`);
       if (process.env.BIG_BUNDLE) {
