@@ -388,21 +388,26 @@ fn sweep_stale_temps(blobs: &Path) {
         return;
     };
     for alg in algs.flatten() {
-        let Ok(files) = std::fs::read_dir(alg.path()) else {
+        sweep_dead_temps(&alg.path(), ".ddiff-blob-");
+    }
+}
+
+/// Removes `<prefix><pid>-<n>.tmp` files in `dir` whose process is gone.
+fn sweep_dead_temps(dir: &Path, prefix: &str) {
+    let Ok(files) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for f in files.flatten() {
+        let name = f.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
             continue;
         };
-        for f in files.flatten() {
-            let name = f.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".ddiff-blob-")) else {
-                continue;
-            };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
-            if !alive && rest.ends_with(".tmp") {
-                let _ = std::fs::remove_file(f.path());
-            }
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && rest.ends_with(".tmp") {
+            let _ = std::fs::remove_file(f.path());
         }
     }
 }
@@ -633,6 +638,8 @@ fn to_oci_archive(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Left by a load that was SIGKILLed here (no chance to clean up).
+    sweep_dead_temps(dir, ".ddiff-oci-archive-");
     let tmp = crate::archive::temp_path(dir, "oci-archive");
     let mut guard = crate::archive::TempFiles::default();
     guard.add(tmp.clone());

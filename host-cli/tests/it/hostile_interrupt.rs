@@ -258,6 +258,114 @@ fn hostile_load_killed_at_many_points_into_an_oci_layout() {
     assert!(f.is_empty(), "{f:#?}");
 }
 
+#[test]
+fn hostile_load_killed_at_many_points_into_an_oci_archive() {
+    if !require_peer("docker") || !require_peer("skopeo") {
+        return;
+    }
+    let prefix = "hostile-kill-ocia";
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, base) = big_bundle(prefix, dir.path());
+    let host = std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap();
+    let delays = [5u64, 20, 40, 80, 120, 200, 300, 500];
+    let mut g = Group::new(
+        G2,
+        format!(
+            "oci-archive: SIGKILL at {} moments (5..500 ms), the archive is untouched or complete, re-run completes, skopeo reads it, no temp file stays",
+            delays.len()
+        ),
+    );
+    let sites = dir.path().join("sites");
+    std::fs::create_dir_all(&sites).unwrap();
+    let mut killed_n = 0;
+    for ms in delays {
+        let archive = sites.join(format!("site-{ms}.tar"));
+        run(crate::common::skopeo()
+            .args(["copy", "--quiet", "--src-daemon-host", &host])
+            .arg(format!("docker-daemon:{base}"))
+            .arg(format!("oci-archive:{}:base", archive.display())));
+        let before = std::fs::read(&archive).unwrap();
+        let dest = format!("oci-archive:{}", archive.display());
+        let mut child = ddiff()
+            .args(["load"])
+            .arg(&bundle)
+            .args(["--to", &dest])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        let killed = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        killed_n += usize::from(killed);
+        let target = format!("{dest}:1");
+        // Ok(()) when `ddiff inspect` verifies the target, else its error.
+        let inspect = || -> Result<(), String> {
+            let o = ddiff()
+                .args(["inspect", &target])
+                .output()
+                .map_err(|e| e.to_string())?;
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+            }
+        };
+        if killed {
+            // Either the rename had not happened (the old file, byte for byte) or it had
+            // (a complete archive that names the target).
+            let untouched = std::fs::read(&archive).unwrap() == before;
+            g.check(untouched || inspect().is_ok(), || {
+                format!(
+                    "killed at {ms} ms: the archive changed but does not hold a complete target"
+                )
+            });
+        }
+        let out = ddiff()
+            .args(["load"])
+            .arg(&bundle)
+            .args(["--to", &dest])
+            .output()
+            .unwrap();
+        g.check(out.status.success(), || {
+            format!(
+                "re-run after {ms} ms: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let verified = inspect();
+        g.check(verified.is_ok(), || {
+            format!("after {ms} ms: ddiff inspect {target}: {verified:?}")
+        });
+        let sk = crate::common::skopeo()
+            .args(["inspect", "--raw", &target])
+            .output()
+            .unwrap();
+        g.check(sk.status.success(), || {
+            format!(
+                "after {ms} ms: skopeo cannot read {target}: {}",
+                String::from_utf8_lossy(&sk.stderr)
+            )
+        });
+        let temps: Vec<String> = std::fs::read_dir(&sites)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".ddiff-"))
+            .collect();
+        g.check(temps.is_empty(), || {
+            format!("after {ms} ms and a re-run: temporary files stay: {temps:?}")
+        });
+    }
+    println!(
+        "oci-archive: {killed_n} of {} loads were killed before finishing",
+        delays.len()
+    );
+    let f = g.finish();
+    assert!(f.is_empty(), "{f:#?}");
+}
+
 /// `None` when the layout's index.json does not name the target (anything but `base`);
 /// otherwise whether its manifest, config and layers are all present with the right bytes.
 fn target_in_layout(layout: &std::path::Path) -> Option<bool> {
