@@ -140,25 +140,16 @@ pub fn to_oci(manifests: &[ManifestPut]) -> Result<Vec<ManifestPut>, ConvertErro
             "mediaType".into(),
             Value::String(new_type.as_str().to_string()),
         );
-        if is_index {
-            for d in obj
-                .get_mut("manifests")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                convert_descriptor(d, &m.digest, &done)?;
-            }
-        } else {
-            if let Some(c) = obj.get_mut("config") {
-                convert_descriptor(c, &m.digest, &done)?;
-            }
-            for d in obj
-                .get_mut("layers")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+        // An index's children; a manifest's config and layers.
+        for (key, value) in obj.iter_mut() {
+            let descriptors: Vec<&mut Value> = match (is_index, key.as_str(), value) {
+                (true, "manifests", Value::Array(a)) | (false, "layers", Value::Array(a)) => {
+                    a.iter_mut().collect()
+                }
+                (false, "config", c) => vec![c],
+                _ => continue,
+            };
+            for d in descriptors {
                 convert_descriptor(d, &m.digest, &done)?;
             }
         }

@@ -23,6 +23,33 @@ pub fn fast_hasher(algorithm: Algorithm) -> Box<dyn BlobHasher> {
     Box::new(Ring(ring::digest::Context::new(alg)))
 }
 
+/// Streams `src` into `sink` in 1 MiB pieces, checking on the way that it is exactly `size`
+/// bytes hashing to `digest`; an error names the blob. The one read-verify-write loop of
+/// the layout and archive code.
+pub fn copy_verified(
+    src: &mut dyn std::io::Read,
+    digest: &ddiff_core::Digest,
+    size: u64,
+    sink: &mut dyn FnMut(&[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut v = ddiff_core::Verifier::with_factory(digest.clone(), size, fast_hasher);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src
+            .read(&mut buf)
+            .with_context(|| format!("blob {digest}"))?;
+        if n == 0 {
+            break;
+        }
+        v.update(&buf[..n])
+            .with_context(|| format!("blob {digest}"))?;
+        sink(&buf[..n])?;
+    }
+    v.finish().with_context(|| format!("blob {digest}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +63,23 @@ mod tests {
             b.update(b"world");
             assert_eq!(b.finish().0, Digest::of(alg, b"hello world"));
         }
+    }
+
+    #[test]
+    fn copy_verified_checks_digest_and_size() {
+        let data = vec![7u8; (1 << 20) + 3];
+        let d = Digest::sha256(&data);
+        let mut out = Vec::new();
+        copy_verified(&mut &data[..], &d, data.len() as u64, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out, data);
+        let mut sink = |_: &[u8]| Ok(());
+        let err = copy_verified(&mut &data[1..], &d, data.len() as u64, &mut sink).unwrap_err();
+        assert!(format!("{err:#}").contains(&d.to_string()), "{err:#}");
+        let err = copy_verified(&mut &b"other"[..], &d, 5, &mut sink).unwrap_err();
+        assert!(format!("{err:#}").contains(&d.to_string()), "{err:#}");
     }
 }

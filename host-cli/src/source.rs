@@ -186,24 +186,12 @@ impl Location {
             Location::Registry { client, repo } => client.download_blob(repo, d, sink).await,
             Location::Layout(store) => {
                 let rel = d.digest.layout_path();
-                let what = || format!("{}: blob {}", store.describe(), d.digest);
                 if store.size(&rel).is_none() {
-                    bail!("{} missing", what());
+                    bail!("{}: blob {} missing", store.describe(), d.digest);
                 }
-                use std::io::Read as _;
                 let mut f = store.open_file(&rel)?;
-                let mut v = Verifier::with_factory(d.digest.clone(), d.size, fast_hasher);
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = f.read(&mut buf).with_context(what)?;
-                    if n == 0 {
-                        break;
-                    }
-                    v.update(&buf[..n]).with_context(what)?;
-                    sink(&buf[..n])?;
-                }
-                v.finish().with_context(what)?;
-                Ok(())
+                crate::hash::copy_verified(&mut f, &d.digest, d.size, sink)
+                    .with_context(|| store.describe())
             }
         }
     }

@@ -426,18 +426,10 @@ fn put_blob(dir: &Path, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> R
     guard.add(tmp.clone());
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut v = ddiff_core::Verifier::with_factory(d.clone(), size, crate::hash::fast_hasher);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = src.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        v.update(&buf[..n]).with_context(|| format!("blob {d}"))?;
-        f.write_all(&buf[..n])
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-    }
-    v.finish().with_context(|| format!("blob {d}"))?;
+    crate::hash::copy_verified(src, d, size, &mut |b| {
+        f.write_all(b)
+            .with_context(|| format!("cannot write {}", tmp.display()))
+    })?;
     f.sync_all()?;
     std::fs::rename(&tmp, &dest).with_context(|| format!("cannot create {}", dest.display()))?;
     Ok(())
@@ -584,23 +576,13 @@ impl LayoutSink for ArchiveSink {
         let mut header = Vec::new();
         ddiff_core::tar::write_header(&mut header, &name, size, 0o644, 0);
         self.out.write_all(&header)?;
-        let mut v = ddiff_core::Verifier::with_factory(d.clone(), size, crate::hash::fast_hasher);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n_total = 0u64;
-        loop {
-            let n = src.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            v.update(&buf[..n]).with_context(|| format!("blob {d}"))?;
-            self.out
-                .write_all(&buf[..n])
-                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
-            n_total += n as u64;
-        }
-        v.finish().with_context(|| format!("blob {d}"))?;
-        let pad = ddiff_core::tar::padding(n_total);
-        self.out.write_all(&vec![0u8; pad])?;
+        let (out, tmp) = (&mut self.out, &self.tmp);
+        crate::hash::copy_verified(src, d, size, &mut |b| {
+            out.write_all(b)
+                .with_context(|| format!("cannot write {}", tmp.display()))
+        })?;
+        self.out
+            .write_all(&vec![0u8; ddiff_core::tar::padding(size)])?;
         self.have.insert(name);
         Ok(())
     }

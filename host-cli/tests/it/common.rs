@@ -77,6 +77,21 @@ pub fn skopeo() -> Command {
     Command::new("skopeo")
 }
 
+/// The original tool's base image (busybox, Docker v2s2, as skopeo's `dir:` transport keeps
+/// it), from the fixtures.
+pub fn bb_base_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/original-ddiff/bb-base-dir")
+}
+
+/// Copies [`bb_base_dir`] with skopeo to `dest` (a plain-HTTP `docker://` reference here);
+/// skopeo keeps its Docker v2s2 media types.
+pub fn push_bb_base(dest: &str) {
+    run(skopeo()
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("dir:{}", bb_base_dir().display()))
+        .arg(dest));
+}
+
 /// A `ddiff server` child process on `127.0.0.1:0`.
 pub struct DdiffServer {
     pub child: Child,

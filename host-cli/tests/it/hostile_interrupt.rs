@@ -172,6 +172,46 @@ fn hostile_load_killed_at_many_points_into_ddiff_server() {
     assert!(f.is_empty(), "{f:#?}");
 }
 
+/// The moments at which the layout and archive loads are killed.
+const KILL_DELAYS_MS: [u64; 8] = [5, 20, 40, 80, 120, 200, 300, 500];
+
+/// Copies the engine's `base` image to `dest` (an `oci:` or `oci-archive:` reference).
+fn base_from_engine(base: &str, dest: &str) {
+    let host = std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap();
+    run(crate::common::skopeo()
+        .args(["copy", "--quiet", "--src-daemon-host", &host])
+        .arg(format!("docker-daemon:{base}"))
+        .arg(dest));
+}
+
+/// Starts `ddiff load BUNDLE --to DEST` and SIGKILLs it after `ms`; whether it was still
+/// running (a kill that landed before it finished).
+fn load_killed_after(bundle: &Path, dest: &str, ms: u64) -> bool {
+    let mut child = ddiff()
+        .args(["load"])
+        .arg(bundle)
+        .args(["--to", dest])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    let killed = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    killed
+}
+
+/// `ddiff load BUNDLE --to DEST`, run to the end.
+fn load_to(bundle: &Path, dest: &str) -> std::process::Output {
+    ddiff()
+        .args(["load"])
+        .arg(bundle)
+        .args(["--to", dest])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn hostile_load_killed_at_many_points_into_an_oci_layout() {
     if !require_peer("docker") || !require_peer("skopeo") {
@@ -180,8 +220,7 @@ fn hostile_load_killed_at_many_points_into_an_oci_layout() {
     let prefix = "hostile-kill-oci";
     let dir = tempfile::tempdir().unwrap();
     let (bundle, base) = big_bundle(prefix, dir.path());
-    let host = std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap();
-    let delays = [5u64, 20, 40, 80, 120, 200, 300, 500];
+    let delays = KILL_DELAYS_MS;
     let mut g = Group::new(
         G2,
         format!(
@@ -192,22 +231,9 @@ fn hostile_load_killed_at_many_points_into_an_oci_layout() {
     let mut killed_n = 0;
     for ms in delays {
         let layout = dir.path().join(format!("layout-{ms}"));
-        run(crate::common::skopeo()
-            .args(["copy", "--quiet", "--src-daemon-host", &host])
-            .arg(format!("docker-daemon:{base}"))
-            .arg(format!("oci:{}:base", layout.display())));
-        let mut child = ddiff()
-            .args(["load"])
-            .arg(&bundle)
-            .args(["--to", &format!("oci:{}", layout.display())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(ms));
-        let killed = child.try_wait().unwrap().is_none();
-        let _ = child.kill();
-        let _ = child.wait();
+        let dest = format!("oci:{}", layout.display());
+        base_from_engine(&base, &format!("{dest}:base"));
+        let killed = load_killed_after(&bundle, &dest, ms);
         killed_n += usize::from(killed);
         // A tag on an incomplete image is the failure; a kill that lands after the final
         // index.json rename (the load had finished its work) leaves a complete image, named.
@@ -219,12 +245,7 @@ fn hostile_load_killed_at_many_points_into_an_oci_layout() {
                 });
             }
         }
-        let out = ddiff()
-            .args(["load"])
-            .arg(&bundle)
-            .args(["--to", &format!("oci:{}", layout.display())])
-            .output()
-            .unwrap();
+        let out = load_to(&bundle, &dest);
         g.check(out.status.success(), || {
             format!(
                 "re-run after {ms} ms: {}",
@@ -266,8 +287,7 @@ fn hostile_load_killed_at_many_points_into_an_oci_archive() {
     let prefix = "hostile-kill-ocia";
     let dir = tempfile::tempdir().unwrap();
     let (bundle, base) = big_bundle(prefix, dir.path());
-    let host = std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap();
-    let delays = [5u64, 20, 40, 80, 120, 200, 300, 500];
+    let delays = KILL_DELAYS_MS;
     let mut g = Group::new(
         G2,
         format!(
@@ -280,24 +300,10 @@ fn hostile_load_killed_at_many_points_into_an_oci_archive() {
     let mut killed_n = 0;
     for ms in delays {
         let archive = sites.join(format!("site-{ms}.tar"));
-        run(crate::common::skopeo()
-            .args(["copy", "--quiet", "--src-daemon-host", &host])
-            .arg(format!("docker-daemon:{base}"))
-            .arg(format!("oci-archive:{}:base", archive.display())));
-        let before = std::fs::read(&archive).unwrap();
         let dest = format!("oci-archive:{}", archive.display());
-        let mut child = ddiff()
-            .args(["load"])
-            .arg(&bundle)
-            .args(["--to", &dest])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(ms));
-        let killed = child.try_wait().unwrap().is_none();
-        let _ = child.kill();
-        let _ = child.wait();
+        base_from_engine(&base, &format!("{dest}:base"));
+        let before = std::fs::read(&archive).unwrap();
+        let killed = load_killed_after(&bundle, &dest, ms);
         killed_n += usize::from(killed);
         let target = format!("{dest}:1");
         // Ok(()) when `ddiff inspect` verifies the target, else its error.
@@ -322,12 +328,7 @@ fn hostile_load_killed_at_many_points_into_an_oci_archive() {
                 )
             });
         }
-        let out = ddiff()
-            .args(["load"])
-            .arg(&bundle)
-            .args(["--to", &dest])
-            .output()
-            .unwrap();
+        let out = load_to(&bundle, &dest);
         g.check(out.status.success(), || {
             format!(
                 "re-run after {ms} ms: {}",

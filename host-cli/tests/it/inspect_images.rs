@@ -1,7 +1,6 @@
 //! `ddiff inspect` of images (not bundles): an OCI layout made by skopeo from the original
 //! tool's base image fixture.
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::common::{require_peer, run};
@@ -12,8 +11,7 @@ fn inspects_an_oci_layout_image() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/original-ddiff/bb-base-dir");
+    let fixture = crate::common::bb_base_dir();
     let layout = dir.path().join("layout");
     run(Command::new("skopeo")
         .args(["copy", "--quiet"])

@@ -1,10 +1,9 @@
 //! `ddiff list`: a bare NAME:TAG means the default registry ($DDIFF_URL), as in the original
 //! tool; engine and docker-archive references get a pointer to `inspect`.
 
-use std::path::Path;
 use std::process::Command;
 
-use crate::common::{require_peer, run, skopeo, DdiffServer};
+use crate::common::{push_bb_base, require_peer, DdiffServer};
 
 const LAYER: &str = "sha256:feb157206a4db810badbff0da9a6c48c9f399cbf83ae6b0d7df8ce9daa022749";
 
@@ -15,12 +14,7 @@ fn list_reads_bare_names_from_the_default_registry() {
     }
     let dir = tempfile::tempdir().unwrap();
     let server = DdiffServer::start(&dir.path().join("root"), &[]);
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/original-ddiff/bb-base-dir");
-    run(skopeo()
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("dir:{}", fixture.display()))
-        .arg(format!("docker://{}/team/bb:base", server.addr)));
+    push_bb_base(&format!("docker://{}/team/bb:base", server.addr));
     let list = |arg: &str| {
         Command::new(env!("CARGO_BIN_EXE_ddiff"))
             .args(["list", arg])

@@ -74,6 +74,13 @@ fn tar_layout(dir: &Path, out: &Path) {
         .arg("."));
 }
 
+/// `ddiff diff BASE TARGET -o OUT`, which must succeed.
+fn make_bundle(base: &str, target: &str, out: &Path) {
+    run(ddiff()
+        .args(["--quiet", "diff", base, target, "-o"])
+        .arg(out));
+}
+
 fn inspect_json(bundle: &Path) -> serde_json::Value {
     let out = run(ddiff().arg("--json").arg("inspect").arg(bundle));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -105,19 +112,17 @@ fn diff_and_inspect_read_oci_archives_like_layouts() {
     tar_layout(&img.app_dir, &app_tar);
 
     let from_dirs = dir.path().join("dirs.ddiff");
-    run(ddiff()
-        .args(["--quiet", "diff"])
-        .arg(format!("oci:{}", img.base_dir.display()))
-        .arg(format!("oci:{}:2", img.app_dir.display()))
-        .arg("-o")
-        .arg(&from_dirs));
+    make_bundle(
+        &format!("oci:{}", img.base_dir.display()),
+        &format!("oci:{}:2", img.app_dir.display()),
+        &from_dirs,
+    );
     let from_tars = dir.path().join("tars.ddiff");
-    run(ddiff()
-        .args(["--quiet", "diff"])
-        .arg(format!("oci-archive:{}", base_tar.display()))
-        .arg(format!("oci-archive:{}:2", app_tar.display()))
-        .arg("-o")
-        .arg(&from_tars));
+    make_bundle(
+        &format!("oci-archive:{}", base_tar.display()),
+        &format!("oci-archive:{}:2", app_tar.display()),
+        &from_tars,
+    );
 
     let (a, b) = (inspect_json(&from_dirs), inspect_json(&from_tars));
     assert_eq!(a["ok"], true);
@@ -240,11 +245,7 @@ fn hostile_oci_archives_are_refused_and_write_nothing() {
 
     // --to oci-archive:FILE with a name: refused (images keep the bundle's tags).
     let bundle = dir.path().join("good.ddiff");
-    run(ddiff()
-        .args(["--quiet", "diff", &base])
-        .arg(format!("oci:{}:2", img.app_dir.display()))
-        .arg("-o")
-        .arg(&bundle));
+    make_bundle(&base, &format!("oci:{}:2", img.app_dir.display()), &bundle);
     let dest = dir.path().join("out.tar");
     let o = ddiff()
         .args(["--quiet", "load"])
@@ -276,12 +277,11 @@ fn load_into_oci_archives_rewrites_them_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let img = images(dir.path());
     let bundle = dir.path().join("app.ddiff");
-    run(ddiff()
-        .args(["--quiet", "diff"])
-        .arg(format!("oci:{}", img.base_dir.display()))
-        .arg(format!("oci:{}:2", img.app_dir.display()))
-        .arg("-o")
-        .arg(&bundle));
+    make_bundle(
+        &format!("oci:{}", img.base_dir.display()),
+        &format!("oci:{}:2", img.app_dir.display()),
+        &bundle,
+    );
 
     // Into an archive that holds the base: the app joins it; the base's entries are kept.
     let archive = dir.path().join("site.tar");
@@ -375,11 +375,11 @@ fn load_into_oci_archives_rewrites_them_whole_or_not_at_all() {
 
     // A self-contained bundle makes a new archive.
     let whole = dir.path().join("whole.ddiff");
-    run(ddiff()
-        .args(["--quiet", "diff", "scratch"])
-        .arg(format!("oci:{}:2", img.app_dir.display()))
-        .arg("-o")
-        .arg(&whole));
+    make_bundle(
+        "scratch",
+        &format!("oci:{}:2", img.app_dir.display()),
+        &whole,
+    );
     let out = load_to(&whole, &format!("oci-archive:{}", new.display()));
     assert!(
         out.status.success(),

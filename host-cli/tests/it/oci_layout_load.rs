@@ -3,10 +3,9 @@
 //! blob; the config and layer bytes must be the registry's, and a second load must change
 //! nothing.
 
-use std::path::Path;
 use std::process::Command;
 
-use crate::common::{require_peer, run, skopeo, DdiffServer};
+use crate::common::{push_bb_base, require_peer, run, skopeo, DdiffServer};
 
 #[test]
 fn docker_images_loaded_into_an_oci_layout_are_found_by_skopeo() {
@@ -15,14 +14,9 @@ fn docker_images_loaded_into_an_oci_layout_are_found_by_skopeo() {
     }
     let dir = tempfile::tempdir().unwrap();
     let server = DdiffServer::start(&dir.path().join("root"), &[]);
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/original-ddiff/bb-base-dir");
-    // skopeo keeps the fixture's Docker v2s2 media types when it pushes.
+    // A Docker v2s2 image (skopeo keeps the fixture's media types when it pushes).
     let image = format!("docker://{}/bb:base", server.addr);
-    run(skopeo()
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("dir:{}", fixture.display()))
-        .arg(&image));
+    push_bb_base(&image);
     let bundle = dir.path().join("bb.ddiff");
     run(Command::new(env!("CARGO_BIN_EXE_ddiff"))
         .args(["--quiet", "diff", "scratch", &image, "-o"])
