@@ -73,7 +73,7 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One line: what failed and why, outermost context first.
-            eprintln!("ddiff: error: {e:#}");
+            eprintln!("ddiff: error: {}", cmd::error_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -270,7 +270,8 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
                 summary.pulled = true;
             }
             Err(e) => progress.println(format!(
-                "note: not pulled into Docker ({e:#}); use --no-pull to skip this step"
+                "note: not pulled into Docker ({}); use --no-pull to skip this step",
+                super::error_line(&e)
             )),
         }
     }

@@ -253,7 +253,7 @@ async fn to_engine(
             let mut w = ChannelWriter { tx: tx.clone() };
             let r = write_load_stream(&b, &a2, &mut w, Some(&it));
             if let Err(e) = &r {
-                let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+                let _ = tx.blocking_send(Err(std::io::Error::other(crate::cmd::error_line(e))));
             }
             r
         });

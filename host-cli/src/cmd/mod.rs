@@ -118,3 +118,65 @@ pub fn parse_image_ref(s: &str) -> Result<ImageRef> {
     // The core's error already names the input.
     Ok(ImageRef::parse(s)?)
 }
+
+/// An error and its causes on one line, outermost first, for `ddiff: error: …`. The core's
+/// errors name their cause in their own message (so a page or a report that shows only the
+/// message loses nothing); a cause whose text the line already holds is not repeated.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    use super::error_line;
+    use anyhow::Context as _;
+
+    /// Shaped like the core's errors: the message includes the source, which is also
+    /// reported as `source()`.
+    #[derive(Debug)]
+    struct Corrupt(std::io::Error);
+
+    impl std::fmt::Display for Corrupt {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "corrupt blob sha256:ab (entry at offset 9216): {}",
+                self.0
+            )
+        }
+    }
+
+    impl std::error::Error for Corrupt {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let e = Err::<(), _>(Corrupt(std::io::Error::other("digest mismatch")))
+            .context("x.ddiff: bundle is not intact")
+            .unwrap_err();
+        assert_eq!(
+            error_line(&e),
+            "x.ddiff: bundle is not intact: corrupt blob sha256:ab (entry at offset 9216): digest mismatch"
+        );
+        // Causes that add something are all kept, outermost first.
+        let e = Err::<(), _>(std::io::Error::other("No such file"))
+            .context("cannot open a.ddiff")
+            .context("load")
+            .unwrap_err();
+        assert_eq!(error_line(&e), "load: cannot open a.ddiff: No such file");
+    }
+}

@@ -108,7 +108,9 @@ pub async fn run(args: PullArgs, global: &Global) -> Result<ExitCode> {
             }
             .await;
             if let Err(e) = &res {
-                let _ = tx.send(Err(std::io::Error::other(format!("{e:#}")))).await;
+                let _ = tx
+                    .send(Err(std::io::Error::other(crate::cmd::error_line(e))))
+                    .await;
             }
             drop(tx);
             res

@@ -199,7 +199,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
     let item = progress.item(path.display().to_string(), size);
     let file_sha = match bundle_io::detect(path) {
         Err(e) => {
-            r.error = Some(format!("{e:#}"));
+            r.error = Some(super::error_line(&e));
             None
         }
         Ok(Format::V1) => {
@@ -229,7 +229,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
                 }
                 Err(e) => {
                     r.bytes = outcome.bytes;
-                    r.error = Some(format!("{e:#}"));
+                    r.error = Some(super::error_line(&e));
                     None
                 }
             }
@@ -258,7 +258,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
                             Ok(s) => s.file_sha256,
                             Err(e) => {
                                 r.ok = false;
-                                r.error = Some(format!("{e:#}"));
+                                r.error = Some(super::error_line(&e));
                                 None
                             }
                         }
@@ -267,7 +267,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
                     }
                 }
                 Err(e) => {
-                    r.error = Some(format!("{e:#}"));
+                    r.error = Some(super::error_line(&e));
                     None
                 }
             }

@@ -599,7 +599,7 @@ pub fn body_from_blocking_reader(
         let mut r = match open() {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+                let _ = tx.blocking_send(Err(std::io::Error::other(crate::cmd::error_line(&e))));
                 return;
             }
         };
