@@ -292,7 +292,7 @@ pub fn fuzz_bundle_meta(data: &[u8]) {
     if let Ok(m) = crate::bundle::BundleMeta::parse(data) {
         let again = crate::bundle::BundleMeta::parse(&m.to_bytes());
         assert_eq!(again.as_ref(), Ok(&m));
-        let _ = m.oci_index_json();
+        let _ = m.oci_index_json(&m.to_bytes());
     }
 }
 

@@ -296,6 +296,7 @@ impl ProblemKind {
             | BundleError::DuplicateEntry { .. }
             | BundleError::UnsafePath { .. }
             | BundleError::ForbiddenEntry { .. }
+            | BundleError::Typeflag { .. }
             | BundleError::TooLarge { .. } => ProblemKind::Structure,
             BundleError::MetadataInconsistent { .. }
             | BundleError::Manifest { .. }
@@ -304,6 +305,10 @@ impl ProblemKind {
             | BundleError::UnreferencedBlob { .. }
             | BundleError::DescriptorMismatch { .. }
             | BundleError::DiffIdMismatch { .. }
+            | BundleError::InvalidTargetReference { .. }
+            | BundleError::PinnedDigestMismatch { .. }
+            | BundleError::JsonBudget { .. }
+            | BundleError::MetadataAltered { .. }
             | BundleError::Layout { .. } => ProblemKind::Metadata,
             BundleError::Misuse(_) => ProblemKind::Misuse,
         }

@@ -36,6 +36,9 @@ pub struct Entry {
     pub path: String,
     /// The entry kind.
     pub kind: EntryKind,
+    /// The raw typeflag byte (`0`, NUL and `7` are all [`EntryKind::File`]; strict readers such
+    /// as the bundle decoder accept only `0`).
+    pub typeflag: u8,
     /// Size of the data that follows.
     pub size: u64,
     /// Permission bits.
@@ -172,11 +175,13 @@ impl TarReader {
     /// Call when the input is exhausted: errors if the archive is incomplete.
     pub fn finish(&self) -> Result<(), TarError> {
         match self.state {
-            State::Trailer if self.filled == 0 => Ok(()),
-            State::Trailer => Err(TarError::Truncated {
-                offset: self.offset,
-                context: "partial block after the end marker",
-            }),
+            // Any number of zero bytes may follow the end marker (record padding).
+            State::Trailer => match self.block[..self.filled].iter().position(|&b| b != 0) {
+                None => Ok(()),
+                Some(i) => Err(TarError::TrailingData {
+                    offset: self.offset - (self.filled - i) as u64,
+                }),
+            },
             State::Data { .. } => Err(TarError::Truncated {
                 offset: self.offset,
                 context: "inside an entry's data",
@@ -386,6 +391,7 @@ impl TarReader {
         Ok(Some(TarEvent::Header(Entry {
             path,
             kind,
+            typeflag: flag,
             size: data_size,
             mode: mode as u32,
             mtime,

@@ -6,7 +6,7 @@ use crate::digest::{default_hasher, HasherFactory, Verifier};
 use crate::tar::{EntryKind, TarEvent, TarReader};
 use crate::{Digest, ImageConfig, Manifest, RawManifest};
 
-use super::meta::{BlobKind, BundleMeta, MAX_META_BYTES, OCI_LAYOUT};
+use super::meta::{BlobKind, BundleMeta, MAX_META_BYTES, METADATA_DIGEST_ANNOTATION, OCI_LAYOUT};
 use super::{check_path, BundleError};
 
 /// Decoder settings.
@@ -50,6 +50,11 @@ pub struct Report {
     pub offsets: Vec<u64>,
     /// Total bytes of the archive up to the end marker.
     pub archive_bytes: u64,
+    /// Whether `index.json` records the digest of `ddiff.json`, so that every byte of the
+    /// metadata is checked. False for bundles of ddiff versions that did not record it (and for
+    /// the original tool's bundles): their facts stated once in `ddiff.json` (target names,
+    /// platforms, the base) are then covered only by an external checksum.
+    pub metadata_sealed: bool,
 }
 
 #[derive(Debug)]
@@ -84,6 +89,9 @@ pub struct Decoder {
     current: Current,
     current_offset: u64,
     meta: Option<BundleMeta>,
+    /// Digest of the exact `ddiff.json` bytes.
+    meta_digest: Option<Digest>,
+    metadata_sealed: bool,
     json_blobs: BTreeMap<Digest, Vec<u8>>,
     offsets: Vec<u64>,
     seen_paths: BTreeSet<String>,
@@ -112,6 +120,8 @@ impl Decoder {
             current: Current::None,
             current_offset: 0,
             meta: None,
+            meta_digest: None,
+            metadata_sealed: false,
             json_blobs: BTreeMap::new(),
             offsets: Vec::new(),
             seen_paths: BTreeSet::new(),
@@ -189,6 +199,13 @@ impl Decoder {
                 offset: at,
                 path: crate::digest::truncate_for_error(&e.path),
                 kind: e.kind,
+            });
+        }
+        if e.typeflag != b'0' {
+            return Err(BundleError::Typeflag {
+                offset: at,
+                path: crate::digest::truncate_for_error(&e.path),
+                typeflag: e.typeflag,
             });
         }
         if !self.seen_paths.insert(e.path.clone()) {
@@ -321,24 +338,18 @@ impl Decoder {
                 match name {
                     "ddiff.json" => {
                         let meta = BundleMeta::parse(&buf)?;
+                        let mut h = crate::DigestBuilder::with_factory(
+                            crate::Algorithm::Sha256,
+                            self.opts.hasher,
+                        );
+                        h.update(&buf);
+                        self.meta_digest = Some(h.finish().0);
                         self.meta = Some(meta.clone());
                         self.phase = Phase::Layout;
                         return Ok(Some(Event::Metadata(Box::new(meta))));
                     }
                     "oci-layout" => {
-                        let v: serde_json::Value =
-                            serde_json::from_slice(&buf).map_err(|e| BundleError::Layout {
-                                file: "oci-layout",
-                                problem: e.to_string(),
-                            })?;
-                        let ok: serde_json::Value = serde_json::from_slice(OCI_LAYOUT)
-                            .map_err(|_| BundleError::Misuse("constant"))?;
-                        if v != ok {
-                            return Err(BundleError::Layout {
-                                file: "oci-layout",
-                                problem: "imageLayoutVersion must be \"1.0.0\"".into(),
-                            });
-                        }
+                        check_oci_layout(&buf)?;
                         self.phase = Phase::Index;
                     }
                     _ => {
@@ -408,6 +419,7 @@ impl Decoder {
             json_blobs: std::mem::take(&mut self.json_blobs),
             offsets: std::mem::take(&mut self.offsets),
             archive_bytes: self.tar.offset(),
+            metadata_sealed: self.metadata_sealed,
         })))
     }
 
@@ -457,7 +469,7 @@ impl Decoder {
         Err(BundleError::Truncated { offset, context })
     }
 
-    fn check_index_json(&self, buf: &[u8]) -> Result<(), BundleError> {
+    fn check_index_json(&mut self, buf: &[u8]) -> Result<(), BundleError> {
         let meta = self
             .meta
             .as_ref()
@@ -485,6 +497,42 @@ impl Decoder {
                 )));
             }
         }
+        // Every byte must be the one ddiff writes for this ddiff.json: the annotations repeat
+        // the target names, which must agree, and the recorded digest of ddiff.json covers
+        // the facts stated only there.
+        let computed = self
+            .meta_digest
+            .clone()
+            .ok_or(BundleError::Misuse("index before metadata"))?;
+        let recorded = idx
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(METADATA_DIGEST_ANNOTATION));
+        let (expected, sealed) = match recorded {
+            Some(r) => {
+                let recorded = Digest::parse(r)
+                    .map_err(|e| bad(format!("annotation {METADATA_DIGEST_ANNOTATION}: {e}")))?;
+                if recorded != computed {
+                    return Err(BundleError::MetadataAltered {
+                        recorded,
+                        found: computed,
+                    });
+                }
+                (meta.sealed_index_json(&computed), true)
+            }
+            None => (meta.unsealed_index_json(), false),
+        };
+        if buf != expected.as_slice() {
+            let at = buf
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(buf.len().min(expected.len()));
+            return Err(bad(format!(
+                "differs at byte {at} from the index.json ddiff writes for this ddiff.json (target names or annotations altered?)"
+            )));
+        }
+        self.metadata_sealed = sealed;
         Ok(())
     }
 
@@ -625,5 +673,43 @@ impl Decoder {
             }
         }
         Ok(())
+    }
+}
+
+/// `oci-layout` must be exactly [`OCI_LAYOUT`]; when it is not, say what differs.
+fn check_oci_layout(buf: &[u8]) -> Result<(), BundleError> {
+    if buf == OCI_LAYOUT {
+        return Ok(());
+    }
+    let bad = |problem: String| BundleError::Layout {
+        file: "oci-layout",
+        problem,
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(buf).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let Some(obj) = v.as_object() else {
+        return Err(bad("not a JSON object".into()));
+    };
+    let extra: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "imageLayoutVersion")
+        .collect();
+    if !extra.is_empty() {
+        return Err(bad(format!(
+            "unexpected field(s) {} (a bundle's oci-layout holds imageLayoutVersion only)",
+            crate::digest::truncate_for_error(&extra.join(", "))
+        )));
+    }
+    match obj.get("imageLayoutVersion").and_then(|x| x.as_str()) {
+        Some("1.0.0") => Err(bad(format!(
+            "must be exactly {} (same content, other bytes)",
+            String::from_utf8_lossy(OCI_LAYOUT)
+        ))),
+        Some(other) => Err(bad(format!(
+            "imageLayoutVersion is {:?}, must be \"1.0.0\"",
+            crate::digest::truncate_for_error(other)
+        ))),
+        None => Err(bad("imageLayoutVersion is missing or not a string".into())),
     }
 }

@@ -89,9 +89,11 @@ impl Encoder {
             return Err(BundleError::Misuse("start called twice"));
         }
         let m = self.opts.mtime;
-        tar::write_file(out, "ddiff.json", &self.meta.to_bytes(), 0o644, m);
+        let meta_bytes = self.meta.to_bytes();
+        tar::write_file(out, "ddiff.json", &meta_bytes, 0o644, m);
         tar::write_file(out, "oci-layout", OCI_LAYOUT, 0o644, m);
-        tar::write_file(out, "index.json", &self.meta.oci_index_json(), 0o644, m);
+        let index = self.meta.oci_index_json(&meta_bytes);
+        tar::write_file(out, "index.json", &index, 0o644, m);
         self.state = State::Between { next: 0 };
         Ok(())
     }
@@ -206,9 +208,10 @@ impl Encoder {
         let m = &self.meta;
         let small =
             |path: &str, len: u64| tar::header_len(path, len) + len + tar::padding(len) as u64;
-        let mut n = small("ddiff.json", m.to_bytes().len() as u64)
+        let meta_bytes = m.to_bytes();
+        let mut n = small("ddiff.json", meta_bytes.len() as u64)
             + small("oci-layout", OCI_LAYOUT.len() as u64)
-            + small("index.json", m.oci_index_json().len() as u64);
+            + small("index.json", m.oci_index_json(&meta_bytes).len() as u64);
         for b in &m.blobs {
             n += small(&b.digest.layout_path(), b.size);
         }

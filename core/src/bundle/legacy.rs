@@ -479,6 +479,9 @@ impl LegacyDecoder {
             json_blobs,
             offsets,
             archive_bytes: self.tar.offset(),
+            // No index.json records a digest of this metadata (the gzip CRC of the file is the
+            // host's to check).
+            metadata_sealed: false,
         })
     }
 }

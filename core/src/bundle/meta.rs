@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Digest, MediaType, Platform};
+use crate::{Digest, MediaType, Platform, Reference, ReferenceError};
 
 use super::BundleError;
 
@@ -17,8 +17,20 @@ pub const FORMAT_NAME: &str = "ddiff-bundle";
 pub const FORMAT_VERSION: u32 = 1;
 /// Largest `ddiff.json` accepted.
 pub const MAX_META_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest manifest, index or config blob accepted (they are buffered for cross-checks).
+/// Largest config blob accepted (configs are buffered for cross-checks).
 pub const MAX_JSON_BLOB_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest manifest or index blob accepted: the limit of [`crate::manifest::MAX_MANIFEST_BYTES`],
+/// which is also what registries (distribution, containerd) accept.
+pub const MAX_MANIFEST_BLOB_BYTES: u64 = crate::manifest::MAX_MANIFEST_BYTES as u64;
+/// Largest total of all manifest, index and config blobs of one bundle. Readers buffer these
+/// documents to cross-check them, so their total is capped: a bundle cannot make a reader's
+/// memory grow with its size. Real bundles hold a few kB per image.
+pub const MAX_JSON_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+/// The annotation of `index.json` that records the digest of the exact `ddiff.json` bytes.
+/// `ddiff.json` states some facts only once (target references, platforms, the base); this
+/// digest makes every one of its bytes matter, and `index.json` must be exactly the bytes
+/// [`BundleMeta::oci_index_json`] gives for it, so no flip in either document goes unseen.
+pub const METADATA_DIGEST_ANNOTATION: &str = "io.ddiff.metadata.digest";
 
 /// The role of a carried blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,6 +127,18 @@ pub struct TargetInfo {
     pub images: Vec<TargetImage>,
 }
 
+impl TargetInfo {
+    /// The target's reference, parsed as every loader parses it.
+    pub fn parsed_reference(&self) -> Result<Reference, BundleError> {
+        Reference::parse(&self.reference).map_err(|source: ReferenceError| {
+            BundleError::InvalidTargetReference {
+                reference: crate::digest::truncate_for_error(&self.reference),
+                source,
+            }
+        })
+    }
+}
+
 /// The metadata document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -188,6 +212,7 @@ impl BundleMeta {
         }
         let mut carried: BTreeMap<&Digest, &BlobInfo> = BTreeMap::new();
         let mut seen_layer = false;
+        let mut json_total: u64 = 0;
         for b in &self.blobs {
             if carried.insert(&b.digest, b).is_some() {
                 return Err(bad(Some(&b.digest), "blob listed twice"));
@@ -200,11 +225,16 @@ impl BundleMeta {
                     "manifests and configs must come before layers",
                 ));
             }
-            if b.kind.is_json() && b.size > MAX_JSON_BLOB_BYTES {
-                return Err(bad(
-                    Some(&b.digest),
-                    "manifest or config larger than 16 MiB",
-                ));
+            if b.kind.is_json() {
+                json_total = json_total.saturating_add(b.size);
+            }
+            if b.kind == BlobKind::Config && b.size > MAX_JSON_BLOB_BYTES {
+                return Err(bad(Some(&b.digest), "config larger than 16 MiB"));
+            }
+            if matches!(b.kind, BlobKind::Index | BlobKind::Manifest)
+                && b.size > MAX_MANIFEST_BLOB_BYTES
+            {
+                return Err(bad(Some(&b.digest), "manifest or index larger than 4 MiB"));
             }
             let kind_ok = match b.kind {
                 BlobKind::Index => b.media_type.is_index(),
@@ -218,6 +248,12 @@ impl BundleMeta {
                 ));
             }
         }
+        if json_total > MAX_JSON_TOTAL_BYTES {
+            return Err(BundleError::JsonBudget {
+                total: json_total,
+                limit: MAX_JSON_TOTAL_BYTES,
+            });
+        }
         let mut relied = BTreeSet::new();
         for r in &self.relied {
             if carried.contains_key(&r.digest) {
@@ -229,7 +265,19 @@ impl BundleMeta {
         }
         let mut refs = BTreeSet::new();
         for t in &self.targets {
-            if !refs.insert(&t.reference) {
+            // The name a loader will tag: it must parse exactly as loaders parse it, so that
+            // `verify` refuses what `load` would refuse, before anything is written.
+            let parsed = t.parsed_reference()?;
+            if let Some(pinned) = parsed.digest() {
+                if pinned != &t.digest {
+                    return Err(BundleError::PinnedDigestMismatch {
+                        reference: crate::digest::truncate_for_error(&t.reference),
+                        pinned: pinned.clone(),
+                        digest: t.digest.clone(),
+                    });
+                }
+            }
+            if !refs.insert(parsed) {
                 return Err(bad(Some(&t.digest), "target reference listed twice"));
             }
             let top = carried
@@ -284,10 +332,27 @@ impl BundleMeta {
         self.relied.iter().map(|b| b.size).sum()
     }
 
-    /// The `index.json` of the bundle's OCI layout: one entry per target, in order, with
+    /// The `index.json` of the bundle's OCI layout for the exact `ddiff.json` bytes
+    /// `meta_bytes` (normally [`BundleMeta::to_bytes`]): one entry per target, in order, with
     /// `org.opencontainers.image.ref.name` set to the tag and `io.containerd.image.name` to the
-    /// full reference. Deterministic.
-    pub fn oci_index_json(&self) -> Vec<u8> {
+    /// full reference, and the index annotated with the digest of `meta_bytes`
+    /// ([`METADATA_DIGEST_ANNOTATION`]). Deterministic: readers require these exact bytes.
+    pub fn oci_index_json(&self, meta_bytes: &[u8]) -> Vec<u8> {
+        self.sealed_index_json(&Digest::sha256(meta_bytes))
+    }
+
+    /// [`BundleMeta::oci_index_json`] for a `ddiff.json` whose digest is `meta_digest`.
+    pub fn sealed_index_json(&self, meta_digest: &Digest) -> Vec<u8> {
+        self.index_json(Some(meta_digest))
+    }
+
+    /// The `index.json` that ddiff wrote before the metadata digest was recorded: still
+    /// accepted (byte for byte), but such a bundle's `ddiff.json` is not sealed.
+    pub fn unsealed_index_json(&self) -> Vec<u8> {
+        self.index_json(None)
+    }
+
+    fn index_json(&self, meta_digest: Option<&Digest>) -> Vec<u8> {
         let manifests: Vec<serde_json::Value> = self
             .targets
             .iter()
@@ -304,11 +369,14 @@ impl BundleMeta {
                 })
             })
             .collect();
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": MediaType::OciIndex.as_str(),
             "manifests": manifests,
         });
+        if let Some(d) = meta_digest {
+            v["annotations"] = serde_json::json!({ METADATA_DIGEST_ANNOTATION: d.to_string() });
+        }
         // A json! value always serialises.
         serde_json::to_vec(&v).expect("index.json serialises")
     }

@@ -100,6 +100,14 @@ pub enum BundleError {
         path: String,
         kind: EntryKind,
     },
+    /// A regular file written with a typeflag other than `0` (NUL, `7`): the format allows `0`
+    /// only.
+    #[error("entry {path:?} at offset {offset} has tar typeflag {typeflag:#04x}; bundle entries must have typeflag '0'")]
+    Typeflag {
+        offset: u64,
+        path: String,
+        typeflag: u8,
+    },
     /// An entry larger than the format allows for its role.
     #[error("entry {path:?} at offset {offset} is {size} bytes, over the {limit}-byte limit")]
     TooLarge {
@@ -154,6 +162,25 @@ pub enum BundleError {
         listed: Digest,
         found: Digest,
     },
+    /// A target's reference is not a valid image reference (loaders could not tag it).
+    #[error("target reference {reference:?} is not a valid image reference: {source}")]
+    InvalidTargetReference {
+        reference: String,
+        source: crate::ReferenceError,
+    },
+    /// A digest-pinned target reference names another manifest than the target's.
+    #[error("target reference {reference:?} pins {pinned}, but the target's manifest is {digest}")]
+    PinnedDigestMismatch {
+        reference: String,
+        pinned: Digest,
+        digest: Digest,
+    },
+    /// The manifests, indexes and configs together exceed what a reader buffers.
+    #[error("the bundle's manifests, indexes and configs total {total} bytes, over the {limit}-byte limit readers buffer")]
+    JsonBudget { total: u64, limit: u64 },
+    /// `ddiff.json` is not the document `index.json` records the digest of.
+    #[error("ddiff.json was altered: its digest is {found}, but index.json records {recorded}")]
+    MetadataAltered { recorded: Digest, found: Digest },
     /// `oci-layout` or `index.json` is wrong.
     #[error("invalid {file}: {problem}")]
     Layout { file: &'static str, problem: String },

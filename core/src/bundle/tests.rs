@@ -393,10 +393,23 @@ fn crafted(edit: impl FnOnce(&mut BundleMeta, &mut BTreeMap<Digest, Vec<u8>>)) -
     let mut blobs = f.blobs.clone();
     edit(&mut meta, &mut blobs);
     // Written by hand: the encoder would refuse an inconsistent document.
+    let meta_bytes = meta.to_bytes();
+    let index = meta.oci_index_json(&meta_bytes);
+    raw_bundle(&meta_bytes, meta::OCI_LAYOUT, &index, &meta, &blobs)
+}
+
+/// A bundle written entry by entry from the exact bytes of its three documents.
+fn raw_bundle(
+    meta_bytes: &[u8],
+    layout: &[u8],
+    index: &[u8],
+    meta: &BundleMeta,
+    blobs: &BTreeMap<Digest, Vec<u8>>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    crate::tar::write_file(&mut out, "ddiff.json", &meta.to_bytes(), 0o644, 0);
-    crate::tar::write_file(&mut out, "oci-layout", meta::OCI_LAYOUT, 0o644, 0);
-    crate::tar::write_file(&mut out, "index.json", &meta.oci_index_json(), 0o644, 0);
+    crate::tar::write_file(&mut out, "ddiff.json", meta_bytes, 0o644, 0);
+    crate::tar::write_file(&mut out, "oci-layout", layout, 0o644, 0);
+    crate::tar::write_file(&mut out, "index.json", index, 0o644, 0);
     for b in &meta.blobs {
         crate::tar::write_file(
             &mut out,
@@ -408,6 +421,239 @@ fn crafted(edit: impl FnOnce(&mut BundleMeta, &mut BTreeMap<Digest, Vec<u8>>)) -
     }
     crate::tar::write_end(&mut out);
     out
+}
+
+/// Issue 15, item 1: one flipped bit in `ddiff.json` loaded the image under another name
+/// (`demo/app:2` -> `demo/qpp:2`). Every single-bit flip of either metadata document of a real
+/// bundle must now be refused: there is no inert bit.
+#[test]
+fn every_bit_flip_in_ddiff_json_and_index_json_is_refused() {
+    let f = fixture();
+    let meta = f.plan.meta.clone();
+    let meta_bytes = meta.to_bytes();
+    let index = meta.oci_index_json(&meta_bytes);
+    let clean = raw_bundle(&meta_bytes, meta::OCI_LAYOUT, &index, &meta, &f.blobs);
+    assert_eq!(
+        clean,
+        encode_unstamped(&f),
+        "the hand-written bundle is the encoder's"
+    );
+    let report = match decode(&clean, 4096).unwrap().pop() {
+        Some(Ev::Done(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert!(report.metadata_sealed);
+    let mut flips = 0;
+    for (doc, which) in [(&meta_bytes, 0), (&index, 1)] {
+        for byte in 0..doc.len() {
+            for bit in 0..8 {
+                let mut d = doc.clone();
+                d[byte] ^= 1 << bit;
+                let (m, i) = if which == 0 {
+                    (&d, &index)
+                } else {
+                    (&meta_bytes, &d)
+                };
+                let bytes = raw_bundle(m, meta::OCI_LAYOUT, i, &meta, &f.blobs);
+                if let Ok(evs) = decode(&bytes, 1 << 20) {
+                    panic!(
+                        "flip of bit {bit} of byte {byte} of {} was accepted: {:?}",
+                        ["ddiff.json", "index.json"][which],
+                        evs.first()
+                    );
+                }
+                flips += 1;
+            }
+        }
+    }
+    assert_eq!(flips, 8 * (meta_bytes.len() + index.len()));
+}
+
+fn encode_unstamped(f: &Fixture) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = Encoder::new(f.plan.meta.clone(), EncodeOptions::default()).unwrap();
+    e.start(&mut out).unwrap();
+    for b in &f.plan.meta.blobs {
+        e.begin_blob(&mut out).unwrap();
+        e.blob_data(&f.blobs[&b.digest], &mut out).unwrap();
+        e.end_blob(&mut out).unwrap();
+    }
+    e.finish(&mut out).unwrap();
+    out
+}
+
+/// Bundles of ddiff versions that did not record the metadata digest still load, if their
+/// index.json is exactly what those versions wrote; the report says the metadata is unsealed.
+#[test]
+fn an_unsealed_index_json_of_older_writers_is_accepted_and_reported() {
+    let f = fixture();
+    let meta = f.plan.meta.clone();
+    let meta_bytes = meta.to_bytes();
+    let old = meta.unsealed_index_json();
+    assert!(!String::from_utf8_lossy(&old).contains(meta::METADATA_DIGEST_ANNOTATION));
+    let bytes = raw_bundle(&meta_bytes, meta::OCI_LAYOUT, &old, &meta, &f.blobs);
+    match decode(&bytes, 999).unwrap().pop() {
+        Some(Ev::Done(r)) => assert!(!r.metadata_sealed),
+        other => panic!("{other:?}"),
+    }
+    // The same documents, reformatted: refused (the annotations must be ddiff's own bytes).
+    let v: serde_json::Value = serde_json::from_slice(&old).unwrap();
+    let pretty = serde_json::to_vec_pretty(&v).unwrap();
+    let bytes = raw_bundle(&meta_bytes, meta::OCI_LAYOUT, &pretty, &meta, &f.blobs);
+    let err = decode(&bytes, 999).unwrap_err().to_string();
+    assert!(err.contains("invalid index.json: differs at byte"), "{err}");
+    // A sealed index.json for another ddiff.json: refused naming both digests.
+    let other = meta.sealed_index_json(&Digest::sha256(b"another ddiff.json"));
+    let bytes = raw_bundle(&meta_bytes, meta::OCI_LAYOUT, &other, &meta, &f.blobs);
+    let err = decode(&bytes, 999).unwrap_err();
+    assert!(matches!(err, BundleError::MetadataAltered { .. }), "{err}");
+}
+
+/// Issue 15, item 8: the spec says bundle entries MUST have typeflag `0`; NUL and `7` (which
+/// generic tar readers take as regular files) were accepted.
+#[test]
+fn typeflags_other_than_0_are_refused() {
+    let f = fixture();
+    let clean = encode(&f);
+    let b = boundaries(&clean);
+    for flag in [0u8, b'7'] {
+        let mut bytes = clean.clone();
+        let (h, _) = b[3];
+        let h = h as usize;
+        bytes[h + 156] = flag;
+        // Re-compute the header checksum so that only the typeflag differs.
+        let mut sum: u64 = 0;
+        for (i, &x) in bytes[h..h + 512].iter().enumerate() {
+            sum += if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(x)
+            };
+        }
+        bytes[h + 148..h + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let err = decode(&bytes, 4096).unwrap_err();
+        assert!(
+            matches!(err, BundleError::Typeflag { typeflag, .. } if typeflag == flag),
+            "{err}"
+        );
+    }
+}
+
+/// Issue 15, items 8 and 9: any number of zero bytes may follow the end marker (1 to 511
+/// were refused as truncation); one appended non-zero byte is trailing data, not truncation.
+#[test]
+fn trailing_zeros_are_padding_and_an_appended_byte_is_trailing_data() {
+    let f = fixture();
+    let clean = encode(&f);
+    for n in [1usize, 100, 511, 512, 513, 10240] {
+        let mut bytes = clean.clone();
+        bytes.extend(std::iter::repeat_n(0u8, n));
+        assert!(decode(&bytes, 333).is_ok(), "{n} trailing zero bytes");
+    }
+    for (n, at) in [(1usize, 0usize), (700, 699)] {
+        let mut bytes = clean.clone();
+        bytes.extend(std::iter::repeat_n(0u8, n));
+        bytes[clean.len() + at] = b'x';
+        let err = decode(&bytes, 333).unwrap_err();
+        let want = (clean.len() + at) as u64;
+        assert!(
+            matches!(err, BundleError::Tar(crate::tar::TarError::TrailingData { offset }) if offset == want),
+            "{n}: {err:?}"
+        );
+    }
+}
+
+/// Issue 15, items 2, 3, 6 and 8: what a loader would refuse, the metadata check refuses
+/// (so `verify` does, before any load writes).
+#[test]
+fn metadata_refuses_what_loaders_would_refuse() {
+    let f = fixture();
+    let check = |edit: &dyn Fn(&mut BundleMeta)| {
+        let mut m = f.plan.meta.clone();
+        edit(&mut m);
+        m.validate().map_err(|e| e.to_string())
+    };
+    assert!(check(&|_| {}).is_ok());
+    let cases: Vec<(&str, Box<dyn Fn(&mut BundleMeta)>, &str)> = vec![
+        (
+            "uppercase repository",
+            Box::new(|m| m.targets[0].reference = "demo/App:2".into()),
+            "must be lowercase",
+        ),
+        (
+            "bad tag",
+            Box::new(|m| m.targets[0].reference = "demo/app:-2".into()),
+            "invalid tag",
+        ),
+        (
+            "control characters",
+            Box::new(|m| m.targets[0].reference = "demo/app:2\n ok forged".into()),
+            "not a valid image reference",
+        ),
+        (
+            "pinned to another digest",
+            Box::new(|m| m.targets[0].reference = format!("demo/app@sha256:{}", "0".repeat(64))),
+            "pins sha256:0000",
+        ),
+        (
+            "the same name twice, written two ways",
+            Box::new(|m| {
+                let mut t = m.targets[0].clone();
+                t.reference = "docker.io/library/app:2".into();
+                m.targets.push(t);
+            }),
+            "listed twice",
+        ),
+        (
+            "manifest over 4 MiB",
+            Box::new(|m| m.blobs[0].size = 4 * 1024 * 1024 + 1),
+            "larger than 4 MiB",
+        ),
+        (
+            "configs over the total budget",
+            Box::new(|m| {
+                for i in 0..5 {
+                    let b = BlobInfo {
+                        digest: Digest::sha256(format!("cfg{i}").as_bytes()),
+                        size: 15 * 1024 * 1024,
+                        media_type: MediaType::OciConfig,
+                        kind: BlobKind::Config,
+                    };
+                    m.blobs.insert(0, b);
+                }
+            }),
+            "over the 67108864-byte limit",
+        ),
+    ];
+    for (name, edit, needle) in cases {
+        let err = check(&*edit).unwrap_err();
+        assert!(err.contains(needle), "{name}: {err:?} lacks {needle:?}");
+    }
+    // A pin that matches the target's digest is fine.
+    let d = f.plan.meta.targets[0].digest.clone();
+    assert!(check(&|m| m.targets[0].reference = format!("demo/app@{d}")).is_ok());
+}
+
+/// Issue 15, item 9: an extra field in `oci-layout` was reported as a wrong version.
+#[test]
+fn oci_layout_errors_say_what_differs() {
+    let f = fixture();
+    let meta = f.plan.meta.clone();
+    let mb = meta.to_bytes();
+    let ix = meta.oci_index_json(&mb);
+    for (layout, needle) in [
+        (
+            &br#"{"imageLayoutVersion":"1.0.0","x":1}"#[..],
+            "unexpected field(s) x",
+        ),
+        (br#"{"imageLayoutVersion":"2.0.0"}"#, "is \"2.0.0\""),
+        (br#"{ "imageLayoutVersion": "1.0.0" }"#, "must be exactly"),
+        (br#"[]"#, "not a JSON object"),
+    ] {
+        let bytes = raw_bundle(&mb, layout, &ix, &meta, &f.blobs);
+        let err = decode(&bytes, 512).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    }
 }
 
 fn with_extra_entry(entry: Vec<u8>) -> Vec<u8> {
