@@ -123,13 +123,68 @@ fn cases(good: &GoodBundle) -> Vec<Case> {
     // Metadata claiming another base: the diff_id of a relied-on layer (and the base's
     // diffIds) changed; and the relied-on list emptied, so a manifest references a blob
     // that is neither carried nor relied on.
+    // Self-consistent edits: index.json is re-written for the new ddiff.json, as a crafter
+    // would do, so that the check under test is the one that speaks.
     let edit_meta = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut fs = files(b);
         let mut m: serde_json::Value = serde_json::from_slice(&fs[0].1).unwrap();
         f(&mut m);
         fs[0].1 = serde_json::to_vec_pretty(&m).unwrap();
+        let typed: ddiff_core::bundle::BundleMeta = serde_json::from_slice(&fs[0].1).unwrap();
+        fs[2].1 = typed.oci_index_json(&fs[0].1);
         rebuild(&fs)
     };
+    // Issue 15, item 1: one flipped bit in a target's name, in ddiff.json or in index.json,
+    // once loaded the image under another name.
+    let target_ref = meta["targets"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let repo_start = target_ref.rfind('/').map_or(0, |i| i + 1);
+    for (doc, needle) in [
+        (0usize, "ddiff.json was altered"),
+        (2, "invalid index.json"),
+    ] {
+        let mut fs = files(b);
+        let text = String::from_utf8(fs[doc].1.clone()).unwrap();
+        let at = text.find(&target_ref).unwrap() + repo_start;
+        fs[doc].1[at] ^= 0x10; // app -> qpp
+        out.push(case(
+            "one flipped bit in a target's name (ddiff.json, index.json)",
+            format!("{} -> {}", target_ref, {
+                let mut r = target_ref.clone().into_bytes();
+                r[repo_start] ^= 0x10;
+                String::from_utf8(r).unwrap()
+            }),
+            rebuild(&fs),
+            &[needle],
+        ));
+    }
+    // Issue 15, items 2 and 6: names a loader would refuse, in a self-consistent bundle.
+    let upper = {
+        let mut r = target_ref.clone();
+        r.replace_range(
+            repo_start..repo_start + 1,
+            &target_ref[repo_start..repo_start + 1].to_uppercase(),
+        );
+        r
+    };
+    let pinned = format!(
+        "{}@sha256:{}",
+        &target_ref[..target_ref.rfind(':').unwrap()],
+        "0".repeat(64)
+    );
+    for (name, reference, needle) in [
+        ("uppercase repository", upper, "must be lowercase"),
+        ("pinned to another digest", pinned, "pins sha256:0000"),
+    ] {
+        out.push(case(
+            "a target name the destination would refuse (uppercase, pinned to another digest)",
+            name,
+            edit_meta(&|m| m["targets"][0]["reference"] = reference.clone().into()),
+            &[needle],
+        ));
+    }
     let other = ddiff_core::Digest::sha256(b"another base").to_string();
     out.push(case(
         "metadata claims another base",
