@@ -15,7 +15,6 @@ use ddiff_core::{
 
 use super::{default_registry, Global};
 use crate::bundle_io::{open_blob, verify_file, VerifiedBundle};
-use crate::engine::Engine;
 use crate::progress::{human_bytes, Progress};
 use crate::registry::client::Registry;
 
@@ -30,6 +29,13 @@ use crate::registry::client::Registry;
 /// without re-sending what is already there. Bundles of the original DockerDiff
 /// (.tar.gz) load too.
 ///
+/// After a registry load each target is pulled into the local Docker engine under the name it
+/// had on the online side, without the registry host (perf/app:2, or the --to rename), as
+/// the original DockerDiff does, so `docker run perf/app:2` works next; this holds for
+/// bundles made from a registry too (docker://online:5000/perf/app:2 gives perf/app:2).
+/// ddiff streams the layers into the engine itself (no insecure-registries needed) and skips
+/// the layers the engine already has.
+///
 /// Example: ddiff load app-2.ddiff --to docker://registry.local:5000
 #[derive(clap::Args, Debug)]
 pub struct LoadArgs {
@@ -43,7 +49,8 @@ pub struct LoadArgs {
     /// configured or answering at localhost:5000, the local engine.
     #[arg(long, value_name = "REF")]
     pub to: Option<String>,
-    /// Do not pull the loaded images into the local Docker engine afterwards.
+    /// Do not pull the loaded images into the local Docker engine afterwards (by default
+    /// they are, named as on the online side without the registry host: perf/app:2).
     #[arg(long)]
     pub no_pull: bool,
     /// Parallel uploads.
@@ -68,6 +75,17 @@ pub struct LoadSummary {
     pub converted_manifests: usize,
     /// Pulled into the local engine.
     pub pulled: bool,
+    /// The names the images have in the local engine after the pull.
+    pub pulled_as: Vec<String>,
+}
+
+/// The engine name of a target loaded into a registry at `repo:tag`: the same name without
+/// the registry host (`perf/app:2`), which is the name it had on the online side unless `--to`
+/// renamed it.
+fn engine_name(repo: &str, tag: &str) -> Result<String> {
+    Ok(Reference::parse(&format!("{repo}:{tag}"))
+        .with_context(|| format!("destination name {repo}:{tag}"))?
+        .familiar())
 }
 
 /// Where to load.
@@ -108,6 +126,9 @@ pub async fn run(args: LoadArgs, global: &Global) -> Result<ExitCode> {
     } else {
         for i in &s.images {
             println!("loaded {i}");
+        }
+        for n in &s.pulled_as {
+            println!("pulled into Docker as {n}");
         }
         let mut line = format!(
             "uploaded {} blob(s), {}; {} already present",
@@ -260,12 +281,24 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
         }
     }
     if !args.no_pull {
-        match Engine::connect().await {
-            Ok(engine) => {
+        match super::pull::EnginePuller::connect().await {
+            Ok(mut engine) => {
                 for (_, repo, tag, _, _, _) in &plans {
-                    let r = format!("{}/{repo}:{tag}", dest.host);
-                    progress.println(format!("pulling {r} into the local Docker engine"));
-                    engine.pull(&r).await?;
+                    // The name the image had on the online side (or the --to rename), without
+                    // the registry host: `docker run perf/app:2` works right after the load,
+                    // as with the original DockerDiff.
+                    let name = engine_name(repo, tag)?;
+                    progress.println(format!(
+                        "pulling {}/{repo}:{tag} into the local Docker engine as {name}",
+                        dest.host
+                    ));
+                    engine
+                        .pull(&dest.host, repo, tag, &name, global)
+                        .await
+                        .with_context(|| {
+                            format!("pulling {}/{repo}:{tag} into Docker", dest.host)
+                        })?;
+                    summary.pulled_as.push(name);
                 }
                 summary.pulled = true;
             }

@@ -31,45 +31,104 @@ pub struct PullArgs {
 
 /// Runs `pull`.
 pub async fn run(args: PullArgs, global: &Global) -> Result<ExitCode> {
-    let progress = global.progress();
     let host = default_registry();
-    let engine = Engine::connect().await?;
-    let (version, major) = engine.version().await?;
-    // Every local image's layers, to leave out the layers the engine has.
-    let mut local = Vec::new();
-    for (id, _) in engine.list().await? {
-        if let Some(i) = engine.inspect(&id).await? {
-            local.push(i.diff_ids);
-        }
-    }
+    let mut engine = EnginePuller::connect().await?;
     for written in &args.refs {
         let r = match parse_image_ref(written)? {
             ImageRef::Bare(r) | ImageRef::DockerDaemon(r) => r,
             other => bail!("{other}: pull takes NAME:TAG (from the registry {host})"),
         };
         let repo = destination_repository(written, &r);
-        let remote = ImageRef::parse(&format!("docker://{host}/{repo}:{}", r.tag_or_latest()))?;
+        let p = engine
+            .pull(&host, &repo, r.tag_or_latest(), &r.familiar(), global)
+            .await
+            .with_context(|| format!("cannot pull {written} from {host}"))?;
+        println!(
+            "pulled {} from {host}/{repo} ({} downloaded, {} layer(s) already here)",
+            p.name,
+            human_bytes(p.downloaded),
+            p.layers_present
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What one pull did.
+pub struct Pulled {
+    /// The name the image has in the engine.
+    pub name: String,
+    /// Layer bytes downloaded.
+    pub downloaded: u64,
+    /// Layers the engine already had (not downloaded).
+    pub layers_present: usize,
+}
+
+/// The local engine, with what it holds, for pulling images from a registry into it: ddiff
+/// downloads the blobs itself and streams them into `docker load`, so the engine needs no
+/// `insecure-registries` entry, and the image gets the name the caller gives it (no
+/// registry-prefixed name is left behind, as with the original DockerDiff).
+pub struct EnginePuller {
+    engine: Engine,
+    version: String,
+    major: u32,
+    /// Every local image's layers, to leave out the layers the engine has.
+    local: Vec<Vec<ddiff_core::Digest>>,
+}
+
+impl EnginePuller {
+    /// Connects to the engine and lists its images' layers.
+    pub async fn connect() -> Result<EnginePuller> {
+        let engine = Engine::connect().await?;
+        let (version, major) = engine.version().await?;
+        let mut local = Vec::new();
+        for (id, _) in engine.list().await? {
+            if let Some(i) = engine.inspect(&id).await? {
+                local.push(i.diff_ids);
+            }
+        }
+        Ok(EnginePuller {
+            engine,
+            version,
+            major,
+            local,
+        })
+    }
+
+    /// Pulls `host/repo:tag` (the host platform's image) into the engine as `name`.
+    pub async fn pull(
+        &mut self,
+        host: &str,
+        repo: &str,
+        tag: &str,
+        name: &str,
+        global: &Global,
+    ) -> Result<Pulled> {
+        let progress = global.progress();
+        let engine = &self.engine;
+        let remote = ImageRef::parse(&format!("docker://{host}/{repo}:{tag}"))?;
         let res = resolve(
             &remote,
             &PlatformChoice::One(host_platform()),
             &global.client_options(),
         )
-        .await
-        .with_context(|| format!("cannot pull {written} from {host}"))?;
+        .await?;
         let img = &res.images[0];
         let cfg = img.config.as_ref().context("not an image")?;
         let ids = &cfg.rootfs.diff_ids;
-        let have = local
+        let have = self
+            .local
             .iter()
             .filter(|l| l.len() <= ids.len() && ids[..l.len()] == l[..])
             .map(Vec::len)
             .max()
             .unwrap_or(0);
         let skip: Vec<bool> = (0..ids.len()).map(|i| i < have).collect();
-        let tag = r.familiar();
-        let a = docker_load_image(&img.manifest, &img.config_bytes, &skip, &tag)?;
-        if a.zstd && major < 25 {
-            bail!("{written}: its layers are zstd-compressed and this Docker engine ({version}) reads only gzip");
+        let a = docker_load_image(&img.manifest, &img.config_bytes, &skip, name)?;
+        if a.zstd && self.major < 25 {
+            bail!(
+                "its layers are zstd-compressed and this Docker engine ({}) reads only gzip",
+                self.version
+            );
         }
         let layers = img.manifest.as_image().context("image")?.layers.clone();
         let total: u64 = layers
@@ -78,12 +137,9 @@ pub async fn run(args: PullArgs, global: &Global) -> Result<ExitCode> {
             .filter(|(_, s)| !**s)
             .map(|(l, _)| l.size)
             .sum();
-        let item = progress.item(format!("pulling {tag}"), total);
+        let item = progress.item(format!("pulling {name}"), total);
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
-        let load = {
-            let engine_ref = &engine;
-            async move { engine_ref.load(rx).await }
-        };
+        let load = async move { engine.load(rx).await };
         let feed = async {
             let res: Result<()> = async {
                 for e in &a.entries {
@@ -117,27 +173,27 @@ pub async fn run(args: PullArgs, global: &Global) -> Result<ExitCode> {
         };
         let (loaded, fed) = tokio::join!(load, feed);
         fed?;
-        loaded.with_context(|| format!("docker load of {tag}"))?;
+        loaded.with_context(|| format!("docker load of {name}"))?;
         item.finish("loaded");
-        let got = engine
-            .inspect(&tag)
+        let got = self
+            .engine
+            .inspect(name)
             .await?
-            .with_context(|| format!("{tag} is not in the engine after the load"))?;
+            .with_context(|| format!("{name} is not in the engine after the load"))?;
         if got.id != a.image_id {
             bail!(
-                "{tag} is {} after the load, expected {}",
+                "{name} is {} after the load, expected {}",
                 got.id,
                 a.image_id
             );
         }
-        println!(
-            "pulled {tag} from {host}/{repo} ({} downloaded, {} layer(s) already here)",
-            human_bytes(total),
-            have
-        );
-        local.push(ids.clone());
+        self.local.push(ids.clone());
+        Ok(Pulled {
+            name: name.to_string(),
+            downloaded: total,
+            layers_present: have,
+        })
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn send(tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, b: Vec<u8>) -> Result<()> {

@@ -128,14 +128,64 @@ fn original_workflow(kind: &str) {
         String::from_utf8_lossy(&out.stdout).contains("loaded"),
         "{out:?}"
     );
-    // `load` pulled it into the engine: run it.
-    let image = format!("{}/e2e/delta:1", dest.addr());
-    let out = run(docker().args(["run", "--rm", &image, "cat", "hello_ddiff.txt"]));
+    // `load` pulled it into the engine under the name it had on the online side, without
+    // the registry host, as the original tool does (issue 16): run it by that name.
+    let image = "e2e/delta:1";
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pulled into Docker as e2e/delta:1"),
+        "{out:?}"
+    );
+    let out = run(docker().args(["run", "--rm", image, "cat", "hello_ddiff.txt"]));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "Hello DockerDiff!"
     );
-    let _ = docker().args(["rmi", "-f", &image]).output();
+    // ... and left no registry-prefixed name behind.
+    let prefixed = format!("{}/e2e/delta:1", dest.addr());
+    let out = docker()
+        .args(["image", "inspect", &prefixed])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{prefixed} is in the engine");
+    let _ = docker().args(["rmi", "-f", image]).output();
+}
+
+/// Issue 16: a bundle made from the engine (`ddiff diff base:1 app:2`), loaded into a registry,
+/// is in Docker as `app:2` right after the load, as with the original DockerDiff.
+#[test]
+fn engine_names_survive_a_registry_load() {
+    if !require_peer("docker") {
+        return;
+    }
+    let (base, delta) = build_base_and_delta("e2e-names");
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("names.ddiff");
+    run(ddiff().args(["diff", &base, &delta, "-o"]).arg(&bundle));
+    let dest = DdiffServer::start(&dir.path().join("offline"), &[]);
+    let (brepo, btag) = base.rsplit_once(':').unwrap();
+    push(&base, &format!("{}/{brepo}:{btag}", dest.addr));
+    run(docker().args(["rmi", "-f", &delta]));
+    let out = run(ddiff()
+        .arg("load")
+        .arg(&bundle)
+        .args(["--to", &format!("docker://{}", dest.addr)]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("pulled into Docker as {delta}")),
+        "{stdout}"
+    );
+    let out = run(docker().args(["run", "--rm", &delta, "cat", "hello_ddiff.txt"]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Hello DockerDiff!"
+    );
+    let prefixed = format!("{}/{delta}", dest.addr);
+    let out = docker()
+        .args(["image", "inspect", &prefixed])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{prefixed} is in the engine");
+    let _ = docker().args(["rmi", "-f", &delta]).output();
 }
 
 #[test]
