@@ -400,6 +400,44 @@ pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 mod tests {
     use super::*;
 
+    /// docs/bundle-format.md section 3 gives these exact bytes; a second implementation
+    /// writes them from the text, so the code must not drift from it.
+    #[test]
+    fn index_json_is_the_documented_bytes() {
+        let d = |c: char| Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap();
+        let meta = BundleMeta {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            tool: "t".into(),
+            created: None,
+            base: None,
+            targets: vec![TargetInfo {
+                reference: "team/app:2".into(),
+                media_type: MediaType::DockerManifest,
+                digest: d('b'),
+                size: 942,
+                images: vec![],
+            }],
+            blobs: vec![],
+            relied: vec![],
+        };
+        let want = format!(
+            concat!(
+                r#"{{"annotations":{{"io.ddiff.metadata.digest":"sha256:{a}"}},"#,
+                r#""manifests":[{{"annotations":{{"io.containerd.image.name":"team/app:2","#,
+                r#""org.opencontainers.image.ref.name":"2"}},"digest":"sha256:{b}","#,
+                r#""mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":942}}],"#,
+                r#""mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}}"#
+            ),
+            a = "a".repeat(64),
+            b = "b".repeat(64)
+        );
+        assert_eq!(
+            String::from_utf8(meta.sealed_index_json(&d('a'))).unwrap(),
+            want
+        );
+    }
+
     #[test]
     fn tags_of_references() {
         assert_eq!(ref_tag("app:2"), "2");
