@@ -205,6 +205,28 @@ fn cases(good: &GoodBundle) -> Vec<Case> {
         edit_meta(&|m| m["relied"] = serde_json::json!([])),
         &["neither carries"],
     ));
+    // Issue 15, item 3: configs and manifests are buffered for cross-checks; a bundle that
+    // declares more of them than the budget is refused from its metadata, before any read.
+    out.push(case(
+        "more manifests and configs than a reader buffers (64 MiB)",
+        "five 15 MiB configs declared",
+        edit_meta(&|m| {
+            let blobs = m["blobs"].as_array_mut().unwrap();
+            for i in 0..5 {
+                let d = ddiff_core::Digest::sha256(format!("cfg{i}").as_bytes());
+                blobs.insert(
+                    0,
+                    serde_json::json!({
+                        "digest": d.to_string(),
+                        "size": 15 * 1024 * 1024,
+                        "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "kind": "config",
+                    }),
+                );
+            }
+        }),
+        &["over the 67108864-byte limit"],
+    ));
     // Crafted entries, inserted after the last blob (everything before them verified).
     let file = |p: &str| {
         let mut v = Vec::new();
