@@ -5,15 +5,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const FILES: &[(&str, &str)] = &[
-    ("index.html", "text/html; charset=utf-8"),
-    ("app.js", "text/javascript; charset=utf-8"),
-    ("worker.js", "text/javascript; charset=utf-8"),
-    ("reader.js", "text/javascript; charset=utf-8"),
-    ("style.css", "text/css; charset=utf-8"),
-    ("pkg/ddiff_wasm.js", "text/javascript; charset=utf-8"),
-    ("pkg/ddiff_wasm_bg.wasm", "application/wasm"),
-];
+mod build_web;
+use build_web::{built, watched, FILES};
 
 const NOT_BUILT: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ddiff · bundle inspector (not built)</title></head>
 <body style="font-family:system-ui,sans-serif;max-width:44em;margin:3em auto;line-height:1.5">
@@ -31,11 +24,10 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let web = manifest.join("../web");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
-    for (f, _) in FILES {
-        println!("cargo:rerun-if-changed={}", web.join(f).display());
+    for p in watched(&web) {
+        println!("cargo:rerun-if-changed={}", p.display());
     }
-    println!("cargo:rerun-if-changed={}", web.join("pkg").display());
-    let built = FILES.iter().all(|(f, _)| web.join(f).is_file());
+    let built = built(&web);
     let mut code = String::from("/// (path under /ui/, content type, bytes)\npub static ASSETS: &[(&str, &str, &[u8])] = &[\n");
     if built {
         for (f, ty) in FILES {

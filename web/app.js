@@ -1,5 +1,7 @@
 // The page: picks a file, hands it to the worker, renders what the core reports.
-// All checking happens in Rust (worker.js + pkg/); this file only displays.
+// All checking happens in Rust (worker.js + pkg/); this file only displays. Every string
+// it gets from the worker (bundle contents, the file's name, errors) was made safe to show
+// by the core (safeText: escaped, capped), and is set with textContent.
 
 const $ = (id) => document.getElementById(id);
 let worker = null;
@@ -34,7 +36,7 @@ function start(file) {
   if (worker) worker.terminate();
   for (const id of ["verdict", "summary", "layers-section", "files-section"]) $(id).hidden = true;
   $("run").hidden = false;
-  $("file-name").textContent = file.name;
+  $("file-name").textContent = ""; // the worker sends it back escaped
   $("file-size").textContent = fmtBytes(file.size);
   $("bar-fill").style.width = "0%";
   $("bar-fill").className = "";
@@ -51,7 +53,8 @@ function start(file) {
 }
 
 function onMessage(m, file) {
-  if (m.type === "progress") showProgress(m.progress.bytes, m.total, m.ms, m.progress);
+  if (m.type === "file") $("file-name").textContent = m.name;
+  else if (m.type === "progress") showProgress(m.progress.bytes, m.total, m.ms, m.progress);
   else if (m.type === "inspection") showInspection(m.inspection, []);
   else if (m.type === "done") {
     showProgress(m.outcome.bytes, m.total, m.ms, { blobsDone: m.outcome.blobsVerified });

@@ -1,8 +1,14 @@
 // Streams one File through the wasm inspector. Memory stays flat: chunks of File.stream()
-// are fed and dropped. Messages out: {type:"progress"|"inspection"|"done"|"error"}.
-import init, { BundleInspector } from "./pkg/ddiff_wasm.js";
+// are fed and dropped. Messages out: {type:"file"|"progress"|"inspection"|"done"|"error"}.
+// Every string sent for display went through the core's safeText (control characters,
+// bidi controls and line separators escaped, length capped): the inspection's strings come
+// out of BundleInspector so, the file's name and error messages are passed through it here.
+import init, { BundleInspector, safeText } from "./pkg/ddiff_wasm.js";
 
-const ready = init();
+let wasmReady = false;
+const ready = init().then(() => { wasmReady = true; });
+// Before the wasm runs, a message is the browser's own (about loading it).
+const shown = (s) => (wasmReady ? safeText(s) : s);
 // How the file was read: "pool" (reader.js, BYOB buffer pool), "plain" (reader.js, the
 // stream's own chunks) or "inline" (this worker). Reported with the outcome.
 let readerUsed = "inline";
@@ -90,6 +96,7 @@ self.onmessage = async (e) => {
   const { file, listFiles, reader } = e.data;
   try {
     await ready;
+    self.postMessage({ type: "file", name: safeText(file.name) });
     const ins = new BundleInspector(listFiles, 100000);
     const t0 = performance.now();
     let lastPost = 0;
@@ -115,6 +122,6 @@ self.onmessage = async (e) => {
     ins.free();
     self.postMessage({ type: "done", outcome, total: file.size, ms, reader: readerUsed });
   } catch (err) {
-    self.postMessage({ type: "error", message: String(err && err.message ? err.message : err) });
+    self.postMessage({ type: "error", message: shown(String(err && err.message ? err.message : err)) });
   }
 };

@@ -20,6 +20,7 @@ pub mod config;
 pub mod descriptor;
 pub mod diff;
 pub mod digest;
+pub mod display;
 pub mod docker_archive;
 pub mod dockerfile;
 pub mod engine_plan;

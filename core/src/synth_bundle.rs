@@ -20,7 +20,28 @@ pub struct SampleOptions {
     /// Size of an extra pseudo-random file in the app's data layer (0: none). Stored with
     /// deflate level 0, so making a 1 GiB bundle takes seconds.
     pub big_layer_bytes: u64,
+    /// Put what a crafted bundle could say into the strings a reader is shown: the tool, the
+    /// date, the last layer's history line and file names in that layer hold newlines, escape
+    /// sequences, C1 and bidi controls and a line that imitates `ddiff verify`'s; one file
+    /// name is 5000 bytes long (see [`HOSTILE_TOOL`] and [`HOSTILE_NAMES`]). Everything stays
+    /// structurally valid: the bundle is intact.
+    pub hostile_text: bool,
 }
+
+/// The tool name of a [`SampleOptions::hostile_text`] sample.
+pub const HOSTILE_TOOL: &str = "ddiff sample\nok   forged.ddiff: intact\x1b[2K\r";
+/// The date of a [`SampleOptions::hostile_text`] sample.
+pub const HOSTILE_CREATED: &str = "2026-01-01T00:00:00Z\x1b]0;pwned\x07\u{9b}2J";
+/// The last layer's history line of a [`SampleOptions::hostile_text`] sample.
+pub const HOSTILE_CREATED_BY: &str = "RUN echo hi\u{2028}ok   forged.ddiff: intact\x1b[8m";
+/// File names added to the last layer of a [`SampleOptions::hostile_text`] sample (and one
+/// of `"deep/"` followed by 4995 `x`).
+pub const HOSTILE_NAMES: &[&str] = &[
+    "odd\nok   forged.ddiff: intact\x1b[2K",
+    "rlo\u{202e}txt.exe",
+    "c1\u{9b}31m\u{85}nel\x7f",
+    "tab\tcr\r",
+];
 
 /// The sample: metadata and every carried blob by digest.
 pub struct Sample {
@@ -159,12 +180,16 @@ pub fn sample(opts: SampleOptions) -> Sample {
     }
     let level = if big.is_empty() { 6 } else { 0 };
     let l3 = add(&mut blobs, &items, Some(level), "COPY app/ /app/");
-    let l4 = add(
-        &mut blobs,
-        &[Item::File("hello_ddiff.txt", b"Hello DockerDiff!\n", 0o644)],
-        Some(6),
-        "RUN echo \"Hello DockerDiff!\" > hello_ddiff.txt",
-    );
+    let long_name = format!("deep/{}", "x".repeat(4995));
+    let mut items = vec![Item::File("hello_ddiff.txt", b"Hello DockerDiff!\n", 0o644)];
+    let mut by = "RUN echo \"Hello DockerDiff!\" > hello_ddiff.txt";
+    if opts.hostile_text {
+        items.extend(HOSTILE_NAMES.iter().map(|n| Item::File(n, b"x", 0o644)));
+        items.push(Item::Symlink("link", "odd\x1b[2Ktarget"));
+        items.push(Item::File(&long_name, b"x", 0o644));
+        by = HOSTILE_CREATED_BY;
+    }
+    let l4 = add(&mut blobs, &items, Some(6), by);
     let image = |blobs: &mut BTreeMap<Digest, Vec<u8>>, layers: &[SynthLayer]| {
         let c = config_json(layers, "linux", "amd64", "2026-01-01T00:00:00Z");
         let m = manifest(&MediaType::OciManifest, &c, layers);
@@ -185,13 +210,12 @@ pub fn sample(opts: SampleOptions) -> Sample {
             config: Some(ac),
         }],
     };
-    let p = plan(
-        &[base],
-        &[target],
-        "ddiff sample",
-        Some("2026-01-01T00:00:00Z".into()),
-    )
-    .expect("sample plan");
+    let (tool, created) = if opts.hostile_text {
+        (HOSTILE_TOOL, HOSTILE_CREATED)
+    } else {
+        ("ddiff sample", "2026-01-01T00:00:00Z")
+    };
+    let p = plan(&[base], &[target], tool, Some(created.into())).expect("sample plan");
     blobs.retain(|d, _| p.meta.blob(d).is_some());
     Sample {
         meta: p.meta,

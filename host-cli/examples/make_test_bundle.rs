@@ -6,15 +6,20 @@
 //! ```
 //!
 //! `OUT_DIR/good.bundle` (intact), `OUT_DIR/tampered.bundle` (one flipped byte in the middle
-//! of the last carried layer), `OUT_DIR/truncated.bundle` (cut inside that layer) and
-//! `OUT_DIR/expect.json` (what a verifier must say about each). `--big-mib N` adds an N MiB
+//! of the last carried layer), `OUT_DIR/truncated.bundle` (cut inside that layer),
+//! `OUT_DIR/hostile.bundle` (intact, with control characters and bidi overrides in its tool,
+//! date, a history line and file names) and `OUT_DIR/expect.json` (what a verifier must say
+//! about each; for the hostile one, the escaped texts the page must show). `--big-mib N` adds an N MiB
 //! file to a layer (only `good.bundle` is written then).
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use ddiff_core::bundle::{Decoder, Event};
-use ddiff_core::synth_bundle::{sample, SampleOptions};
+use ddiff_core::display::safe_text;
+use ddiff_core::synth_bundle::{
+    sample, SampleOptions, HOSTILE_CREATED_BY, HOSTILE_NAMES, HOSTILE_TOOL,
+};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -32,6 +37,7 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let s = sample(SampleOptions {
         big_layer_bytes: big,
+        ..SampleOptions::default()
     });
     let good = out.join("good.bundle");
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&good)?);
@@ -70,6 +76,11 @@ fn main() -> Result<()> {
     std::fs::write(out.join("tampered.bundle"), &tampered)?;
     let cut = last.1 + blob.size / 2;
     std::fs::write(out.join("truncated.bundle"), &bytes[..cut as usize])?;
+    let hostile = sample(SampleOptions {
+        hostile_text: true,
+        ..SampleOptions::default()
+    });
+    std::fs::write(out.join("hostile.bundle"), hostile.encode())?;
     let expect = serde_json::json!({
         "target": s.meta.targets[0].reference,
         "base": s.meta.base.as_ref().map(|b| b.references.clone()),
@@ -77,6 +88,12 @@ fn main() -> Result<()> {
         "blobs": s.meta.blobs.len(),
         "tampered": {"digest": blob.digest.to_string(), "index": last.0, "offset": flip},
         "truncated": {"digest": blob.digest.to_string(), "offset": cut},
+        "hostile": {
+            "tool": safe_text(HOSTILE_TOOL),
+            "createdBy": safe_text(HOSTILE_CREATED_BY),
+            // File names as the tree shows them (the last path component).
+            "names": HOSTILE_NAMES.iter().map(|n| safe_text(n)).collect::<Vec<_>>(),
+        },
     });
     std::fs::write(out.join("expect.json"), serde_json::to_vec_pretty(&expect)?)?;
     println!("{}", out.display());

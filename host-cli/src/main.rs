@@ -72,8 +72,9 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            // One line: what failed and why, outermost context first.
-            eprintln!("ddiff: error: {}", cmd::error_line(&e));
+            // One line: what failed and why, outermost context first; escaped and capped, as
+            // causes quote bundle and registry strings.
+            eprintln!("{}", cmd::error_message(&e));
             ExitCode::FAILURE
         }
     }

@@ -1,11 +1,14 @@
 //! Progress reporting: bars with bytes, rate and ETA on a terminal (indicatif), plain lines
-//! on a pipe or log, nothing with `--quiet`.
+//! on a pipe or log, nothing with `--quiet`. Messages and labels often quote a bundle's
+//! references or the engine's replies: they are printed through the core's `safe_text`
+//! (control characters escaped, length capped), one line each.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ddiff_core::display::safe_text;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How to report.
@@ -71,15 +74,15 @@ impl Progress {
         match self.mode {
             Mode::Quiet => {}
             Mode::Bars => {
-                let _ = self.multi.println(msg.as_ref());
+                let _ = self.multi.println(safe_text(msg.as_ref()));
             }
-            Mode::Lines => eprintln!("{}", msg.as_ref()),
+            Mode::Lines => eprintln!("{}", safe_text(msg.as_ref())),
         }
     }
 
     /// Starts an item of `total` bytes.
     pub fn item(&self, label: impl Into<String>, total: u64) -> Item {
-        let label: Arc<str> = label.into().into();
+        let label: Arc<str> = safe_text(&label.into()).into();
         let bar = (self.mode == Mode::Bars).then(|| {
             let b = self.multi.add(ProgressBar::new(total));
             b.set_style(

@@ -16,6 +16,11 @@ mod assets {
 
 pub use assets::BUILT;
 
+/// `build.rs`'s choice of files and watched paths, tested below.
+#[cfg(test)]
+#[path = "../build_web.rs"]
+mod build_web;
+
 /// Routes `/ui`, `/ui/` and `/ui/{file}`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
@@ -98,5 +103,42 @@ mod tests {
         assert_eq!(get("/ui/../Cargo.toml").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get("/ui/nope.js").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get("/ui").await.0, StatusCode::PERMANENT_REDIRECT);
+    }
+
+    /// Issue 17: a path cargo is told to watch that does not exist is stale forever, so
+    /// `ddiff` was recompiled on every `cargo build` until the page was built. Whether the
+    /// page is built or not, every watched path exists, and creating or changing `web/pkg/`
+    /// touches something watched.
+    #[test]
+    fn build_script_watches_only_paths_that_exist() {
+        use super::build_web::{built, watched, FILES};
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web");
+        std::fs::create_dir_all(&web).unwrap();
+        for (f, _) in FILES.iter().filter(|(f, _)| !f.starts_with("pkg/")) {
+            std::fs::write(web.join(f), "x").unwrap();
+        }
+        let covered = |p: &std::path::Path| watched(&web).iter().any(|w| p.starts_with(w));
+        // Not built: nothing watched is missing, and web/pkg's creation would be seen.
+        assert!(!built(&web));
+        for p in watched(&web) {
+            assert!(p.exists(), "{} is watched but missing", p.display());
+        }
+        assert!(covered(&web.join("pkg/ddiff_wasm_bg.wasm")));
+        // Built: the same, and every embedded file is under a watched path.
+        std::fs::create_dir_all(web.join("pkg")).unwrap();
+        for (f, _) in FILES {
+            std::fs::write(web.join(f), "x").unwrap();
+        }
+        assert!(built(&web));
+        for p in watched(&web) {
+            assert!(p.exists(), "{} is watched but missing", p.display());
+        }
+        for (f, _) in FILES {
+            assert!(covered(&web.join(f)), "{f} is embedded but not watched");
+        }
+        // And in this tree, as it is.
+        let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+        assert!(watched(&real).iter().all(|p| p.exists()));
     }
 }

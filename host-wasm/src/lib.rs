@@ -1,15 +1,26 @@
 //! `ddiff-wasm`: the browser's door into `ddiff-core`. One struct over the core's
 //! [`Inspector`](ddiff_core::inspect::Inspector): feed chunks, read progress, finish with the
 //! outcome. Values cross the boundary as JSON strings of the core's serde types, so the page
-//! sees exactly what `ddiff inspect --json` prints; there is no format logic here.
+//! sees what `ddiff inspect --json` prints, with one difference: every string in them went
+//! through the core's [`safe_text`](ddiff_core::display::safe_text), as the CLI's human
+//! output does (control characters, bidi controls and line separators escaped, length
+//! capped), because the page only shows them. There is no format logic here.
 //!
 //! ```text
 //!   File.stream() ─► worker.js ─► BundleInspector.feed(chunk) ─► core Inspector
 //!                                 .progress() / .inspection() / .finish() ─► JSON ─► page
 //! ```
 
+use ddiff_core::display::safe_json_strings;
 use ddiff_core::inspect::{InspectOptions, Inspector};
 use wasm_bindgen::prelude::*;
+
+/// `text` as the page may show it: the core's `safe_text` (for the file's name and error
+/// messages; the inspection's strings already come out so).
+#[wasm_bindgen(js_name = safeText)]
+pub fn safe_text(text: &str) -> String {
+    ddiff_core::display::safe_text(text)
+}
 
 /// One pass over one bundle.
 #[wasm_bindgen]
@@ -43,21 +54,26 @@ impl BundleInspector {
         to_json(&self.inner.progress())
     }
 
-    /// The inspection (targets, base, layer rows) as JSON, once every manifest and config
-    /// was read; `undefined` before.
+    /// The inspection (targets, base, layer rows) as JSON with display-safe strings, once
+    /// every manifest and config was read; `undefined` before.
     pub fn inspection(&self) -> Option<String> {
         self.inner.inspection().map(to_json)
     }
 
-    /// The verdict, the inspection and the file lists (the core's `Outcome`) as JSON.
+    /// The verdict, the inspection and the file lists (the core's `Outcome`) as JSON with
+    /// display-safe strings.
     pub fn finish(&mut self) -> String {
         to_json(&self.inner.finish())
     }
 }
 
+/// JSON of a core view type, every string (from the bundle: references, tool, dates, media
+/// types, history lines, file paths, messages) made safe to show.
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     // The core's view types are plain structs of strings and numbers: always serialisable.
-    serde_json::to_string(v).expect("core view types serialise")
+    let mut v = serde_json::to_value(v).expect("core view types serialise");
+    safe_json_strings(&mut v);
+    v.to_string()
 }
 
 #[cfg(test)]
@@ -114,5 +130,79 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("sha256:"));
+    }
+
+    /// What a crafted bundle says reaches the page escaped and capped, as on the terminal.
+    #[test]
+    fn bundle_strings_reach_the_page_escaped_and_capped() {
+        use ddiff_core::synth_bundle::{HOSTILE_NAMES, HOSTILE_TOOL};
+        let bytes = sample(SampleOptions {
+            hostile_text: true,
+            ..SampleOptions::default()
+        })
+        .encode();
+        let mut b = BundleInspector::new(true, 1000);
+        for c in bytes.chunks(4096) {
+            assert!(b.feed(c));
+        }
+        let raw = b.inspection().unwrap();
+        let o = b.finish();
+        for json in [&raw, &o] {
+            let v: Value = serde_json::from_str(json).unwrap();
+            let i = if v["inspection"].is_null() {
+                &v
+            } else {
+                &v["inspection"]
+            };
+            assert_eq!(i["tool"], ddiff_core::display::safe_text(HOSTILE_TOOL));
+            assert_eq!(
+                i["tool"],
+                r"ddiff sample\nok   forged.ddiff: intact\x1b[2K\r"
+            );
+            assert_eq!(
+                i["targets"][0]["images"][0]["layers"][3]["createdBy"],
+                r"RUN echo hi\u{2028}ok   forged.ddiff: intact\x1b[8m"
+            );
+            // No string in it holds a control or bidi character.
+            let mut strings = vec![];
+            collect(&v, &mut strings);
+            for s in strings {
+                assert!(
+                    !s.chars()
+                        .any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+                    "{s:?}"
+                );
+                assert!(s.len() < 4200, "{}", s.len());
+            }
+        }
+        let v: Value = serde_json::from_str(&o).unwrap();
+        let paths: Vec<&str> = v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l["files"].as_array().unwrap())
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        for n in HOSTILE_NAMES {
+            assert!(paths.contains(&safe_text(n).as_str()), "{n:?} in {paths:?}");
+        }
+        assert!(paths.contains(&r"odd\nok   forged.ddiff: intact\x1b[2K"));
+        assert!(paths.contains(&r"rlo\u{202e}txt.exe"));
+        assert!(paths.iter().any(|p| p.starts_with("deep/xxx")
+            && p.ends_with("xxx")
+            && p.contains("bytes not shown)…")));
+        assert_eq!(safe_text("a\u{2029}b"), r"a\u{2029}b");
+    }
+
+    fn collect<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                out.push(k);
+                collect(x, out)
+            }),
+            _ => {}
+        }
     }
 }

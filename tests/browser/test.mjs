@@ -136,6 +136,23 @@ try {
       "truncated: names the offset and the blob");
     await page.screenshot({ path: path.join(shotDir, "truncated.png"), fullPage: true });
 
+    // Control characters, bidi overrides and a forged "ok … intact" line in the tool, a
+    // history line and file names: shown escaped (as the core's safeText makes them), never
+    // raw, and the 5000-byte name capped.
+    const odd = await load(path.join(bundleDir, "hostile.bundle"));
+    check(odd.status === "ok", `hostile-text bundle: intact (${odd.title})`);
+    const shownText = await page.evaluate(() => document.body.textContent);
+    const raw = [...shownText].filter((c) => /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/.test(c));
+    check(raw.length === 0, `hostile-text bundle: no raw control or bidi character on the page (${JSON.stringify(raw.join(""))})`);
+    const summary = await page.textContent("#summary");
+    check(summary.includes(expect.hostile.tool), `hostile-text bundle: the tool is shown escaped (${expect.hostile.tool})`);
+    const oddFiles = await page.textContent("#files");
+    for (const n of expect.hostile.names) check(oddFiles.includes(n), `hostile-text bundle: file name shown escaped: ${n}`);
+    check(oddFiles.includes(expect.hostile.createdBy.replace(/\s+/g, " ")), "hostile-text bundle: the history line is shown escaped");
+    const longest = await page.$$eval(".entry .name", (ns) => Math.max(...ns.map((n) => n.textContent.length)));
+    check(longest < 4200 && oddFiles.includes("bytes not shown)…"), `hostile-text bundle: the 5000-byte name is capped (longest name ${longest})`);
+    await page.screenshot({ path: path.join(shotDir, "hostile.png"), fullPage: true });
+
     // The fallback ways of reading the file give the same verdicts: the inspector worker
     // reading itself (no nested worker), and File.stream()'s own chunks (no BYOB reader).
     // A reader worker that fails to start falls back to reading inline.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use ddiff_core::display::{safe_text, Safe};
 use ddiff_core::inspect::{InspectOptions, Inspector, LayerListing, Outcome};
 use ddiff_core::layer_files::{FileEntry, FileKind};
 use ddiff_core::MediaType;
@@ -94,7 +95,7 @@ fn run_blocking(
 ) -> Result<ExitCode> {
     let outcome = inspect_file(args, &Progress::new(Mode::detect(quiet || json)))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        println!("{}", ddiff_core::display::json_pretty(&outcome)?);
     } else {
         print!("{}", render(label, &outcome, args.files));
     }
@@ -132,16 +133,16 @@ pub fn inspect_file(args: &InspectArgs, progress: &Progress) -> Result<Outcome> 
     Ok(ins.finish())
 }
 
-/// Short names for layer media types (`tar+gzip`, `docker tar.gzip`).
+/// Short names for layer media types (`tar+gzip`, `docker tar.gzip`), safe to print.
 fn short_type(m: &MediaType) -> String {
     let s = m.as_str();
     if let Some(r) = s.strip_prefix("application/vnd.oci.image.layer.v1.") {
-        return r.to_string();
+        return safe_text(r);
     }
     if let Some(r) = s.strip_prefix("application/vnd.docker.image.rootfs.") {
-        return format!("docker {r}");
+        return format!("docker {}", Safe(r));
     }
-    s.to_string()
+    safe_text(s)
 }
 
 fn mode_string(f: &FileEntry) -> String {
@@ -163,13 +164,15 @@ fn mode_string(f: &FileEntry) -> String {
     s
 }
 
-/// One line of the file tree.
+/// One line of the file tree. Paths and link targets come from the layer's tar: escaped and
+/// capped, so a name holding a newline cannot add a line.
 pub fn file_line(f: &FileEntry) -> String {
+    let path = Safe(&f.path);
     match f.kind {
-        FileKind::Whiteout => format!("  {:<10} {:>10}  {}  (deleted)", "deletion", "", f.path),
+        FileKind::Whiteout => format!("  {:<10} {:>10}  {path}  (deleted)", "deletion", ""),
         FileKind::OpaqueDir => format!(
-            "  {:<10} {:>10}  {}/  (opaque: lower layers' content hidden)",
-            "opaque", "", f.path
+            "  {:<10} {:>10}  {path}/  (opaque: lower layers' content hidden)",
+            "opaque", ""
         ),
         _ => {
             let mut s = format!(
@@ -180,14 +183,14 @@ pub fn file_line(f: &FileEntry) -> String {
                 } else {
                     String::new()
                 },
-                f.path
+                path
             );
             if f.kind == FileKind::Dir {
                 s.push('/');
             }
             match (f.kind, &f.link) {
-                (FileKind::Symlink, Some(l)) => s += &format!(" -> {l}"),
-                (FileKind::Hardlink, Some(l)) => s += &format!(" link to {l}"),
+                (FileKind::Symlink, Some(l)) => s += &format!(" -> {}", Safe(l)),
+                (FileKind::Hardlink, Some(l)) => s += &format!(" link to {}", Safe(l)),
                 _ => {}
             }
             s
@@ -195,19 +198,25 @@ pub fn file_line(f: &FileEntry) -> String {
     }
 }
 
-/// The human report.
+/// The human report. Every string from the bundle (tool, dates, references, platforms, media
+/// types, history lines, paths, problem messages) is shown through [`Safe`].
 pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
     let mut s = String::new();
     let verdict = if o.ok {
         "INTACT: every blob's digest and size verified".to_string()
     } else {
         match &o.problem {
-            Some(p) => format!("NOT INTACT ({:?}): {}", p.kind, p.message),
+            Some(p) => format!("NOT INTACT ({:?}): {}", p.kind, Safe(&p.message)),
             None => "NOT INTACT".into(),
         }
     };
     // Writing to a String cannot fail.
-    let _ = writeln!(s, "Bundle   {}  ({})", path.display(), human_bytes(o.bytes));
+    let _ = writeln!(
+        s,
+        "Bundle   {}  ({})",
+        safe_text(&path.display().to_string()),
+        human_bytes(o.bytes)
+    );
     let _ = writeln!(s, "Verdict  {verdict}");
     let Some(ins) = &o.inspection else {
         return s;
@@ -215,17 +224,17 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
     let _ = writeln!(
         s,
         "Written  by {}{}",
-        ins.tool,
+        Safe(&ins.tool),
         ins.created
             .as_ref()
-            .map_or(String::new(), |c| format!(" at {c}"))
+            .map_or(String::new(), |c| format!(" at {}", Safe(c)))
     );
     match &ins.base {
         Some(b) => {
             let _ = writeln!(
                 s,
                 "Base     {} ({} layers must already be at the destination, {})",
-                b.references.join(", "),
+                Safe(&b.references.join(", ")),
                 b.diff_ids.len(),
                 human_bytes(ins.relied_bytes)
             );
@@ -249,7 +258,7 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
             .and_then(|l| l.created_by.clone())
     };
     for t in &ins.targets {
-        let _ = writeln!(s, "\nTarget   {}  {}", t.reference, t.digest);
+        let _ = writeln!(s, "\nTarget   {}  {}", Safe(&t.reference), t.digest);
         for img in &t.images {
             let pct = if img.full_bytes == 0 {
                 0.0
@@ -259,7 +268,7 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
             let _ = writeln!(
                 s,
                 "  {}  manifest {}  config {}\n  carried {} of the full image's {} ({pct:.0}%)",
-                img.platform,
+                Safe(&img.platform),
                 img.manifest.short(),
                 img.config.short(),
                 human_bytes(img.carried_bytes),
@@ -281,7 +290,7 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
                     human_bytes(l.size),
                     short_type(&l.media_type),
                     l.digest.short(),
-                    by
+                    Safe(&by)
                 );
             }
         }
@@ -310,7 +319,7 @@ fn listing(s: &mut String, l: &LayerListing, created_by: Option<String>) {
         l.digest.short(),
         l.file_count,
         human_bytes(l.uncompressed_bytes),
-        created_by.map_or(String::new(), |c| format!("\n  made by: {c}"))
+        created_by.map_or(String::new(), |c| format!("\n  made by: {}", Safe(&c)))
     );
     for f in &l.files {
         let _ = writeln!(s, "{}", file_line(f));
@@ -323,7 +332,7 @@ fn listing(s: &mut String, l: &LayerListing, created_by: Option<String>) {
         );
     }
     if let Some(e) = &l.error {
-        let _ = writeln!(s, "  (listing stopped: {e})");
+        let _ = writeln!(s, "  (listing stopped: {})", Safe(e));
     }
 }
 

@@ -99,7 +99,7 @@ pub async fn run(args: ListArgs, global: &Global) -> Result<ExitCode> {
         }
     }
     if global.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", ddiff_core::display::json_pretty(&rows)?);
     } else {
         for r in &rows {
             println!(
@@ -107,7 +107,7 @@ pub async fn run(args: ListArgs, global: &Global) -> Result<ExitCode> {
                 r.digest,
                 r.role,
                 human_bytes(r.size),
-                r.media_type
+                ddiff_core::display::Safe(&r.media_type)
             );
         }
     }

@@ -122,10 +122,10 @@ fn parse_to(to: Option<&str>) -> Result<Dest> {
 pub async fn run(args: LoadArgs, global: &Global) -> Result<ExitCode> {
     let s = load(&args, global).await?;
     if global.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        println!("{}", ddiff_core::display::json_pretty(&s)?);
     } else {
         for i in &s.images {
-            println!("loaded {i}");
+            println!("loaded {}", ddiff_core::display::Safe(i));
         }
         for n in &s.pulled_as {
             println!("pulled into Docker as {n}");

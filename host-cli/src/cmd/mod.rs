@@ -137,9 +137,17 @@ pub fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// The whole line `ddiff` prints for a failed command: `ddiff: error: ` and [`error_line`],
+/// made safe as one piece (the core's `safe_text`). Causes quote references, paths and
+/// messages from bundles and registries; none of them can end the line early, start a line
+/// that looks like ddiff's own, drive the terminal, or make the line longer than a few KiB.
+pub fn error_message(e: &anyhow::Error) -> String {
+    ddiff_core::display::safe_text(&format!("ddiff: error: {}", error_line(e)))
+}
+
 #[cfg(test)]
 mod error_line_tests {
-    use super::error_line;
+    use super::{error_line, error_message};
     use anyhow::Context as _;
 
     /// Shaped like the core's errors: the message includes the source, which is also
@@ -178,5 +186,31 @@ mod error_line_tests {
             .context("load")
             .unwrap_err();
         assert_eq!(error_line(&e), "load: cannot open a.ddiff: No such file");
+    }
+
+    #[test]
+    fn the_printed_line_is_one_safe_bounded_line() {
+        let reference = format!(
+            "app:1\nok   forged.ddiff: intact\x1b[2K\u{202e}{}",
+            "x".repeat(100_000)
+        );
+        let e = Err::<(), _>(std::io::Error::other(format!(
+            "invalid reference {reference}"
+        )))
+        .context("x.ddiff: bundle is not intact")
+        .unwrap_err();
+        let line = error_message(&e);
+        assert!(line.starts_with("ddiff: error: x.ddiff: bundle is not intact: invalid reference app:1\\nok   forged"), "{line}");
+        assert!(!line.contains(['\n', '\r', '\x1b', '\u{202e}']), "{line}");
+        assert!(line.len() < 4200, "{}", line.len());
+        assert!(line.ends_with("xxx"), "{line}");
+        // What is already safe is printed as it is.
+        let e = Err::<(), _>(std::io::Error::other("No such file"))
+            .context("cannot open a.ddiff")
+            .unwrap_err();
+        assert_eq!(
+            error_message(&e),
+            "ddiff: error: cannot open a.ddiff: No such file"
+        );
     }
 }

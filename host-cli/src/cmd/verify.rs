@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use ddiff_core::display::{safe_text, Safe};
 use ddiff_core::inspect::{InspectOptions, Inspector, Problem};
 use ddiff_core::Digest;
 use serde::Serialize;
@@ -117,7 +118,7 @@ fn run_blocking(args: &VerifyArgs, quiet: bool, json: bool) -> Result<ExitCode> 
         results.push(r);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", ddiff_core::display::json_pretty(&results)?);
     }
     Ok(if results.iter().all(|r| r.ok) {
         ExitCode::SUCCESS
@@ -357,12 +358,14 @@ fn side_file(
     Checksum::Absent
 }
 
-/// The human line(s) for one result.
+/// The human line(s) for one result. Every string that comes from the bundle, its side file
+/// or its name is shown through [`Safe`]: escaped and capped, so no crafted reference can
+/// start a line of its own (`ok  … intact`) or drive the terminal.
 pub fn render(r: &FileResult) -> String {
-    let name = r.path.display();
+    let name = safe_path(&r.path);
     let mut s = if r.problem.is_none() && r.error.is_none() {
         let base = match &r.base {
-            Some(b) if !b.is_empty() => format!(", needs base {}", b.join(", ")),
+            Some(b) if !b.is_empty() => format!(", needs base {}", Safe(&b.join(", "))),
             Some(_) => String::new(),
             None => ", self-contained".into(),
         };
@@ -370,7 +373,7 @@ pub fn render(r: &FileResult) -> String {
             "{} {name}: intact ({} blobs verified, target {}{base}; {} in {:.2} s, {:.0} MB/s)",
             if r.ok { "ok  " } else { "FAIL" },
             r.blobs_verified,
-            r.targets.join(", "),
+            Safe(&r.targets.join(", ")),
             human_bytes(r.bytes),
             r.seconds,
             r.mb_per_s
@@ -388,18 +391,20 @@ pub fn render(r: &FileResult) -> String {
         });
         format!(
             "FAIL {name}: NOT INTACT ({:?} at offset {}): {}{which}",
-            p.kind, p.offset, p.message
+            p.kind,
+            p.offset,
+            Safe(&p.message)
         )
     } else {
         format!(
             "FAIL {name}: NOT INTACT: {}",
-            r.error.as_deref().unwrap_or("unknown error")
+            Safe(r.error.as_deref().unwrap_or("unknown error"))
         )
     };
     match &r.checksum {
-        Checksum::Ok { file, .. } => s += &format!("\n     sha256 matches {}", file.display()),
+        Checksum::Ok { file, .. } => s += &format!("\n     sha256 matches {}", safe_path(file)),
         Checksum::Written { file, sha256 } => {
-            s += &format!("\n     wrote {} (sha256 {sha256})", file.display())
+            s += &format!("\n     wrote {} (sha256 {sha256})", safe_path(file))
         }
         Checksum::Mismatch {
             file,
@@ -408,7 +413,7 @@ pub fn render(r: &FileResult) -> String {
         } => {
             s += &format!(
                 "\n     sha256 MISMATCH with {}: it says {expected}, the file hashes to {found}",
-                file.display()
+                safe_path(file)
             );
             // Every blob verified: the bundle is sound, so the side file is stale (the
             // bundle was rewritten) or the copy was altered between blobs. Say how to
@@ -416,16 +421,21 @@ pub fn render(r: &FileResult) -> String {
             if r.problem.is_none() && r.error.is_none() {
                 s += &format!(
                     "\n     every blob is intact; if the bundle was rebuilt on purpose, delete {} and run `ddiff verify --write-checksum` again",
-                    file.display()
+                    safe_path(file)
                 );
             }
         }
         Checksum::Unusable { file, problem } => {
-            s += &format!("\n     cannot use {}: {problem}", file.display())
+            s += &format!("\n     cannot use {}: {}", safe_path(file), Safe(problem))
         }
         Checksum::Skipped | Checksum::Absent => {}
     }
     s
+}
+
+/// A file name as shown: a bundle's name came over the air gap too.
+fn safe_path(p: &Path) -> String {
+    safe_text(&p.display().to_string())
 }
 
 #[cfg(test)]

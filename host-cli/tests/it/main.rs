@@ -9,6 +9,7 @@ mod engine_local;
 mod hostile_bundle;
 mod hostile_interrupt;
 mod hostile_server;
+mod hostile_text;
 mod hostile_util;
 mod inspect_images;
 mod list_cli;
