@@ -39,15 +39,18 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
 }
 
-/// Log level: `DDIFF_LOG` (e.g. `debug`), else info for the server (a line per request) and
-/// warnings for everything else (commands report through progress and their output).
+/// The one place logging is configured. Level: `DDIFF_LOG` (e.g. `debug`), else `RUST_LOG`,
+/// else info for the server (a line per request) and warnings for everything else (commands
+/// report through progress and their output). Colours only on a terminal.
 fn init_logging(server: bool) {
     let default = if server { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DDIFF_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

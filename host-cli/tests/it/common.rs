@@ -104,11 +104,19 @@ pub struct DdiffServer {
 impl DdiffServer {
     /// Starts the built binary and reads the port from its one stdout line.
     pub fn start(root: &Path, extra: &[&str]) -> DdiffServer {
+        Self::start_with_env(root, extra, &[])
+    }
+
+    /// [`DdiffServer::start`] with extra environment variables.
+    pub fn start_with_env(root: &Path, extra: &[&str], env: &[(&str, &str)]) -> DdiffServer {
         let log = root.with_extension(format!("ddiff-{}.log", std::process::id()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_ddiff"))
             .args(["server", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra)
+            .env_remove("RUST_LOG")
+            .env_remove("DDIFF_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -876,6 +876,38 @@ fn sigterm_shuts_down_gracefully() {
     }
 }
 
+/// Issue 10: `ddiff server` ignored `RUST_LOG` (its logger init was a no-op after main's),
+/// though docs/server.md documents it. DDIFF_LOG, else RUST_LOG, sets the level.
+#[test]
+fn log_level_comes_from_ddiff_log_else_rust_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[(&str, &str)], bool, bool); 3] = [
+        (&[], false, true),
+        (&[("RUST_LOG", "debug")], true, true),
+        (
+            &[("RUST_LOG", "debug"), ("DDIFF_LOG", "warn")],
+            false,
+            false,
+        ),
+    ];
+    for (i, (env, debug, info)) in cases.into_iter().enumerate() {
+        let mut server =
+            DdiffServer::start_with_env(&dir.path().join(format!("root{i}")), &[], env);
+        // One request, which logs a line at info.
+        let mut c = TcpStream::connect(&server.addr).unwrap();
+        c.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        run(Command::new("kill").args(["-TERM", &server.child.id().to_string()]));
+        server.child.wait().unwrap();
+        let log = server.log_text();
+        assert_eq!(log.contains("storage opened"), debug, "{env:?}: {log}");
+        assert_eq!(log.contains("/v2/"), info, "{env:?}: {log}");
+    }
+}
+
 #[test]
 fn serves_https_with_the_given_certificate() {
     let dir = tempfile::tempdir().unwrap();

@@ -410,17 +410,6 @@ pub fn default_addr() -> anyhow::Result<String> {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
-}
-
 /// SIGINT/SIGTERM, registered when made. The server makes it before it prints
 /// "listening", so a signal sent right after that line always ends in a graceful
 /// shutdown (tokio installs a handler only when the stream is created, and a
@@ -474,7 +463,7 @@ impl ShutdownSignal {
 
 /// `ddiff server`: runs the registry until SIGINT/SIGTERM, or runs `gc`.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    init_logging();
+    // Logging is configured once, by `main` (DDIFF_LOG, else RUST_LOG).
     let root = match &args.root {
         Some(r) => r.clone(),
         None => default_root()?,
@@ -525,6 +514,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         max_blob_size: args.max_blob_size.unwrap_or(u64::MAX),
         upload_ttl: Duration::from_secs(args.upload_ttl.max(1)),
     };
+    tracing::debug!(
+        root = %root.display(),
+        read_only = options.read_only,
+        auth = options.htpasswd.is_some(),
+        max_blob_size = options.max_blob_size,
+        upload_ttl_s = options.upload_ttl.as_secs(),
+        "storage opened"
+    );
     let state = AppState::new(&root, options);
 
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
