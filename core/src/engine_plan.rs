@@ -577,12 +577,22 @@ pub fn layout_index_with(
         .get_mut("manifests")
         .and_then(|m| m.as_array_mut())
         .ok_or_else(|| bad("index.json has no manifests array"))?;
-    for (desc, name, tag) in entries {
-        list.retain(|e| {
-            e.pointer("/annotations/org.opencontainers.image.ref.name")
-                .and_then(|t| t.as_str())
-                != Some(tag.as_str())
-        });
+    // One pass over the existing entries, whatever their number and the new ones' (a tag
+    // named again replaces its entry; within `entries` the last one wins).
+    let last: std::collections::BTreeMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, tag))| (tag.as_str(), i))
+        .collect();
+    list.retain(|e| {
+        e.pointer("/annotations/org.opencontainers.image.ref.name")
+            .and_then(|t| t.as_str())
+            .is_none_or(|t| !last.contains_key(t))
+    });
+    for (i, (desc, name, tag)) in entries.iter().enumerate() {
+        if last.get(tag.as_str()) != Some(&i) {
+            continue;
+        }
         let mut d = desc.clone();
         let mut ann = d.annotations.take().unwrap_or_default();
         ann.insert(REF_NAME.into(), tag.clone());
