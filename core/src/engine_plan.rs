@@ -356,6 +356,30 @@ pub fn docker_load_archive(
     target: usize,
     tag: Option<&str>,
 ) -> Result<LoadArchive, EngineError> {
+    docker_load_archive_indexed(&crate::TargetIndex::new(report), target, tag)
+}
+
+/// [`docker_load_archive`] with the bundle's index built once (for many targets: each
+/// layer is then found in logarithmic time instead of by a scan of every blob).
+pub fn docker_load_archive_indexed(
+    index: &crate::TargetIndex<'_>,
+    target: usize,
+    tag: Option<&str>,
+) -> Result<LoadArchive, EngineError> {
+    docker_load_archive_omitting(index, target, tag, &|_| false)
+}
+
+/// [`docker_load_archive_indexed`], also leaving out (listed by diff_id, like the base) the
+/// carried layers at the positions `loaded` says the engine already has: those an earlier
+/// target of the same load gave it with the same layers below them (see [`chain_ids`]), so
+/// that layers many targets share are streamed once.
+pub fn docker_load_archive_omitting(
+    index: &crate::TargetIndex<'_>,
+    target: usize,
+    tag: Option<&str>,
+    loaded: &dyn Fn(usize) -> bool,
+) -> Result<LoadArchive, EngineError> {
+    let report = index.report();
     let meta = &report.meta;
     let t = meta.targets.get(target).ok_or(EngineError::Target {
         target: format!("#{target}"),
@@ -379,7 +403,9 @@ pub fn docker_load_archive(
     let mbytes = json(&img.manifest)?;
     let manifest = RawManifest::parse(
         mbytes.clone(),
-        meta.blob(&img.manifest).map(|b| b.media_type.as_str()),
+        index
+            .carried(&img.manifest)
+            .map(|i| meta.blobs[i].media_type.as_str()),
     )
     .map_err(|_| EngineError::Blob {
         digest: img.manifest.clone(),
@@ -407,11 +433,13 @@ pub fn docker_load_archive(
             .map_err(|_| terr("is not a valid image name"))?,
     };
     let cfg_bytes = json(&img.config)?;
-    assemble(&manifest, cfg_bytes, cfg, tag, |_, l| {
-        let i = meta
-            .blobs
-            .iter()
-            .position(|b| b.digest == l.digest && b.kind == BlobKind::Layer)?;
+    assemble(&manifest, cfg_bytes, cfg, tag, |pos, l| {
+        if loaded(pos) {
+            return None;
+        }
+        let i = index
+            .carried(&l.digest)
+            .filter(|&i| meta.blobs[i].kind == BlobKind::Layer)?;
         Some((i, meta.blobs[i].size))
     })
 }

@@ -373,6 +373,11 @@ impl<'r> TargetIndex<'r> {
         }
     }
 
+    /// The report indexed.
+    pub fn report(&self) -> &'r Report {
+        self.report
+    }
+
     /// The position of a carried blob in `report.meta.blobs` (and `report.offsets`).
     pub fn carried(&self, digest: &Digest) -> Option<usize> {
         self.carried.get(digest).copied()
@@ -499,6 +504,7 @@ mod scaling_tests {
             layers_per_target: 2,
             distinct_images,
             layer_bytes: 4,
+            tar_layers: false,
         });
         let r = decode(&s.encode());
         let idx = TargetIndex::new(&r);

@@ -252,6 +252,9 @@ pub struct ManyOptions {
     pub distinct_images: bool,
     /// Bytes of each layer blob (at least 4).
     pub layer_bytes: usize,
+    /// Layers are real (uncompressed) tars holding one file `layer-<i>` of `layer_bytes`,
+    /// which a Docker engine can apply; otherwise just `layer_bytes` bytes.
+    pub tar_layers: bool,
 }
 
 /// Makes a bundle of the given shape: tiny uncompressed layers (not real tars: nothing reads
@@ -263,6 +266,9 @@ pub fn many(o: ManyOptions) -> Sample {
         .map(|i| {
             let mut b = vec![0u8; o.layer_bytes.max(4)];
             b[..4].copy_from_slice(&(i as u32).to_le_bytes());
+            if o.tar_layers {
+                b = crate::synth::layer_tar(&[(&format!("layer-{i}"), &b)], 1_700_000_000);
+            }
             let d = Digest::sha256(&b);
             let l = SynthLayer {
                 descriptor: Descriptor::new(MediaType::OciLayer, d.clone(), b.len() as u64),

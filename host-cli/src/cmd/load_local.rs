@@ -13,7 +13,10 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use ddiff_core::bundle::Report;
-use ddiff_core::engine_plan::{base_covers, docker_load_archive, layout_index_with};
+use ddiff_core::engine_plan::{
+    base_covers, docker_load_archive, docker_load_archive_indexed, docker_load_archive_omitting,
+    layout_index_with,
+};
 use ddiff_core::{
     plan_load, Descriptor, DestinationState, Digest, ImageConfig, ImageRef, LoadArchive,
     RawManifest, Reference, TargetIndex,
@@ -199,8 +202,9 @@ async fn to_engine(
     // Phase 1: check every target; nothing is sent before all pass.
     let mut archives = Vec::new();
     let mut all_images: Option<Vec<(String, Vec<Digest>)>> = None;
+    let index = TargetIndex::new(&bundle.report);
     for ti in 0..meta.targets.len() {
-        let a = docker_load_archive(&bundle.report, ti, rename)?;
+        let a = docker_load_archive_indexed(&index, ti, rename)?;
         if a.zstd && major < 25 {
             bail!(
                 "{}: the bundle's layers are zstd-compressed and this Docker engine ({version}) reads only gzip; make the bundle with --compression gzip (nothing was loaded)",
@@ -243,9 +247,22 @@ async fn to_engine(
         }
         archives.push(a);
     }
-    // Phase 2: one docker load stream per target.
-    let mut summary = LoadSummary::default();
-    for a in archives {
+    // Phase 2: one docker load stream per target. Layers an earlier target of this load
+    // already gave the engine (same layers below them) are left out of the later streams,
+    // as the base's are: layers shared by many targets are streamed once.
+    let mut summary = LoadSummary {
+        targets: archives.len(),
+        ..LoadSummary::default()
+    };
+    let mut chains: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    let mut had: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    for (ti, first) in archives.into_iter().enumerate() {
+        let ids = ddiff_core::engine_plan::chain_ids(&first.diff_ids);
+        let a = if ids.iter().any(|c| chains.contains(c)) {
+            docker_load_archive_omitting(&index, ti, rename, &|i| chains.contains(&ids[i]))?
+        } else {
+            first
+        };
         let item = progress.item(format!("docker load {}", a.tag), load_stream_size(&a));
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
         let (b, a2, it) = (bundle.clone(), a.clone(), item.clone());
@@ -285,8 +302,15 @@ async fn to_engine(
                 summary.uploaded_bytes += size;
             }
         }
-        summary.skipped_blobs += a.absent.iter().filter(|x| **x).count();
+        // Left out and not given by an earlier target: the engine had them (the base).
+        for (i, absent) in a.absent.iter().enumerate() {
+            if *absent && !chains.contains(&ids[i]) {
+                had.insert(ids[i].clone());
+            }
+        }
+        chains.extend(ids);
     }
+    summary.skipped_blobs = had.len();
     Ok(summary)
 }
 

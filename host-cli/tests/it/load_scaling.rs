@@ -27,6 +27,7 @@ fn shared_bundle(dir: &Path, n: usize) -> (PathBuf, u64) {
         layers_per_target: 2,
         distinct_images: false,
         layer_bytes: 4,
+        tar_layers: false,
     });
     let path = dir.join(format!("shared-{n}.ddiff"));
     std::fs::write(&path, s.encode()).unwrap();
@@ -232,6 +233,59 @@ fn an_original_bundle_of_many_layers_loads_into_a_layout() {
         G,
         "oci layout: original .tar.gz of 500 layers: 501 blobs written and verified, base counted present",
         3,
+        "held",
+    );
+}
+
+/// Into the Docker engine (one `docker load` per target): layers an earlier target gave
+/// the engine are left out of the later streams, as the base's are, so three targets on
+/// the same two layers stream two layers, and each image is there with its own ID.
+#[test]
+fn targets_sharing_layers_stream_them_once_into_the_engine() {
+    if !crate::common::require_peer("docker") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = many(ManyOptions {
+        targets: 3,
+        layers: 2,
+        layers_per_target: 2,
+        distinct_images: true,
+        layer_bytes: 100,
+        tar_layers: true,
+    });
+    let bundle = dir.path().join("engine.ddiff");
+    std::fs::write(&bundle, s.encode()).unwrap();
+    let names: Vec<String> = (0..3).map(|t| format!("synth/app:{t}")).collect();
+    let rmi = || {
+        let _ = crate::common::docker()
+            .args(["rmi", "-f"])
+            .args(&names)
+            .output();
+    };
+    rmi();
+    let out = run(crate::hostile_util::ddiff()
+        .args(["--json", "load"])
+        .arg(&bundle)
+        .args(["--to", "docker-daemon:"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["uploaded_blobs"], 2, "{v}");
+    assert_eq!(v["skipped_blobs"], 0, "{v}");
+    assert_eq!(v["images"].as_array().unwrap().len(), 3, "{v}");
+    for (t, name) in names.iter().enumerate() {
+        let id =
+            run(crate::common::docker().args(["image", "inspect", "--format", "{{.Id}}", name]));
+        assert_eq!(
+            String::from_utf8_lossy(&id.stdout).trim(),
+            s.meta.targets[t].images[0].config.to_string(),
+            "{name}"
+        );
+    }
+    rmi();
+    report(
+        G,
+        "docker engine: 3 targets on the same 2 layers: 2 layers streamed, 3 images with their own IDs",
+        5,
         "held",
     );
 }
