@@ -319,8 +319,17 @@ async fn write_registry(
         for &i in &p.plan.already_present {
             present.insert((repo, &p.report.meta.blobs[i].digest));
         }
+        // The base: there already, unless it was linked from the base's repository (under
+        // its own digest, or under another one matched by diff_id).
+        let subst: BTreeMap<&Digest, &Digest> = p
+            .plan
+            .substitutions
+            .iter()
+            .map(|(d, desc)| (d, &desc.digest))
+            .collect();
         for r in &p.report.meta.relied {
-            if !linked.contains(&(repo, &r.digest)) {
+            let there = subst.get(&r.digest).copied().unwrap_or(&r.digest);
+            if !linked.contains(&(repo, there)) {
                 present.insert((repo, &r.digest));
             }
         }
