@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the issue-7 reliability tests (host-cli/tests/it/hostile_*.rs) against the real peers
+# Runs the issue-7 reliability tests (host-cli/tests/it/hostile_*.rs, and issue 15's
+# load_scaling.rs) against the real peers
 # and regenerates the results table in docs/reliability.md from the lines they print:
 #
 #   RELIABILITY|guarantee|case|checks made|held or FAILING (...)
@@ -15,7 +16,7 @@ cd "$root" || exit 1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 start=$(date +%s)
-cargo test -p ddiff --test it hostile_ -- --include-ignored --nocapture --test-threads=2 2>&1 | tee "$log"
+cargo test -p ddiff --test it -- hostile_ load_scaling:: --include-ignored --nocapture --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 secs=$(( $(date +%s) - start ))
 doc=docs/reliability.md

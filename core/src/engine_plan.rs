@@ -356,6 +356,30 @@ pub fn docker_load_archive(
     target: usize,
     tag: Option<&str>,
 ) -> Result<LoadArchive, EngineError> {
+    docker_load_archive_indexed(&crate::TargetIndex::new(report), target, tag)
+}
+
+/// [`docker_load_archive`] with the bundle's index built once (for many targets: each
+/// layer is then found in logarithmic time instead of by a scan of every blob).
+pub fn docker_load_archive_indexed(
+    index: &crate::TargetIndex<'_>,
+    target: usize,
+    tag: Option<&str>,
+) -> Result<LoadArchive, EngineError> {
+    docker_load_archive_omitting(index, target, tag, &|_| false)
+}
+
+/// [`docker_load_archive_indexed`], also leaving out (listed by diff_id, like the base) the
+/// carried layers at the positions `loaded` says the engine already has: those an earlier
+/// target of the same load gave it with the same layers below them (see [`chain_ids`]), so
+/// that layers many targets share are streamed once.
+pub fn docker_load_archive_omitting(
+    index: &crate::TargetIndex<'_>,
+    target: usize,
+    tag: Option<&str>,
+    loaded: &dyn Fn(usize) -> bool,
+) -> Result<LoadArchive, EngineError> {
+    let report = index.report();
     let meta = &report.meta;
     let t = meta.targets.get(target).ok_or(EngineError::Target {
         target: format!("#{target}"),
@@ -379,7 +403,9 @@ pub fn docker_load_archive(
     let mbytes = json(&img.manifest)?;
     let manifest = RawManifest::parse(
         mbytes.clone(),
-        meta.blob(&img.manifest).map(|b| b.media_type.as_str()),
+        index
+            .carried(&img.manifest)
+            .map(|i| meta.blobs[i].media_type.as_str()),
     )
     .map_err(|_| EngineError::Blob {
         digest: img.manifest.clone(),
@@ -407,11 +433,13 @@ pub fn docker_load_archive(
             .map_err(|_| terr("is not a valid image name"))?,
     };
     let cfg_bytes = json(&img.config)?;
-    assemble(&manifest, cfg_bytes, cfg, tag, |_, l| {
-        let i = meta
-            .blobs
-            .iter()
-            .position(|b| b.digest == l.digest && b.kind == BlobKind::Layer)?;
+    assemble(&manifest, cfg_bytes, cfg, tag, |pos, l| {
+        if loaded(pos) {
+            return None;
+        }
+        let i = index
+            .carried(&l.digest)
+            .filter(|&i| meta.blobs[i].kind == BlobKind::Layer)?;
         Some((i, meta.blobs[i].size))
     })
 }
@@ -577,12 +605,22 @@ pub fn layout_index_with(
         .get_mut("manifests")
         .and_then(|m| m.as_array_mut())
         .ok_or_else(|| bad("index.json has no manifests array"))?;
-    for (desc, name, tag) in entries {
-        list.retain(|e| {
-            e.pointer("/annotations/org.opencontainers.image.ref.name")
-                .and_then(|t| t.as_str())
-                != Some(tag.as_str())
-        });
+    // One pass over the existing entries, whatever their number and the new ones' (a tag
+    // named again replaces its entry; within `entries` the last one wins).
+    let last: std::collections::BTreeMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, tag))| (tag.as_str(), i))
+        .collect();
+    list.retain(|e| {
+        e.pointer("/annotations/org.opencontainers.image.ref.name")
+            .and_then(|t| t.as_str())
+            .is_none_or(|t| !last.contains_key(t))
+    });
+    for (i, (desc, name, tag)) in entries.iter().enumerate() {
+        if last.get(tag.as_str()) != Some(&i) {
+            continue;
+        }
         let mut d = desc.clone();
         let mut ann = d.annotations.take().unwrap_or_default();
         ann.insert(REF_NAME.into(), tag.clone());

@@ -47,7 +47,9 @@ pub use dockerfile::{DockerfileError, ResolveOptions};
 pub use engine_plan::{EngineError, ExportedLayer, LayerHint, LoadArchive, LoadEntry};
 pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
 pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
-pub use load::{plan_load, restrict_to_target, DestinationState, LoadError, LoadPlan, ManifestPut};
+pub use load::{
+    plan_load, restrict_to_target, DestinationState, LoadError, LoadPlan, ManifestPut, TargetIndex,
+};
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};
 pub use reference::{ImageRef, Reference, ReferenceError};

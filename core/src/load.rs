@@ -331,53 +331,130 @@ mod tests {
 
 /// A report narrowed to one target: its manifests, configs and layers, and the relied-on
 /// blobs it references. Used to load multi-target bundles into several repositories.
+///
+/// Builds a [`TargetIndex`] each call (work proportional to the whole bundle); to narrow to
+/// many targets, build one index and call [`TargetIndex::restrict`] for each.
 pub fn restrict_to_target(report: &Report, target: usize) -> Option<Report> {
-    let meta = &report.meta;
-    let t = meta.targets.get(target)?.clone();
-    let mut wanted: BTreeSet<Digest> = BTreeSet::new();
-    let mut stack = vec![t.digest.clone()];
-    while let Some(d) = stack.pop() {
-        if !wanted.insert(d.clone()) {
-            continue;
-        }
-        if let Some(bytes) = report.json_blobs.get(&d) {
-            if let Ok(m) = crate::RawManifest::parse(
-                bytes.clone(),
-                meta.blob(&d).map(|b| b.media_type.as_str()),
-            ) {
-                if meta
-                    .blob(&d)
-                    .is_some_and(|b| matches!(b.kind, BlobKind::Index | BlobKind::Manifest))
-                {
-                    stack.extend(m.references().into_iter().map(|r| r.digest.clone()));
-                }
-            }
+    TargetIndex::new(report).restrict(target)
+}
+
+/// Where every blob of a report is, built once (one pass over the bundle's blobs), so that
+/// narrowing the report to one target costs only that target's own blobs: loading N
+/// targets is linear in N and in the bundle's entries, not their product.
+pub struct TargetIndex<'r> {
+    report: &'r Report,
+    carried: BTreeMap<&'r Digest, usize>,
+    relied: BTreeMap<&'r Digest, usize>,
+    work: core::cell::Cell<u64>,
+}
+
+impl<'r> TargetIndex<'r> {
+    /// Indexes `report`'s carried and relied-on blobs by digest.
+    pub fn new(report: &'r Report) -> Self {
+        let meta = &report.meta;
+        let carried = meta
+            .blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (&b.digest, i))
+            .collect();
+        let relied = meta
+            .relied
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (&r.digest, i))
+            .collect();
+        let work = (meta.blobs.len() + meta.relied.len()) as u64;
+        TargetIndex {
+            report,
+            carried,
+            relied,
+            work: core::cell::Cell::new(work),
         }
     }
-    let mut out = report.clone();
-    out.meta.targets = vec![t];
-    let keep: Vec<bool> = meta
-        .blobs
-        .iter()
-        .map(|b| wanted.contains(&b.digest))
-        .collect();
-    out.meta.blobs = meta
-        .blobs
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(b, _)| b.clone())
-        .collect();
-    out.offsets = report
-        .offsets
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(o, _)| *o)
-        .collect();
-    out.meta.relied.retain(|r| wanted.contains(&r.digest));
-    out.json_blobs.retain(|d, _| wanted.contains(d));
-    Some(out)
+
+    /// The report indexed.
+    pub fn report(&self) -> &'r Report {
+        self.report
+    }
+
+    /// The position of a carried blob in `report.meta.blobs` (and `report.offsets`).
+    pub fn carried(&self, digest: &Digest) -> Option<usize> {
+        self.carried.get(digest).copied()
+    }
+
+    /// Blobs and descriptors visited so far (building the index counts one per blob): the
+    /// measure of work the tests bound, instead of wall time.
+    pub fn work(&self) -> u64 {
+        self.work.get()
+    }
+
+    fn count(&self, n: usize) {
+        self.work.set(self.work.get() + n as u64);
+    }
+
+    /// The report narrowed to target `target` (as [`restrict_to_target`]), touching only
+    /// that target's manifests, configs, layers and relied-on blobs.
+    pub fn restrict(&self, target: usize) -> Option<Report> {
+        let report = self.report;
+        let meta = &report.meta;
+        let t = meta.targets.get(target)?;
+        let mut seen: BTreeSet<&Digest> = BTreeSet::new();
+        let mut carried: BTreeSet<usize> = BTreeSet::new();
+        let mut relied: BTreeSet<usize> = BTreeSet::new();
+        let mut stack: Vec<Digest> = vec![t.digest.clone()];
+        while let Some(d) = stack.pop() {
+            self.count(1);
+            if let Some(&i) = self.carried.get(&d) {
+                let b = &meta.blobs[i];
+                if !seen.insert(&b.digest) {
+                    continue;
+                }
+                carried.insert(i);
+                if !matches!(b.kind, BlobKind::Index | BlobKind::Manifest) {
+                    continue;
+                }
+                if let Some(bytes) = report.json_blobs.get(&b.digest) {
+                    if let Ok(m) =
+                        crate::RawManifest::parse(bytes.clone(), Some(b.media_type.as_str()))
+                    {
+                        let refs = m.references();
+                        self.count(refs.len());
+                        stack.extend(refs.into_iter().map(|r| r.digest.clone()));
+                    }
+                }
+            } else if let Some(&i) = self.relied.get(&d) {
+                relied.insert(i);
+            }
+        }
+        self.count(carried.len() + relied.len());
+        let blobs: Vec<_> = carried.iter().map(|&i| meta.blobs[i].clone()).collect();
+        let json_blobs = blobs
+            .iter()
+            .filter_map(|b| {
+                report
+                    .json_blobs
+                    .get(&b.digest)
+                    .map(|v| (b.digest.clone(), v.clone()))
+            })
+            .collect();
+        Some(Report {
+            meta: crate::bundle::BundleMeta {
+                format: meta.format.clone(),
+                version: meta.version,
+                tool: meta.tool.clone(),
+                created: meta.created.clone(),
+                base: meta.base.clone(),
+                targets: vec![t.clone()],
+                blobs,
+                relied: relied.iter().map(|&i| meta.relied[i].clone()).collect(),
+            },
+            json_blobs,
+            offsets: carried.iter().map(|&i| report.offsets[i]).collect(),
+            archive_bytes: report.archive_bytes,
+            metadata_sealed: report.metadata_sealed,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -400,5 +477,80 @@ mod restrict_tests {
         let only = restrict_to_target(&r, 0).unwrap();
         assert_eq!(only, r);
         assert!(restrict_to_target(&r, 1).is_none());
+    }
+}
+
+#[cfg(test)]
+mod scaling_tests {
+    use super::*;
+    use crate::synth_bundle::{many, ManyOptions};
+
+    fn decode(bytes: &[u8]) -> Report {
+        let mut d = crate::bundle::Decoder::new();
+        let mut p = bytes;
+        loop {
+            let (n, ev) = d.decode(p).unwrap();
+            p = &p[n..];
+            if let Some(crate::bundle::Event::End(r)) = ev {
+                return *r;
+            }
+        }
+    }
+
+    /// Narrows every target and plans it; returns the work done.
+    fn plan_every_target(targets: usize, distinct_images: bool) -> (u64, Report) {
+        let s = many(ManyOptions {
+            targets,
+            layers: 2,
+            layers_per_target: 2,
+            distinct_images,
+            layer_bytes: 4,
+            tar_layers: false,
+        });
+        let r = decode(&s.encode());
+        let idx = TargetIndex::new(&r);
+        for t in 0..targets {
+            let one = idx.restrict(t).unwrap();
+            assert_eq!(one.meta.targets[0].reference, format!("synth/app:{t}"));
+            // Its manifest, its config and the two shared layers; nothing else.
+            assert_eq!(one.meta.blobs.len(), 4, "target {t}");
+            assert_eq!(one.offsets.len(), 4);
+            for (b, off) in one.meta.blobs.iter().zip(&one.offsets) {
+                let full = idx.carried(&b.digest).unwrap();
+                assert_eq!(r.offsets[full], *off);
+            }
+            let p = plan_load(&one, &DestinationState::default()).unwrap();
+            assert_eq!(p.uploads.len(), 3);
+            assert_eq!(p.manifests.len(), 1);
+        }
+        (idx.work(), r)
+    }
+
+    /// Issue 15: narrowing a bundle to each of its N targets cloned the whole report per
+    /// target (N × bundle). With one index, the work per target is a constant.
+    #[test]
+    fn narrowing_to_every_target_is_linear_in_targets() {
+        let (w100, r100) = plan_every_target(100, true);
+        let (w1000, r1000) = plan_every_target(1000, true);
+        assert_eq!(r100.meta.blobs.len(), 2 + 2 * 100);
+        assert_eq!(r1000.meta.blobs.len(), 2 + 2 * 1000);
+        // Per target: the index entries of its 2 own blobs, 4 visits, 3 references, 4 kept.
+        assert!(w1000 <= 20 * 1000, "work {w1000} for 1000 targets");
+        assert!(
+            w1000 <= 11 * w100,
+            "work {w100} for 100 targets, {w1000} for 1000"
+        );
+        // Shared images (every target the same manifest): still constant per target.
+        let (shared, r) = plan_every_target(1000, false);
+        assert_eq!(r.meta.blobs.len(), 4);
+        assert!(shared <= 20 * 1000, "work {shared}");
+    }
+
+    #[test]
+    fn the_index_narrows_as_the_old_code_did() {
+        let f = crate::bundle::tests::fixture();
+        let r = decode(&crate::bundle::tests::encode(&f));
+        let only = TargetIndex::new(&r).restrict(0).unwrap();
+        assert_eq!(only, r);
     }
 }

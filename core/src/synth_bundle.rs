@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use flate2::{Compress, FlushCompress, Status};
 
-use crate::bundle::{BundleError, BundleMeta, EncodeOptions, Encoder};
+use crate::bundle::meta::{TargetImage, TargetInfo};
+use crate::bundle::{BlobInfo, BlobKind, BundleError, BundleMeta, EncodeOptions, Encoder};
 use crate::synth::{config_json, manifest, SynthLayer};
 use crate::{
     plan, tar, BaseImage, Descriptor, Digest, ImageConfig, MediaType, TargetImageInput, TargetInput,
@@ -257,4 +258,178 @@ impl Sample {
             .expect("sample encodes");
         all
     }
+}
+
+/// The shape of a synthetic bundle with many entries or many targets, for scaling tests and
+/// the load benchmark (`tests/bench/load_scaling.sh`). Self-contained (no base).
+#[derive(Clone, Copy, Debug)]
+pub struct ManyOptions {
+    /// Targets (tagged `synth/app:<i>`).
+    pub targets: usize,
+    /// Distinct carried layers.
+    pub layers: usize,
+    /// Layers of each target: target `t` has layers `t*k .. t*k+k` (modulo `layers`), so
+    /// targets share layers when `targets * k > layers`.
+    pub layers_per_target: usize,
+    /// Each target its own config and manifest; otherwise targets with the same layers
+    /// share one config and one manifest.
+    pub distinct_images: bool,
+    /// Bytes of each layer blob (at least 4).
+    pub layer_bytes: usize,
+    /// Layers are real (uncompressed) tars holding one file `layer-<i>` of `layer_bytes`,
+    /// which a Docker engine can apply; otherwise just `layer_bytes` bytes.
+    pub tar_layers: bool,
+}
+
+/// Makes a bundle of the given shape: tiny uncompressed layers (not real tars: nothing reads
+/// their content on verify or load), one config and manifest per distinct layer set.
+pub fn many(o: ManyOptions) -> Sample {
+    let mut blobs: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
+    let nl = o.layers.max(1);
+    let layers: Vec<SynthLayer> = (0..nl)
+        .map(|i| {
+            let mut b = vec![0u8; o.layer_bytes.max(4)];
+            b[..4].copy_from_slice(&(i as u32).to_le_bytes());
+            if o.tar_layers {
+                b = crate::synth::layer_tar(&[(&format!("layer-{i}"), &b)], 1_700_000_000);
+            }
+            let d = Digest::sha256(&b);
+            let l = SynthLayer {
+                descriptor: Descriptor::new(MediaType::OciLayer, d.clone(), b.len() as u64),
+                diff_id: d.clone(),
+                created_by: format!("layer {i}"),
+            };
+            blobs.insert(d, b);
+            l
+        })
+        .collect();
+    let k = o.layers_per_target.clamp(1, nl);
+    let mut json: Vec<BlobInfo> = Vec::new();
+    let mut targets = Vec::new();
+    for t in 0..o.targets.max(1) {
+        let mine: Vec<SynthLayer> = (0..k).map(|j| layers[(t * k + j) % nl].clone()).collect();
+        let created = if o.distinct_images {
+            format!(
+                "2026-01-01T{:02}:{:02}:{:02}.{:06}Z",
+                (t / 3600) % 24,
+                (t / 60) % 60,
+                t % 60,
+                t / 86400
+            )
+        } else {
+            "2026-01-01T00:00:00Z".to_string()
+        };
+        let c = config_json(&mine, "linux", "amd64", &created);
+        let m = manifest(&MediaType::OciManifest, &c, &mine);
+        let cd = Digest::sha256(&c);
+        let md = m.digest().clone();
+        if !blobs.contains_key(&md) {
+            json.push(BlobInfo {
+                digest: md.clone(),
+                size: m.bytes().len() as u64,
+                media_type: MediaType::OciManifest,
+                kind: BlobKind::Manifest,
+            });
+            blobs.insert(md.clone(), m.bytes().to_vec());
+        }
+        if !blobs.contains_key(&cd) {
+            json.push(BlobInfo {
+                digest: cd.clone(),
+                size: c.len() as u64,
+                media_type: MediaType::OciConfig,
+                kind: BlobKind::Config,
+            });
+            blobs.insert(cd.clone(), c);
+        }
+        targets.push(TargetInfo {
+            reference: format!("synth/app:{t}"),
+            media_type: MediaType::OciManifest,
+            digest: md.clone(),
+            size: m.bytes().len() as u64,
+            images: vec![TargetImage {
+                manifest: md,
+                config: cd,
+                platform: None,
+            }],
+        });
+    }
+    // Only the layers some target uses are carried.
+    let used: std::collections::BTreeSet<usize> = (0..o.targets.max(1))
+        .flat_map(|t| (0..k).map(move |j| (t * k + j) % nl))
+        .collect();
+    for (i, l) in layers.iter().enumerate() {
+        if used.contains(&i) {
+            json.push(BlobInfo {
+                digest: l.descriptor.digest.clone(),
+                size: l.descriptor.size,
+                media_type: MediaType::OciLayer,
+                kind: BlobKind::Layer,
+            });
+        } else {
+            blobs.remove(&l.descriptor.digest);
+        }
+    }
+    let meta = BundleMeta {
+        format: crate::bundle::meta::FORMAT_NAME.into(),
+        version: crate::bundle::meta::FORMAT_VERSION,
+        tool: "ddiff synthetic".into(),
+        created: Some("2026-01-01T00:00:00Z".into()),
+        base: None,
+        targets,
+        blobs: json,
+        relied: Vec::new(),
+    };
+    Sample { meta, blobs }
+}
+
+/// The inner tar (to be gzipped) of a bundle in the original DockerDiff's format: one
+/// target `synth/legacy:1` on base `synth/base:1` (one relied-on layer, listed in
+/// `MOUNT_BLOBS`), carrying a config and `layers` distinct layers of `layer_bytes` each.
+pub fn legacy_many(layers: usize, layer_bytes: usize) -> Vec<u8> {
+    let base = SynthLayer {
+        descriptor: Descriptor::new(
+            MediaType::DockerLayerGzip,
+            Digest::sha256(b"synthetic base layer"),
+            20,
+        ),
+        diff_id: Digest::sha256(b"synthetic base diff"),
+        created_by: "base".into(),
+    };
+    let mut all = vec![base.clone()];
+    let mut data = Vec::new();
+    for i in 0..layers {
+        let mut b = vec![0u8; layer_bytes.max(4)];
+        b[..4].copy_from_slice(&(i as u32).to_le_bytes());
+        let d = Digest::sha256(&b);
+        all.push(SynthLayer {
+            descriptor: Descriptor::new(MediaType::DockerLayerGzip, d.clone(), b.len() as u64),
+            diff_id: d,
+            created_by: format!("layer {i}"),
+        });
+        data.push(b);
+    }
+    let c = config_json(&all, "linux", "amd64", "2026-01-01T00:00:00Z");
+    let m = manifest(&MediaType::DockerManifest, &c, &all);
+    let mut out = Vec::new();
+    let mut file = |name: &str, bytes: &[u8]| {
+        tar::write_file(&mut out, &format!(".ddiff-image/{name}"), bytes, 0o644, 0);
+    };
+    file("manifest.json", m.bytes());
+    file(
+        "MANIFEST_MEDIA_TYPE",
+        MediaType::DockerManifest.as_str().as_bytes(),
+    );
+    file("BASE", b"synth/base:1");
+    file("TARGET", b"synth/legacy:1");
+    file("MOUNT_BLOBS", base.descriptor.digest.to_string().as_bytes());
+    let upload: Vec<String> = std::iter::once(Digest::sha256(&c).to_string())
+        .chain(all[1..].iter().map(|l| l.descriptor.digest.to_string()))
+        .collect();
+    file("UPLOAD_BLOBS", upload.join("|").as_bytes());
+    file(&format!("blobs/{}.tar", Digest::sha256(&c)), &c);
+    for (l, b) in all[1..].iter().zip(&data) {
+        file(&format!("blobs/{}.tar", l.descriptor.digest), b);
+    }
+    tar::write_end(&mut out);
+    out
 }

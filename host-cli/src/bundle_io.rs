@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use ddiff_core::bundle::legacy::{looks_like_legacy, LegacyDecoder};
@@ -34,6 +36,15 @@ pub struct VerifiedBundle {
     pub report: Report,
     /// Size of the file.
     pub file_size: u64,
+    /// Inflaters of an original `.tar.gz` bundle parked between blob reads.
+    inflaters: Arc<Inflaters>,
+}
+
+impl VerifiedBundle {
+    /// Bytes inflated so far to read blobs back (original `.tar.gz` bundles; 0 for v1).
+    pub fn inflated_bytes(&self) -> u64 {
+        self.inflaters.inflated.load(Ordering::Relaxed)
+    }
 }
 
 /// Sniffs the format from the first bytes.
@@ -94,6 +105,7 @@ pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Ve
         format,
         report,
         file_size,
+        inflaters: Arc::default(),
     })
 }
 
@@ -145,24 +157,135 @@ fn finish(report: Option<Report>, end: Result<(), BundleError>) -> Result<Report
     }
 }
 
-/// Opens a reader over one blob of a verified bundle. For v1 bundles this seeks in the file;
-/// for original bundles it inflates from the start and skips (they are small in practice:
-/// the original tool wrote only the new layers).
+/// Opens a reader over one blob of a verified bundle. For v1 bundles this seeks in the file.
+/// An original `.tar.gz` bundle cannot seek: its blobs are read from inflaters that are
+/// parked after each read and picked up again by the next read at or after their position,
+/// so reading the blobs in offset order (as `load` does) inflates the file once, however
+/// many blobs it has, instead of once per blob.
 pub fn open_blob(bundle: &VerifiedBundle, index: usize) -> Result<Box<dyn Read + Send>> {
-    let offset = bundle.report.offsets[index];
-    let size = bundle.report.meta.blobs[index].size;
-    let file = File::open(&bundle.path)
-        .with_context(|| format!("cannot reopen {}", bundle.path.display()))?;
+    open_blob_range(bundle, index, 0, bundle.report.meta.blobs[index].size)
+}
+
+/// Opens `len` bytes of blob `index` from offset `from` within the blob.
+pub fn open_blob_range(
+    bundle: &VerifiedBundle,
+    index: usize,
+    from: u64,
+    len: u64,
+) -> Result<Box<dyn Read + Send>> {
+    let offset = bundle.report.offsets[index] + from;
     match bundle.format {
         Format::V1 => {
-            let mut f = BufReader::with_capacity(CHUNK, file);
+            // No read buffer: the callers read in pieces of up to 1 MiB themselves, and a
+            // buffer here would read 1 MiB of the file for a 4-byte blob.
+            let mut f = File::open(&bundle.path)
+                .with_context(|| format!("cannot reopen {}", bundle.path.display()))?;
             f.seek(SeekFrom::Start(offset))?;
-            Ok(Box::new(f.take(size)))
+            Ok(Box::new(f.take(len)))
         }
         Format::Legacy => {
-            let mut gz = flate2::read::GzDecoder::new(BufReader::new(file));
-            std::io::copy(&mut (&mut gz).take(offset), &mut std::io::sink())?;
-            Ok(Box::new(gz.take(size)))
+            let pool = bundle.inflaters.clone();
+            let mut inf = match pool.take_before(offset) {
+                Some(i) => i,
+                None => Inflater {
+                    gz: flate2::read::GzDecoder::new(BufReader::new(
+                        File::open(&bundle.path)
+                            .with_context(|| format!("cannot reopen {}", bundle.path.display()))?,
+                    )),
+                    pos: 0,
+                },
+            };
+            let skip = offset - inf.pos;
+            let skipped = std::io::copy(&mut (&mut inf.gz).take(skip), &mut std::io::sink())?;
+            inf.pos += skipped;
+            pool.inflated.fetch_add(skipped, Ordering::Relaxed);
+            if skipped != skip {
+                bail!("{}: changed since it was verified", bundle.path.display());
+            }
+            Ok(Box::new(PooledBlob {
+                inf: Some(inf),
+                left: len,
+                pool,
+            }))
+        }
+    }
+}
+
+/// An inflating reader over an original bundle, and its position in the inflated stream.
+struct Inflater {
+    gz: flate2::read::GzDecoder<BufReader<File>>,
+    pos: u64,
+}
+
+/// Parked inflaters (at most [`MAX_PARKED`]) and the bytes inflated in all.
+#[derive(Default)]
+struct Inflaters {
+    parked: Mutex<Vec<Inflater>>,
+    inflated: AtomicU64,
+}
+
+/// More than the parallel uploads of a load (at most 32), so none has to start over.
+const MAX_PARKED: usize = 40;
+
+impl Inflaters {
+    /// The parked inflater closest before `offset`.
+    fn take_before(&self, offset: u64) -> Option<Inflater> {
+        let mut p = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let best = p
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.pos <= offset)
+            .max_by_key(|(_, i)| i.pos)
+            .map(|(k, _)| k)?;
+        Some(p.swap_remove(best))
+    }
+
+    fn park(&self, inf: Inflater) {
+        let mut p = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        p.push(inf);
+        if p.len() > MAX_PARKED {
+            // Drop the one furthest behind.
+            if let Some(k) = p
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, i)| i.pos)
+                .map(|(k, _)| k)
+            {
+                p.swap_remove(k);
+            }
+        }
+    }
+}
+
+/// A blob read from a pooled inflater, which goes back to the pool when the reader is
+/// dropped (where it stopped, so a partly read blob leaves a usable inflater too).
+struct PooledBlob {
+    inf: Option<Inflater>,
+    left: u64,
+    pool: Arc<Inflaters>,
+}
+
+impl Read for PooledBlob {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(inf) = self.inf.as_mut() else {
+            return Ok(0);
+        };
+        let want = (buf.len() as u64).min(self.left) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = inf.gz.read(&mut buf[..want])?;
+        inf.pos += n as u64;
+        self.left -= n as u64;
+        self.pool.inflated.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Drop for PooledBlob {
+    fn drop(&mut self) {
+        if let Some(inf) = self.inf.take() {
+            self.pool.park(inf);
         }
     }
 }
@@ -262,4 +385,53 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip_file(dir: &Path, inner: &[u8]) -> PathBuf {
+        let path = dir.join("legacy.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        std::io::Write::write_all(&mut gz, inner).unwrap();
+        gz.finish().unwrap();
+        path
+    }
+
+    /// Issue 15: reading back each blob of an original `.tar.gz` bundle inflated the file
+    /// from its start, so N blobs cost N inflations of the file. Read in bundle order
+    /// (as load does), the file is now inflated once.
+    #[test]
+    fn blobs_of_an_original_bundle_are_read_back_in_one_inflating_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = ddiff_core::synth_bundle::legacy_many(400, 1000);
+        let path = gzip_file(dir.path(), &inner);
+        let vb = verify_file(&path, |_, _| {}).unwrap();
+        assert_eq!(vb.format, Format::Legacy);
+        let mut order: Vec<usize> = (0..vb.report.meta.blobs.len()).collect();
+        order.sort_by_key(|&i| vb.report.offsets[i]);
+        for &i in &order {
+            let b = &vb.report.meta.blobs[i];
+            let mut r = open_blob(&vb, i).unwrap();
+            crate::hash::copy_verified(&mut r, &b.digest, b.size, &mut |_| Ok(())).unwrap();
+        }
+        let inflated = vb.inflated_bytes();
+        assert!(
+            inflated <= vb.report.archive_bytes,
+            "inflated {inflated} bytes to read back an archive of {}",
+            vb.report.archive_bytes
+        );
+        // Out of order (a resumed upload) still reads the right bytes.
+        for &i in order.iter().rev().take(3) {
+            let b = &vb.report.meta.blobs[i];
+            let mut r = open_blob_range(&vb, i, 1, b.size - 1).unwrap();
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).unwrap();
+            assert_eq!(got.len() as u64, b.size - 1);
+        }
+    }
 }

@@ -23,7 +23,7 @@ pub fn fast_hasher(algorithm: Algorithm) -> Box<dyn BlobHasher> {
     Box::new(Ring(ring::digest::Context::new(alg)))
 }
 
-/// Streams `src` into `sink` in 1 MiB pieces, checking on the way that it is exactly `size`
+/// Streams `src` into `sink` in pieces of up to 1 MiB, checking on the way that it is exactly `size`
 /// bytes hashing to `digest`; an error names the blob. The one read-verify-write loop of
 /// the layout and archive code.
 pub fn copy_verified(
@@ -34,7 +34,10 @@ pub fn copy_verified(
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let mut v = ddiff_core::Verifier::with_factory(digest.clone(), size, fast_hasher);
-    let mut buf = vec![0u8; 1 << 20];
+    // Sized for the blob (plus one byte, to notice a longer source), at most 1 MiB: a
+    // load of many tiny blobs must not allocate and clear 1 MiB for each.
+    let cap = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; cap.clamp(512, 1 << 20)];
     loop {
         let n = src
             .read(&mut buf)

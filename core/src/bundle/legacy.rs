@@ -317,8 +317,11 @@ impl LegacyDecoder {
         let mt = self.text("MANIFEST_MEDIA_TYPE")?;
         let base = self.text("BASE")?;
         let target = self.text("TARGET")?;
-        let mount = self.digests("MOUNT_BLOBS")?;
-        let upload = self.digests("UPLOAD_BLOBS")?;
+        // Sets: membership is asked once per layer (thousands of layers must not be
+        // quadratic).
+        let mount: BTreeSet<Digest> = self.digests("MOUNT_BLOBS")?.into_iter().collect();
+        let upload_list = self.digests("UPLOAD_BLOBS")?;
+        let upload: BTreeSet<&Digest> = upload_list.iter().collect();
         let mbytes = self
             .small
             .get("manifest.json")
@@ -344,7 +347,7 @@ impl LegacyDecoder {
                 problem: "an index; the original tool only wrote image manifests".into(),
             });
         };
-        for d in &upload {
+        for d in &upload_list {
             if !self.blobs.contains_key(d) {
                 return Err(BundleError::MissingBlob { digest: d.clone() });
             }
@@ -417,9 +420,13 @@ impl LegacyDecoder {
                 blob: img.config.digest.clone(),
             });
         }
+        let mut listed: BTreeSet<&Digest> = BTreeSet::new();
+        listed.insert(m.digest());
+        listed.insert(&img.config.digest);
+        let mut relied_seen: BTreeSet<&Digest> = BTreeSet::new();
         for (l, diff_id) in img.layers.iter().zip(diff_ids) {
             if upload.contains(&l.digest) {
-                if blobs.iter().any(|b| b.digest == l.digest) {
+                if !listed.insert(&l.digest) {
                     continue;
                 }
                 offsets.push(check_size(l, &self.blobs)?);
@@ -430,7 +437,7 @@ impl LegacyDecoder {
                     kind: BlobKind::Layer,
                 });
             } else if mount.contains(&l.digest) {
-                if !relied.iter().any(|r: &ReliedBlob| r.digest == l.digest) {
+                if relied_seen.insert(&l.digest) {
                     relied.push(ReliedBlob {
                         digest: l.digest.clone(),
                         size: l.size,
@@ -568,6 +575,21 @@ mod tests {
         }
         assert_eq!(d.blobs.len(), 8);
         assert!(d.kept_bytes <= KEPT_LIMIT, "{} bytes kept", d.kept_bytes);
+    }
+
+    /// Thousands of layers (the original tool wrote one file per layer): every one listed,
+    /// in the manifest's order, after the manifest and the config.
+    #[test]
+    fn an_original_bundle_of_thousands_of_layers_reads() {
+        let inner = crate::synth_bundle::legacy_many(3000, 4);
+        let r = run(&inner, 65536).unwrap();
+        assert_eq!(r.meta.blobs.len(), 3002);
+        assert_eq!(r.meta.relied.len(), 1);
+        assert_eq!(r.meta.base.as_ref().unwrap().references, ["synth/base:1"]);
+        for (b, off) in r.meta.blobs.iter().zip(&r.offsets) {
+            let data = &inner[*off as usize..(*off + b.size) as usize];
+            assert_eq!(Digest::sha256(data), b.digest);
+        }
     }
 
     #[test]

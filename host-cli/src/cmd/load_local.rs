@@ -13,10 +13,13 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use ddiff_core::bundle::Report;
-use ddiff_core::engine_plan::{base_covers, docker_load_archive, layout_index_with};
+use ddiff_core::engine_plan::{
+    base_covers, docker_load_archive, docker_load_archive_indexed, docker_load_archive_omitting,
+    layout_index_with,
+};
 use ddiff_core::{
-    plan_load, restrict_to_target, Descriptor, DestinationState, Digest, ImageConfig, ImageRef,
-    LoadArchive, RawManifest, Reference,
+    plan_load, Descriptor, DestinationState, Digest, ImageConfig, ImageRef, LoadArchive,
+    RawManifest, Reference, TargetIndex,
 };
 
 use super::load::{verify_with_progress, LoadArgs, LoadSummary};
@@ -199,8 +202,9 @@ async fn to_engine(
     // Phase 1: check every target; nothing is sent before all pass.
     let mut archives = Vec::new();
     let mut all_images: Option<Vec<(String, Vec<Digest>)>> = None;
+    let index = TargetIndex::new(&bundle.report);
     for ti in 0..meta.targets.len() {
-        let a = docker_load_archive(&bundle.report, ti, rename)?;
+        let a = docker_load_archive_indexed(&index, ti, rename)?;
         if a.zstd && major < 25 {
             bail!(
                 "{}: the bundle's layers are zstd-compressed and this Docker engine ({version}) reads only gzip; make the bundle with --compression gzip (nothing was loaded)",
@@ -243,9 +247,22 @@ async fn to_engine(
         }
         archives.push(a);
     }
-    // Phase 2: one docker load stream per target.
-    let mut summary = LoadSummary::default();
-    for a in archives {
+    // Phase 2: one docker load stream per target. Layers an earlier target of this load
+    // already gave the engine (same layers below them) are left out of the later streams,
+    // as the base's are: layers shared by many targets are streamed once.
+    let mut summary = LoadSummary {
+        targets: archives.len(),
+        ..LoadSummary::default()
+    };
+    let mut chains: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    let mut had: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    for (ti, first) in archives.into_iter().enumerate() {
+        let ids = ddiff_core::engine_plan::chain_ids(&first.diff_ids);
+        let a = if ids.iter().any(|c| chains.contains(c)) {
+            docker_load_archive_omitting(&index, ti, rename, &|i| chains.contains(&ids[i]))?
+        } else {
+            first
+        };
         let item = progress.item(format!("docker load {}", a.tag), load_stream_size(&a));
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
         let (b, a2, it) = (bundle.clone(), a.clone(), item.clone());
@@ -285,8 +302,15 @@ async fn to_engine(
                 summary.uploaded_bytes += size;
             }
         }
-        summary.skipped_blobs += a.absent.iter().filter(|x| **x).count();
+        // Left out and not given by an earlier target: the engine had them (the base).
+        for (i, absent) in a.absent.iter().enumerate() {
+            if *absent && !chains.contains(&ids[i]) {
+                had.insert(ids[i].clone());
+            }
+        }
+        chains.extend(ids);
     }
+    summary.skipped_blobs = had.len();
     Ok(summary)
 }
 
@@ -313,22 +337,37 @@ fn layout_blob(dir: &Path, d: &Digest) -> PathBuf {
     dir.join(d.layout_path())
 }
 
+/// What the layout was found to hold, remembered across the targets of one load (many
+/// targets sharing blobs look each up once), and its base layers by diff_id once read.
+#[derive(Default)]
+struct Presence {
+    has: std::collections::HashMap<Digest, bool>,
+    by_diff_id: Option<DestinationState>,
+}
+
 /// What the layout holds of the report's blobs, and its base layers by diff_id. `None`: a
 /// layout that does not exist yet (it holds nothing).
-fn layout_state(store: Option<&LayoutStore>, report: &Report) -> Result<DestinationState> {
+fn layout_state(
+    store: Option<&LayoutStore>,
+    report: &Report,
+    cache: &mut Presence,
+) -> Result<DestinationState> {
     let mut state = DestinationState::default();
     let Some(store) = store else {
         return Ok(state);
     };
     let meta = &report.meta;
-    let has = |d: &Digest| store.size(&d.layout_path()).is_some();
     for d in meta
         .relied
         .iter()
         .map(|r| &r.digest)
         .chain(meta.blobs.iter().map(|b| &b.digest))
     {
-        if has(d) {
+        let here = *cache
+            .has
+            .entry(d.clone())
+            .or_insert_with(|| store.size(&d.layout_path()).is_some());
+        if here {
             state.present.insert(d.clone());
         }
     }
@@ -339,6 +378,25 @@ fn layout_state(store: Option<&LayoutStore>, report: &Report) -> Result<Destinat
     if !missing {
         return Ok(state);
     }
+    if cache.by_diff_id.is_none() {
+        cache.by_diff_id = Some(layout_by_diff_id(store)?);
+    }
+    if let Some(b) = &cache.by_diff_id {
+        for id in meta.relied.iter().filter_map(|r| r.diff_id.as_ref()) {
+            if let Some(l) = b.by_diff_id.get(id) {
+                state.present.insert(l.digest.clone());
+                state.by_diff_id.insert(id.clone(), l.clone());
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Every layer of every image of the layout, by diff_id (for relied-on layers stored under
+/// another digest).
+fn layout_by_diff_id(store: &LayoutStore) -> Result<DestinationState> {
+    let mut state = DestinationState::default();
+    let has = |d: &Digest| store.size(&d.layout_path()).is_some();
     // Relied layers stored under another digest (compressed differently): map every image
     // of the layout by diff_id.
     let small = ddiff_core::manifest::MAX_MANIFEST_BYTES as u64;
@@ -412,27 +470,32 @@ fn sweep_dead_temps(dir: &Path, prefix: &str) {
     }
 }
 
-/// Writes `bytes` as a blob (verified by construction: named by their digest).
-fn put_blob(dir: &Path, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()> {
-    let dest = layout_blob(dir, d);
-    if dest.is_file() {
-        return Ok(());
+/// Makes everything written so far to files under `dir` durable. On Linux one `syncfs` of
+/// the filesystem (one call however many blobs were written); elsewhere an fsync per file.
+fn make_durable(dir: &Path, files: &[PathBuf]) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let d =
+            std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        if rustix::fs::syncfs(&d).is_ok() {
+            return Ok(());
+        }
+        // Fall through to per-file fsync (e.g. a filesystem without syncfs).
     }
-    let parent = dest.parent().context("blob path has a parent")?;
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = crate::archive::temp_path(parent, "blob");
-    let mut guard = crate::archive::TempFiles::default();
-    guard.add(tmp.clone());
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    crate::hash::copy_verified(src, d, size, &mut |b| {
-        f.write_all(b)
-            .with_context(|| format!("cannot write {}", tmp.display()))
-    })?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    for f in files {
+        std::fs::File::open(f)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    let _ = dir;
     Ok(())
+}
+
+/// fsyncs a directory so that the renames in it survive a crash.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot write {}", dir.display()))
 }
 
 /// One target's load into a layout: its report, plan, and manifests as written (OCI).
@@ -449,11 +512,12 @@ fn plan_layout(
     label: &str,
 ) -> Result<Vec<LayoutPlan>> {
     let meta = &bundle.report.meta;
+    let index = TargetIndex::new(&bundle.report);
     let mut plans = Vec::new();
+    let mut has = Presence::default();
     for ti in 0..meta.targets.len() {
-        let report =
-            restrict_to_target(&bundle.report, ti).context("internal error: target index")?;
-        let state = layout_state(store, &report)?;
+        let report = index.restrict(ti).context("internal error: target index")?;
+        let state = layout_state(store, &report, &mut has)?;
         let what = || {
             format!(
                 "cannot load {} into {label}: nothing was written",
@@ -477,47 +541,146 @@ trait LayoutSink {
     fn put(&mut self, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()>;
 }
 
-struct DirSink<'a>(&'a Path);
+/// Blobs into a layout directory. Each is verified into a temporary file beside its final
+/// name; none is fsynced or renamed into place until [`DirSink::commit`], which makes them
+/// all durable at once (so a load of many small blobs is not one fsync per blob), then
+/// renames them. A blob file under its digest's name is therefore always complete, and
+/// index.json (written after `commit`) only ever names durable blobs.
+struct DirSink<'a> {
+    dir: &'a Path,
+    /// (temporary file, final name) written and not yet renamed.
+    pending: Vec<(PathBuf, PathBuf)>,
+    /// Directories created or checked.
+    dirs: std::collections::BTreeSet<PathBuf>,
+}
 
-impl LayoutSink for DirSink<'_> {
-    fn put(&mut self, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()> {
-        put_blob(self.0, d, src, size)
+impl<'a> DirSink<'a> {
+    fn new(dir: &'a Path) -> Self {
+        DirSink {
+            dir,
+            pending: Vec::new(),
+            dirs: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Makes every written blob durable, then renames each into place and syncs the
+    /// directories holding them.
+    fn commit(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let tmps: Vec<PathBuf> = self.pending.iter().map(|(t, _)| t.clone()).collect();
+        make_durable(self.dir, &tmps)?;
+        for (tmp, dest) in std::mem::take(&mut self.pending) {
+            if let Err(e) = std::fs::rename(&tmp, &dest) {
+                let _ = std::fs::remove_file(&tmp);
+                for (t, _) in &self.pending {
+                    let _ = std::fs::remove_file(t);
+                }
+                return Err(e).with_context(|| format!("cannot create {}", dest.display()));
+            }
+        }
+        for d in &self.dirs {
+            sync_dir(d)?;
+        }
+        Ok(())
     }
 }
 
-/// Phase 2, common part: the planned blobs and manifests into `sink`; returns the summary
-/// and the index.json entries to add.
+impl Drop for DirSink<'_> {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.pending {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+impl LayoutSink for DirSink<'_> {
+    fn put(&mut self, d: &Digest, src: &mut dyn std::io::Read, size: u64) -> Result<()> {
+        let dest = layout_blob(self.dir, d);
+        if dest.is_file() {
+            return Ok(());
+        }
+        let parent = dest.parent().context("blob path has a parent")?;
+        if !self.dirs.contains(parent) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+            self.dirs.insert(parent.to_path_buf());
+        }
+        let tmp = crate::archive::temp_path(parent, "blob");
+        let f =
+            std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()));
+        // Registered before anything is written, so a failure below removes it.
+        self.pending.push((tmp.clone(), dest));
+        let mut f = f?;
+        crate::hash::copy_verified(src, d, size, &mut |b| {
+            f.write_all(b)
+                .with_context(|| format!("cannot write {}", tmp.display()))
+        })?;
+        Ok(())
+    }
+}
+
+/// Phase 2, common part: the planned blobs and manifests into `sink`, each distinct blob
+/// once however many targets share it, in bundle order (an original `.tar.gz` bundle is
+/// then inflated once); returns the summary and the index.json entries to add.
 fn write_plans(
     bundle: &VerifiedBundle,
     plans: &[LayoutPlan],
     sink: &mut dyn LayoutSink,
     label: &str,
 ) -> Result<(LoadSummary, Vec<IndexEntry>)> {
+    let index = TargetIndex::new(&bundle.report);
     let meta = &bundle.report.meta;
-    let mut summary = LoadSummary::default();
+    let mut summary = LoadSummary {
+        targets: plans.len(),
+        ..LoadSummary::default()
+    };
     let mut entries = Vec::new();
-    for (report, plan, manifests) in plans {
+    let mut uploads = std::collections::BTreeSet::new();
+    let mut present = std::collections::BTreeSet::new();
+    let mut substituted = std::collections::BTreeSet::new();
+    for (report, plan, _) in plans {
         for &i in &plan.uploads {
-            let b = &report.meta.blobs[i];
-            let full = meta
-                .blobs
-                .iter()
-                .position(|x| x.digest == b.digest)
-                .context("internal error: blob index")?;
-            let mut r = open_blob(bundle, full)?;
-            sink.put(&b.digest, &mut r, b.size)?;
-            summary.uploaded_blobs += 1;
-            summary.uploaded_bytes += b.size;
+            uploads.insert(
+                index
+                    .carried(&report.meta.blobs[i].digest)
+                    .context("internal error: blob index")?,
+            );
         }
-        summary.skipped_blobs += plan.already_present.len() + report.meta.relied.len();
-        summary.substituted_layers += plan.substitutions.len();
-        summary.converted_manifests += manifests
-            .iter()
-            .zip(&plan.manifests)
-            .filter(|(new, old)| new.digest != old.digest)
-            .count();
+        present.extend(
+            plan.already_present
+                .iter()
+                .map(|&i| &report.meta.blobs[i].digest),
+        );
+        present.extend(report.meta.relied.iter().map(|r| &r.digest));
+        substituted.extend(plan.substitutions.iter().map(|(d, _)| d));
+    }
+    summary.skipped_blobs = present.len();
+    summary.substituted_layers = substituted.len();
+    let mut uploads: Vec<usize> = uploads.into_iter().collect();
+    uploads.sort_by_key(|&i| bundle.report.offsets[i]);
+    for full in uploads {
+        let b = &meta.blobs[full];
+        let mut r = open_blob(bundle, full)?;
+        sink.put(&b.digest, &mut r, b.size)?;
+        summary.uploaded_blobs += 1;
+        summary.uploaded_bytes += b.size;
+    }
+    let mut written = std::collections::BTreeSet::new();
+    let mut converted = std::collections::BTreeSet::new();
+    for (report, plan, manifests) in plans {
+        converted.extend(
+            manifests
+                .iter()
+                .zip(&plan.manifests)
+                .filter(|(new, old)| new.digest != old.digest)
+                .map(|(new, _)| &new.digest),
+        );
         for m in manifests {
-            sink.put(&m.digest, &mut &m.bytes[..], m.bytes.len() as u64)?;
+            if written.insert(&m.digest) {
+                sink.put(&m.digest, &mut &m.bytes[..], m.bytes.len() as u64)?;
+            }
             if m.target.is_some() {
                 let t = &report.meta.targets[0];
                 let r = Reference::parse(&t.reference)
@@ -531,6 +694,7 @@ fn write_plans(
             }
         }
     }
+    summary.converted_manifests = converted.len();
     Ok((summary, entries))
 }
 
@@ -548,14 +712,24 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
         std::fs::write(dir.join("oci-layout"), ddiff_core::bundle::meta::OCI_LAYOUT)
             .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
     }
-    let (summary, entries) = write_plans(bundle, &plans, &mut DirSink(dir), &label)?;
+    let mut sink = DirSink::new(dir);
+    let (summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    // Every blob durable and in place before index.json names any of them.
+    sink.commit()?;
     let index_path = dir.join("index.json");
     let existing = std::fs::read(&index_path).ok();
     let new_index = layout_index_with(existing.as_deref(), &entries)?;
     let tmp = crate::archive::temp_path(dir, "index");
-    std::fs::write(&tmp, &new_index).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut guard = crate::archive::TempFiles::default();
+    guard.add(tmp.clone());
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(&new_index)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &index_path)
         .with_context(|| format!("cannot write {}", index_path.display()))?;
+    sync_dir(dir)?;
     Ok(summary)
 }
 

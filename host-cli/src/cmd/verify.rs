@@ -254,6 +254,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
                         .iter()
                         .map(|t| t.reference.clone())
                         .collect();
+                    r.base = v.report.meta.base.as_ref().map(|b| b.references.clone());
                     if hash_file {
                         match bundle_io::stream_file(path, true, |_| true) {
                             Ok(s) => s.file_sha256,

@@ -13,6 +13,7 @@ mod hostile_text;
 mod hostile_util;
 mod inspect_images;
 mod list_cli;
+mod load_scaling;
 mod oci_archive;
 mod oci_layout_load;
 mod registry_e2e;

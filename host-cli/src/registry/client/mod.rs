@@ -603,12 +603,16 @@ pub fn body_from_blocking_reader(
                 return;
             }
         };
-        let mut buf = vec![0u8; 1 << 20];
+        // Starts small (a blob may be a few bytes) and grows to 1 MiB once a read fills it.
+        let mut buf = vec![0u8; 64 << 10];
         loop {
             match r.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
                     on_read(n as u64);
+                    if n == buf.len() && buf.len() < 1 << 20 {
+                        buf.resize(1 << 20, 0);
+                    }
                     if tx
                         .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
                         .is_err()
