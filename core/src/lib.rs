@@ -48,7 +48,8 @@ pub use engine_plan::{EngineError, ExportedLayer, LayerHint, LoadArchive, LoadEn
 pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
 pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
 pub use load::{
-    plan_load, restrict_to_target, DestinationState, LoadError, LoadPlan, ManifestPut, TargetIndex,
+    check_tag, plan_load, restrict_to_target, DestinationState, LoadError, LoadPlan, ManifestPut,
+    TagHolder, TagMove, TargetIndex,
 };
 pub use manifest::{ImageIndex, ImageManifest, Manifest, ManifestError, RawManifest};
 pub use media_type::{Compression, MediaType};

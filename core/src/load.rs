@@ -30,6 +30,92 @@ pub enum LoadError {
     /// A manifest in the report could not be parsed or rewritten.
     #[error("manifest {digest}: {problem}")]
     Manifest { digest: Digest, problem: String },
+    /// The target's tag at the destination names the base the bundle relies on: moving it
+    /// would leave the base unnamed (and its layers open to garbage collection).
+    #[error("{name} names the base this bundle relies on ({why}); a bundle never moves the tag of its own base: load the target under another name")]
+    ReliedTag { name: String, why: &'static str },
+}
+
+/// What a destination tag names before a load writes it: the manifest digest (registries,
+/// layouts) or image ID (the Docker engine), and the image's layer diff_ids when the host
+/// read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagHolder {
+    /// Manifest digest, or image ID for the engine.
+    pub digest: Digest,
+    /// The image's layer diff_ids, base first, if known.
+    pub diff_ids: Option<Vec<Digest>>,
+}
+
+/// A tag a load moved from one image to another (reported, never silent).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TagMove {
+    /// The tag, as the destination names it.
+    pub name: String,
+    /// What it named before.
+    pub from: Digest,
+    /// What it names now.
+    pub to: Digest,
+}
+
+/// The key two image names are compared by, whatever registry or transport they were written
+/// with: the repository path without registry host (and without Docker Hub's `library/`),
+/// and the tag.
+fn name_key(r: &crate::Reference) -> (String, String) {
+    let repo = r.repository();
+    let repo = repo.strip_prefix("library/").unwrap_or(repo);
+    (repo.to_string(), r.tag_or_latest().to_string())
+}
+
+/// Checks the tag a target is about to be written under (`name`, as the destination names
+/// it; `dest` its repository and tag when it has them) against what it names now (`holder`),
+/// and returns the move to report, if it moves. Refuses a tag that names the bundle's base:
+/// the same repository and tag as one of `base.references` (whatever registry or transport),
+/// or an image whose manifest is one of `base.manifests`, or whose layers are exactly
+/// `base.diffIds`. Moving any other tag is allowed, as `docker load` and `skopeo copy` do
+/// (re-delivering `app:latest` is the common case), and reported.
+pub fn check_tag(
+    meta: &crate::bundle::BundleMeta,
+    name: &str,
+    dest: Option<&crate::Reference>,
+    holder: Option<&TagHolder>,
+    new: &Digest,
+) -> Result<Option<TagMove>, LoadError> {
+    let refused = |why| LoadError::ReliedTag {
+        name: crate::digest::truncate_for_error(name),
+        why,
+    };
+    if let (Some(base), Some(dest)) = (&meta.base, dest) {
+        let key = name_key(dest);
+        let same = base
+            .references
+            .iter()
+            .filter_map(|r| crate::ImageRef::parse(r).ok())
+            .filter_map(|ir| ir.reference().map(name_key))
+            .any(|k| k == key);
+        if same {
+            return Err(refused("the same repository and tag as the base"));
+        }
+    }
+    let Some(h) = holder else { return Ok(None) };
+    if &h.digest == new {
+        return Ok(None);
+    }
+    if let Some(base) = &meta.base {
+        if base.manifests.contains(&h.digest) {
+            return Err(refused("it points at the base's manifest"));
+        }
+        if !base.diff_ids.is_empty() && h.diff_ids.as_ref() == Some(&base.diff_ids) {
+            return Err(refused(
+                "it points at an image with exactly the base's layers",
+            ));
+        }
+    }
+    Ok(Some(TagMove {
+        name: name.to_string(),
+        from: h.digest.clone(),
+        to: new.clone(),
+    }))
 }
 
 fn base_names(base: &[String]) -> String {
@@ -247,6 +333,82 @@ fn rewrite(
         return Ok(bytes.to_vec());
     }
     serde_json::to_vec_pretty(&v).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tag_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::Reference;
+
+    /// Issue 15 item 7: a self-consistent bundle whose target is named like its base replaced
+    /// the base's tag. Tags of the base are refused; other moves are reported.
+    #[test]
+    fn the_base_tag_is_never_moved_and_other_moves_are_reported() {
+        let f = crate::bundle::tests::fixture();
+        let mut meta = f.plan.meta.clone();
+        let base = meta.base.as_mut().unwrap();
+        base.references = vec!["docker://online.example:5000/demo/base:1".into()];
+        base.manifests = vec![Digest::sha256(b"base manifest")];
+        let base_ids = base.diff_ids.clone();
+        let new = Digest::sha256(b"target manifest");
+        let r = |s: &str| Reference::parse(s).unwrap();
+        // The base's name, at another registry.
+        let err = check_tag(
+            &meta,
+            "site:5000/demo/base:1",
+            Some(&r("site:5000/demo/base:1")),
+            None,
+            &new,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("names the base this bundle relies on"),
+            "{err}"
+        );
+        // Another name that points at the base's manifest, or at its exact layers.
+        let at_base = TagHolder {
+            digest: Digest::sha256(b"base manifest"),
+            diff_ids: None,
+        };
+        assert!(check_tag(&meta, "1", None, Some(&at_base), &new).is_err());
+        let same_layers = TagHolder {
+            digest: Digest::sha256(b"skopeo's copy"),
+            diff_ids: Some(base_ids.clone()),
+        };
+        assert!(check_tag(&meta, "1", None, Some(&same_layers), &new).is_err());
+        // An older app on top of the base: moved, and reported.
+        let mut more = base_ids.clone();
+        more.push(Digest::sha256(b"app layer"));
+        let old_app = TagHolder {
+            digest: Digest::sha256(b"app v1"),
+            diff_ids: Some(more),
+        };
+        let m = check_tag(
+            &meta,
+            "demo/app:2",
+            Some(&r("demo/app:2")),
+            Some(&old_app),
+            &new,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((m.from, m.to), (Digest::sha256(b"app v1"), new.clone()));
+        // A new tag, or one that already names the target: nothing to report.
+        assert_eq!(
+            check_tag(&meta, "demo/app:2", Some(&r("demo/app:2")), None, &new),
+            Ok(None)
+        );
+        let same = TagHolder {
+            digest: new.clone(),
+            diff_ids: None,
+        };
+        assert_eq!(
+            check_tag(&meta, "demo/app:2", None, Some(&same), &new),
+            Ok(None)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use ddiff_core::bundle::Report;
 use ddiff_core::{
-    plan_load, Descriptor, DestinationState, Digest, ImageConfig, LoadPlan, Reference, TargetIndex,
+    check_tag, plan_load, Descriptor, DestinationState, Digest, ImageConfig, LoadPlan, Reference,
+    TagHolder, TagMove, TargetIndex,
 };
 
 use super::{default_registry, Global};
@@ -34,6 +35,12 @@ use crate::registry::client::Registry;
 /// bundles made from a registry too (docker://online:5000/perf/app:2 gives perf/app:2).
 /// ddiff streams the layers into the engine itself (no insecure-registries needed) and skips
 /// the layers the engine already has.
+///
+/// Tags: a target's tag that names another image at the destination is moved, as docker load
+/// and skopeo copy do, and every move is printed ("moved tag NAME: OLD -> NEW", and
+/// moved_tags in --json); the tag of the base the bundle relies on is never moved (such a
+/// load is refused before anything is written). A bundle proves its integrity, not who made
+/// it.
 ///
 /// Example: ddiff load app-2.ddiff --to docker://registry.local:5000
 #[derive(clap::Args, Debug)]
@@ -85,6 +92,8 @@ pub struct LoadSummary {
     pub pulled: bool,
     /// The names the images have in the local engine after the pull.
     pub pulled_as: Vec<String>,
+    /// Tags that named another image before the load, and now name the target.
+    pub moved_tags: Vec<TagMove>,
 }
 
 /// The engine name of a target loaded into a registry at `repo:tag`: the same name without
@@ -134,6 +143,14 @@ pub async fn run(args: LoadArgs, global: &Global) -> Result<ExitCode> {
     } else {
         for i in &s.images {
             println!("loaded {}", ddiff_core::display::Safe(i));
+        }
+        for m in &s.moved_tags {
+            println!(
+                "moved tag {}: {} -> {}",
+                ddiff_core::display::Safe(&m.name),
+                m.from,
+                m.to
+            );
         }
         for n in &s.pulled_as {
             println!("pulled into Docker as {n}");
@@ -228,6 +245,7 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
     let index = TargetIndex::new(&bundle.report);
     let mut probe = Probe::new(&client);
     let mut plans = Vec::new();
+    let mut moves = Vec::new();
     // Phase 1: plan every target (no writes) so that a missing base stops everything.
     for ti in 0..meta.targets.len() {
         let report = index.restrict(ti).context("internal error: target index")?;
@@ -248,6 +266,32 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
             let base = report.meta.base.as_ref().and_then(|b| b.references.first().cloned()).unwrap_or_else(|| "(unknown)".into());
             format!("cannot load {} into {}/{repo}: nothing was written; push the base there first, e.g. `ddiff push {base}` or `skopeo copy ... docker://{}/...`", t.reference, dest.host, dest.host)
         })?;
+        // The tag it will move: never the base's; every other move is reported.
+        let name = format!("{}/{repo}:{tag}", dest.host);
+        let holder = client
+            .head_manifest(&repo, &tag)
+            .await
+            .with_context(|| format!("reading {name}"))?
+            .map(|digest| TagHolder {
+                digest,
+                diff_ids: None,
+            });
+        let new = plan
+            .target_digest(0)
+            .context("internal error: no target manifest")?;
+        let dest_ref = Reference::parse(&format!("{repo}:{tag}"))
+            .with_context(|| format!("destination name {repo}:{tag}"))?;
+        moves.extend(
+            check_tag(&report.meta, &name, Some(&dest_ref), holder.as_ref(), new).with_context(
+                || {
+                    format!(
+                        "{}: cannot load {}: nothing was written",
+                        args.bundle.display(),
+                        t.reference
+                    )
+                },
+            )?,
+        );
         plans.push(TargetPlan {
             report,
             repo,
@@ -261,6 +305,7 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
     )
     .await?;
     let mut summary = summary;
+    summary.moved_tags = moves;
     if !args.no_pull {
         match super::pull::EnginePuller::connect().await {
             Ok(mut engine) => {

@@ -18,8 +18,8 @@ use ddiff_core::engine_plan::{
     layout_index_with,
 };
 use ddiff_core::{
-    plan_load, Descriptor, DestinationState, Digest, ImageConfig, ImageRef, LoadArchive,
-    RawManifest, Reference, TargetIndex,
+    check_tag, plan_load, Descriptor, DestinationState, Digest, ImageConfig, ImageRef, LoadArchive,
+    RawManifest, Reference, TagHolder, TagMove, TargetIndex,
 };
 
 use super::load::{verify_with_progress, LoadArgs, LoadSummary};
@@ -202,6 +202,7 @@ async fn to_engine(
     // Phase 1: check every target; nothing is sent before all pass.
     let mut archives = Vec::new();
     let mut all_images: Option<Vec<(String, Vec<Digest>)>> = None;
+    let mut moves = Vec::new();
     let index = TargetIndex::new(&bundle.report);
     for ti in 0..meta.targets.len() {
         let a = docker_load_archive_indexed(&index, ti, rename)?;
@@ -245,6 +246,23 @@ async fn to_engine(
                 );
             }
         }
+        // The name it will take: never the base's; moving any other is reported.
+        let holder = engine.inspect(&a.tag).await?.map(|img| TagHolder {
+            digest: img.id,
+            diff_ids: Some(img.diff_ids),
+        });
+        let dest = Reference::parse(&a.tag).ok();
+        moves.extend(
+            check_tag(meta, &a.tag, dest.as_ref(), holder.as_ref(), &a.image_id).with_context(
+                || {
+                    format!(
+                        "{}: cannot load {}: nothing was loaded",
+                        bundle.path.display(),
+                        a.tag
+                    )
+                },
+            )?,
+        );
         archives.push(a);
     }
     // Phase 2: one docker load stream per target. Layers an earlier target of this load
@@ -252,6 +270,7 @@ async fn to_engine(
     // as the base's are: layers shared by many targets are streamed once.
     let mut summary = LoadSummary {
         targets: archives.len(),
+        moved_tags: moves,
         ..LoadSummary::default()
     };
     let mut chains: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
@@ -510,8 +529,9 @@ fn plan_layout(
     bundle: &VerifiedBundle,
     store: Option<&LayoutStore>,
     label: &str,
-) -> Result<Vec<LayoutPlan>> {
+) -> Result<(Vec<LayoutPlan>, Vec<TagMove>)> {
     let meta = &bundle.report.meta;
+    let mut moves = Vec::new();
     let index = TargetIndex::new(&bundle.report);
     let mut plans = Vec::new();
     let mut has = Presence::default();
@@ -529,9 +549,61 @@ fn plan_layout(
         // rewritten as skopeo does (same config and layer bytes, new manifest digests).
         // Converted before anything is written, so a failure leaves the layout as it was.
         let manifests = ddiff_core::oci_convert::to_oci(&plan.manifests).with_context(what)?;
+        // The entry it will replace (same ref.name): never the base's; other moves reported.
+        let t = &report.meta.targets[0];
+        let tag = Reference::parse(&t.reference)
+            .with_context(|| format!("bundle target {:?}", t.reference))?
+            .tag_or_latest()
+            .to_string();
+        let new = manifests
+            .iter()
+            .find(|m| m.target.is_some())
+            .map(|m| m.digest.clone())
+            .context("internal error: no target manifest")?;
+        let holder = match store {
+            Some(store) => layout_tag_holder(store, &tag),
+            None => None,
+        };
+        let full = Reference::parse(&t.reference).ok();
+        moves.extend(
+            check_tag(
+                meta,
+                &format!("{label}:{tag}"),
+                full.as_ref(),
+                holder.as_ref(),
+                &new,
+            )
+            .with_context(|| format!("{}: {}", bundle.path.display(), what()))?,
+        );
         plans.push((report, plan, manifests));
     }
-    Ok(plans)
+    Ok((plans, moves))
+}
+
+/// What the entry of a layout's `index.json` with `org.opencontainers.image.ref.name` `tag`
+/// names, with its image's diff_ids when it is an image whose config the layout holds.
+fn layout_tag_holder(store: &LayoutStore, tag: &str) -> Option<TagHolder> {
+    let small = ddiff_core::manifest::MAX_MANIFEST_BYTES as u64;
+    let index = RawManifest::parse(store.read_small("index.json", small).ok()?, None).ok()?;
+    let entry = index.as_index()?.manifests.iter().rev().find(|d| {
+        d.annotations
+            .as_ref()
+            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+            .map(String::as_str)
+            == Some(tag)
+    })?;
+    let diff_ids = (|| {
+        let b = store.read_small(&entry.digest.layout_path(), small).ok()?;
+        let m = RawManifest::parse(b, Some(entry.media_type.as_str())).ok()?;
+        let cfg = store
+            .read_small(&m.as_image()?.config.digest.layout_path(), 16 << 20)
+            .ok()?;
+        Some(ImageConfig::parse(&cfg).ok()?.rootfs.diff_ids)
+    })();
+    Some(TagHolder {
+        digest: entry.digest.clone(),
+        diff_ids,
+    })
 }
 
 /// Where phase 2 of a layout load writes: a directory (`oci:`) or a new archive that
@@ -703,7 +775,7 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
     let is_new = !dir.join("index.json").exists();
     let store = LayoutStore::Dir(dir.to_path_buf());
     // Phase 1: plan every target against what the layout holds.
-    let plans = plan_layout(bundle, Some(&store), &label)?;
+    let (plans, moves) = plan_layout(bundle, Some(&store), &label)?;
     // Phase 2: blobs (verified into place), then index.json atomically.
     std::fs::create_dir_all(dir.join("blobs"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -713,7 +785,8 @@ fn to_layout(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
             .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
     }
     let mut sink = DirSink::new(dir);
-    let (summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    let (mut summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    summary.moved_tags = moves;
     // Every blob durable and in place before index.json names any of them.
     sink.commit()?;
     let index_path = dir.join("index.json");
@@ -781,7 +854,7 @@ fn to_oci_archive(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary> {
             bail!("{label}: not an OCI image layout archive (no index.json); nothing was written");
         }
     }
-    let plans = plan_layout(bundle, store.as_ref(), &label)?;
+    let (plans, moves) = plan_layout(bundle, store.as_ref(), &label)?;
     let existing_index = match &store {
         Some(s) => Some(s.read_small(
             "index.json",
@@ -824,7 +897,8 @@ fn to_oci_archive(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary> {
             }
         }
     }
-    let (summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    let (mut summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    summary.moved_tags = moves;
     let mut tail = Vec::new();
     if !sink.have.contains("oci-layout") {
         ddiff_core::tar::write_file(

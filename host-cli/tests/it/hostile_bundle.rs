@@ -174,12 +174,19 @@ fn cases(good: &GoodBundle) -> Vec<Case> {
         &target_ref[..target_ref.rfind(':').unwrap()],
         "0".repeat(64)
     );
+    // Issue 15, item 7: a target named like the base would move the base's tag.
+    let base_name = format!("{}/base:1", &target_ref[..target_ref.rfind('/').unwrap()]);
     for (name, reference, needle) in [
         ("uppercase repository", upper, "must be lowercase"),
         ("pinned to another digest", pinned, "pins sha256:0000"),
+        (
+            "named like the base",
+            base_name,
+            "names the base this bundle relies on",
+        ),
     ] {
         out.push(case(
-            "a target name the destination would refuse (uppercase, pinned to another digest)",
+            "a target name the destination would refuse (uppercase, pinned to another digest, the base's)",
             name,
             edit_meta(&|m| m["targets"][0]["reference"] = reference.clone().into()),
             &[needle],

@@ -19,5 +19,6 @@ mod oci_layout_load;
 mod registry_e2e;
 mod server_interop;
 mod server_routes;
+mod tag_moves;
 mod token_auth;
 mod verify_cli;
