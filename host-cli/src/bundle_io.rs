@@ -76,11 +76,11 @@ pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Ve
                 .and_then(|r| finish(r, dec.finish()))
         }
         Format::Legacy => {
-            let gz = flate2::read::GzDecoder::new(BufReader::with_capacity(CHUNK, file));
+            let mut gz = flate2::bufread::GzDecoder::new(BufReader::with_capacity(CHUNK, file));
             let mut dec = LegacyDecoder::with_hasher(fast_hasher);
             let mut peeked = false;
             run(
-                gz,
+                &mut gz,
                 file_size,
                 &mut progress,
                 |chunk| {
@@ -97,6 +97,20 @@ pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Ve
                 },
             )
             .and_then(|r| finish(r, dec.finish()))
+            .and_then(|r| {
+                // The original tool writes one gzip member; appended data or a second member
+                // would otherwise go unread and unchecked.
+                let mut rest = gz.into_inner();
+                let buffered = rest.buffer().len() as u64;
+                let at = rest.get_mut().stream_position()? - buffered;
+                let mut one = [0u8; 1];
+                if rest.read(&mut one)? != 0 {
+                    bail!(
+                        "unexpected data after the end of the gzip stream at byte {at} of {file_size} (an original DockerDiff bundle is one gzip member)"
+                    );
+                }
+                Ok(r)
+            })
         }
     }
     .with_context(|| format!("{where_}: bundle is not intact"))?;
@@ -432,6 +446,37 @@ mod tests {
             let mut got = Vec::new();
             r.read_to_end(&mut got).unwrap();
             assert_eq!(got.len() as u64, b.size - 1);
+        }
+    }
+
+    /// Issue 15 item 8: a second gzip member or junk after an original bundle was ignored
+    /// (v1 bundles refuse trailing data). Now refused, naming where the gzip stream ended.
+    #[test]
+    fn data_after_an_original_bundles_gzip_stream_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = ddiff_core::synth_bundle::legacy_many(3, 100);
+        let path = gzip_file(dir.path(), &inner);
+        assert!(verify_file(&path, |_, _| {}).is_ok());
+        let clean = std::fs::read(&path).unwrap();
+        let mut second = Vec::new();
+        let mut gz = flate2::write::GzEncoder::new(&mut second, flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"more").unwrap();
+        gz.finish().unwrap();
+        for (what, extra) in [("junk", b"x".to_vec()), ("a second member", second)] {
+            let mut bytes = clean.clone();
+            bytes.extend_from_slice(&extra);
+            std::fs::write(&path, &bytes).unwrap();
+            let Err(e) = verify_file(&path, |_, _| {}) else {
+                panic!("{what}: accepted");
+            };
+            let err = format!("{e:#}");
+            assert!(
+                err.contains(&format!(
+                    "after the end of the gzip stream at byte {}",
+                    clean.len()
+                )),
+                "{what}: {err}"
+            );
         }
     }
 }
