@@ -22,10 +22,11 @@ export DOCKER_BUILDKIT=0
 BASE=${DDIFF_TEST_BASE_IMAGE:-bb:base}
 OUT=${OUT:-$root/target/bench/compression.md}
 mkdir -p "$(dirname "$OUT")"
+# shellcheck source=tests/lib/bench.sh
+. "$root/tests/lib/bench.sh"
 work=$(mktemp -d /tmp/ddiff-bench-compression-XXXXXX)
-pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  bench_stop_servers "$work"
   docker rmi -f bench/cx:1 >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -34,12 +35,7 @@ for tool in docker /usr/bin/time python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
 docker version >/dev/null || { echo "bench: no Docker engine at DOCKER_HOST=$DOCKER_HOST" >&2; exit 1; }
-if [[ -n ${DDIFF_BIN:-} ]]; then
-  ddiff=$DDIFF_BIN
-else
-  cargo build --release --bin ddiff -q
-  ddiff=$root/target/release/ddiff
-fi
+ddiff=$(bench_ddiff "$root")
 
 # The content: the first SIZE_MB of each source, in a stable order.
 take() { # DIR DEST
@@ -64,10 +60,7 @@ docker build -q --network none -t bench/cx:1 "$work/ctx" >/dev/null
 
 # What docker push stores (= what the original tool carries, before its outer gzip).
 mkdir -p "$work/reg"
-"$ddiff" server --addr 127.0.0.1:0 --root "$work/reg" >"$work/srv.out" 2>"$work/srv.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/srv.out" 2>/dev/null && break; sleep 0.05; done
-reg=$(sed -n 's#.*listening on http://\([^ ]*\).*#\1#p' "$work/srv.out")
+reg=$(bench_serve "$ddiff" "$work/reg")
 docker tag bench/cx:1 "$reg/bench/cx:1"
 docker push -q "$reg/bench/cx:1" >/dev/null
 docker rmi "$reg/bench/cx:1" >/dev/null

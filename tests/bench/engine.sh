@@ -19,9 +19,10 @@ export DOCKER_BUILDKIT=0
 work=$(mktemp -d /tmp/ddiff-bench-engine-XXXXXX)
 OUT=${OUT:-$root/target/bench/engine.md}
 mkdir -p "$(dirname "$OUT")"
-pids=()
+# shellcheck source=tests/lib/bench.sh
+. "$root/tests/lib/bench.sh"
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  bench_stop_servers "$work/demo"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -29,19 +30,11 @@ for tool in docker gzip /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
 docker version >/dev/null || { echo "bench: no Docker engine at DOCKER_HOST=$DOCKER_HOST" >&2; exit 1; }
-if [[ -n ${DDIFF_BIN:-} ]]; then
-  ddiff=$DDIFF_BIN
-else
-  cargo build --release --bin ddiff -q
-  ddiff=$root/target/release/ddiff
-fi
+ddiff=$(bench_ddiff "$root")
 
 echo "bench: generating a ${BASE_MB} MB base and a ${APP_MB} MB app" >&2
 "$ddiff" demo --quiet --base-mb "$BASE_MB" --app-mb "$APP_MB" --keep "$work/demo" >/dev/null
-"$ddiff" server --addr 127.0.0.1:0 --root "$work/demo/online" >"$work/srv.out" 2>"$work/srv.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/srv.out" 2>/dev/null && break; sleep 0.05; done
-reg=$(sed -n 's#.*listening on http://\([^ ]*\).*#\1#p' "$work/srv.out")
+reg=$(bench_serve "$ddiff" "$work/demo/online")
 docker rmi -f demo/app:2 demo/base:1 bench/app:3 >/dev/null 2>&1 || true
 echo "bench: ddiff pull into the engine from $reg" >&2
 DDIFF_URL=http://$reg "$ddiff" --quiet pull demo/base:1 demo/app:2 >/dev/null

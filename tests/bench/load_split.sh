@@ -19,28 +19,18 @@ cd "$root"
 export DOCKER_HOST=${DOCKER_HOST:-${DDIFF_TEST_DOCKER_HOST:-}}
 OUT=${OUT:-$root/target/bench/load_split.md}
 mkdir -p "$(dirname "$OUT")"
+# shellcheck source=tests/lib/bench.sh
+. "$root/tests/lib/bench.sh"
 work=$(mktemp -d /tmp/ddiff-bench-split-XXXXXX)
-pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  bench_stop_servers "$work"
+  bench_stop_servers "$work/demo"
   rm -rf "$work"
 }
 trap cleanup EXIT
 docker version >/dev/null || { echo "bench: no Docker engine at DOCKER_HOST=$DOCKER_HOST" >&2; exit 1; }
-if [[ -n ${DDIFF_BIN:-} ]]; then
-  ddiff=$DDIFF_BIN
-else
-  cargo build --release --bin ddiff -q
-  ddiff=$root/target/release/ddiff
-fi
-
-# serve ROOT: starts a ddiff server on ROOT, prints its address
-serve() {
-  "$ddiff" server --addr 127.0.0.1:0 --root "$1" >"$1.out" 2>"$1.log" &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q listening "$1.out" 2>/dev/null && break; sleep 0.05; done
-  sed -n 's#.*listening on http://\([^ ]*\).*#\1#p' "$1.out"
-}
+ddiff=$(bench_ddiff "$root")
+serve() { bench_serve "$ddiff" "$1"; }
 echo "bench: generating a ${BASE_MB} MB base and a ${APP_MB} MB app" >&2
 "$ddiff" demo --quiet --base-mb "$BASE_MB" --app-mb "$APP_MB" --keep "$work/demo" >/dev/null
 online=$(serve "$work/demo/online")
