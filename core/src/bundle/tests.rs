@@ -574,7 +574,8 @@ fn metadata_refuses_what_loaders_would_refuse() {
         m.validate().map_err(|e| e.to_string())
     };
     assert!(check(&|_| {}).is_ok());
-    let cases: Vec<(&str, Box<dyn Fn(&mut BundleMeta)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut BundleMeta)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "uppercase repository",
             Box::new(|m| m.targets[0].reference = "demo/App:2".into()),

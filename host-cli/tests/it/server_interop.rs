@@ -881,7 +881,9 @@ fn sigterm_shuts_down_gracefully() {
 #[test]
 fn log_level_comes_from_ddiff_log_else_rust_log() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[(&str, &str)], bool, bool); 3] = [
+    // (environment, logs at debug, logs requests at info)
+    type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool);
+    let cases: [Case; 3] = [
         (&[], false, true),
         (&[("RUST_LOG", "debug")], true, true),
         (
