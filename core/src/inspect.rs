@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bundle::{
     BaseInfo, BlobInfo, BlobKind, BundleError, BundleMeta, DecodeOptions, Decoder, Event,
@@ -348,7 +348,7 @@ pub struct Problem {
 }
 
 /// The file list of one carried layer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerListing {
     /// Index in `ddiff.json`'s blob list.
@@ -445,11 +445,18 @@ pub struct Inspector {
 impl Inspector {
     /// A fresh inspector.
     pub fn new(opts: InspectOptions) -> Inspector {
-        Inspector {
+        Self::with_decoder(
             opts,
-            dec: Decoder::with_options(DecodeOptions {
+            Decoder::with_options(DecodeOptions {
                 hasher: opts.hasher,
             }),
+        )
+    }
+
+    fn with_decoder(opts: InspectOptions, dec: Decoder) -> Inspector {
+        Inspector {
+            opts,
+            dec,
             meta: None,
             json: BTreeMap::new(),
             json_buf: None,
@@ -675,6 +682,62 @@ impl Inspector {
             inspection: self.inspection.clone(),
             layers: std::mem::take(&mut self.layers),
         }
+    }
+}
+
+impl Outcome {
+    /// Takes the file lists made by an [`UnverifiedLister`] over the same bytes (on another
+    /// thread) as this outcome's, keeping only those of layers this outcome verified: a
+    /// listing is never shown for a layer whose digest did not check out, or that was not
+    /// reached. For an intact bundle that is every listing.
+    pub fn adopt_listings(&mut self, listings: Vec<LayerListing>) {
+        let verified = self.blobs_verified;
+        self.layers = listings
+            .into_iter()
+            .filter(|l| l.blob_index < verified)
+            .collect();
+    }
+}
+
+/// Lists the files of a bundle's carried layers **without verifying the layers' digests**,
+/// so that listing can run on another thread than the verification, over the same chunks.
+///
+/// It is the [`Inspector`] over [`Decoder::unverified_layers`]: the same tar and bundle
+/// framing, metadata and manifest checks, and the same [`LayerLister`], with no SHA-256 of
+/// layer bytes. It gives file lists and no verdict; an [`Inspector`] fed the same bytes is
+/// the authority, and [`Outcome::adopt_listings`] keeps only the lists of layers it verified.
+///
+/// The gzip CRC-32 of each inflated layer is still checked here: it costs this thread, not
+/// the verifying one, and it is the only check of the inflated bytes (the digest covers the
+/// compressed ones, so a layer made by a broken compressor verifies and fails only its CRC,
+/// which the listing then reports, as `ddiff inspect --files` does).
+pub struct UnverifiedLister {
+    inner: Inspector,
+}
+
+impl UnverifiedLister {
+    /// A fresh lister keeping at most `max_files` entries over all layers (all are counted).
+    pub fn new(max_files: usize) -> UnverifiedLister {
+        let opts = InspectOptions {
+            list_files: true,
+            max_files,
+            ..InspectOptions::default()
+        };
+        UnverifiedLister {
+            inner: Inspector::with_decoder(opts, Decoder::unverified_layers()),
+        }
+    }
+
+    /// Feeds the next chunk; an error means the bundle's framing or metadata is broken (the
+    /// verifying inspector will say so too): stop feeding.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), BundleError> {
+        self.inner.feed(chunk)
+    }
+
+    /// The file lists of the layers read to their end so far (callable at any time, e.g.
+    /// when the verifier stopped early and the lister is ahead of it).
+    pub fn listings(&self) -> &[LayerListing] {
+        &self.inner.layers
     }
 }
 

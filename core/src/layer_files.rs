@@ -33,13 +33,13 @@
 //! (a typed [`LayerFilesError::ZstdUnsupported`]); their digests are verified all the same.
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tar::{EntryKind, TarError, TarEvent, TarReader};
 use crate::Compression;
 
 /// What a layer entry is, whiteouts already interpreted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileKind {
     /// A regular file.
@@ -61,7 +61,7 @@ pub enum FileKind {
 }
 
 /// One entry of a layer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     /// Path inside the image, without a leading `/` or `./` and without a trailing `/`.
     pub path: String,
