@@ -395,7 +395,9 @@ pub struct Outcome {
     /// whose layers are damaged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inspection: Option<Inspection>,
-    /// File lists of the carried layers (empty unless [`InspectOptions::list_files`]).
+    /// File lists of the carried layers that were verified (empty unless
+    /// [`InspectOptions::list_files`]): a damaged bundle shows the files of the layers before
+    /// the damage, never of the layer that failed or was cut, nor of any after it.
     pub layers: Vec<LayerListing>,
 }
 
@@ -668,20 +670,20 @@ impl Inspector {
                 self.fail(&e);
             }
         }
-        if let Some(mut l) = self.listing.take() {
-            l.out.error = Some("the layer was cut short".into());
-            l.out.uncompressed_bytes = l.lister.uncompressed_bytes();
-            self.layers.push(l.out);
-        }
+        // A layer being read when the input stopped or failed was not verified: its partial
+        // listing is dropped, as are lists of layers that failed later (see adopt_listings).
+        self.listing = None;
         let ok = self.problem.is_none() && self.report.is_some();
-        Outcome {
+        let mut outcome = Outcome {
             ok,
             problem: self.problem.clone(),
             bytes: self.dec.offset(),
             blobs_verified: self.blobs_done,
             inspection: self.inspection.clone(),
-            layers: std::mem::take(&mut self.layers),
-        }
+            layers: Vec::new(),
+        };
+        outcome.adopt_listings(std::mem::take(&mut self.layers));
+        outcome
     }
 }
 
@@ -734,8 +736,9 @@ impl UnverifiedLister {
         self.inner.feed(chunk)
     }
 
-    /// The file lists of the layers read to their end so far (callable at any time, e.g.
-    /// when the verifier stopped early and the lister is ahead of it).
+    /// The finished file lists so far (a layer's list is finished at the layer's end, or
+    /// earlier when its listing failed); callable at any time, e.g. when the verifier stopped
+    /// early and the lister is ahead of it.
     pub fn listings(&self) -> &[LayerListing] {
         &self.inner.layers
     }

@@ -413,3 +413,30 @@ fn unverified_layers_decoder_frames_like_the_verifier() {
         events(crate::bundle::Decoder::new())
     );
 }
+
+/// The one-thread inspector follows the same rule as the split: files are shown only for
+/// layers that verified, never for the layer cut or damaged, nor any after it.
+#[test]
+fn damaged_or_cut_layers_show_no_files() {
+    let s = sample(SampleOptions::default());
+    let bytes = s.encode();
+    let offsets = blob_offsets(&bytes);
+    let last = s.meta.blobs.len() - 1;
+    let first_layer = s
+        .meta
+        .blobs
+        .iter()
+        .position(|b| b.kind == BlobKind::Layer)
+        .unwrap();
+    let mid = (offsets[last] + s.meta.blobs[last].size / 2) as usize;
+    let mut bad = bytes.clone();
+    bad[mid] ^= 0x20;
+    for (what, input) in [("cut", &bytes[..mid]), ("flipped", &bad[..])] {
+        for chunk in [7, 4096] {
+            let o = run(input, chunk);
+            assert!(!o.ok, "{what}");
+            let listed: Vec<usize> = o.layers.iter().map(|l| l.blob_index).collect();
+            assert_eq!(listed, [first_layer], "{what} at chunk {chunk}");
+        }
+    }
+}
