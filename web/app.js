@@ -64,6 +64,7 @@ function onMessage(m, file) {
     document.body.dataset.state = "done";
     document.body.dataset.mbps = (m.outcome.bytes / 1e6 / Math.max(m.ms / 1000, 1e-6)).toFixed(1);
     document.body.dataset.reader = m.reader;
+    document.body.dataset.listedBy = m.listedBy; // "reader", "inspector" or "none"
     worker.terminate();
     worker = null;
   } else if (m.type === "error") showError(m.message);

@@ -12,10 +12,16 @@ const shown = (s) => (wasmReady ? safeText(s) : s);
 // How the file was read: "pool" (reader.js, BYOB buffer pool), "plain" (reader.js, the
 // stream's own chunks) or "inline" (this worker). Reported with the outcome.
 let readerUsed = "inline";
+// Whether reader.js lists the files (it said {lists: true}); then this thread only verifies
+// and adopts the reader's lists (readerListings, JSON) for the layers it verified.
+let readerLists = false;
+let readerListings = null;
+const MAX_FILES = 100000;
 
 // The file read in this worker, File.stream()'s own chunks.
 async function* inline(file) {
   readerUsed = "inline";
+  readerLists = false;
   const r = file.stream().getReader();
   try {
     for (;;) {
@@ -32,7 +38,9 @@ async function* inline(file) {
 // reading and hashing run on two threads (1.1x in headless Chromium, docs/benchmarks.md).
 // Where a worker cannot start one, or it fails before its first chunk, this thread reads
 // the file itself. `mode` ("inline", "plain", "broken") forces a path for the tests.
-async function* chunksOf(file, mode) {
+async function* chunksOf(file, mode, listFiles) {
+  readerLists = false;
+  readerListings = null;
   let reader = null;
   try {
     if (mode !== "inline") {
@@ -62,20 +70,28 @@ async function* chunksOf(file, mode) {
     ev.preventDefault();
     push({ error: `the file reader stopped: ${ev.message || "unknown error"}`, startFailed: true });
   };
-  reader.postMessage({ file, port: channel.port2, plain: mode === "plain" }, [channel.port2]);
+  reader.postMessage({ file, port: channel.port2, plain: mode === "plain", listFiles, maxFiles: MAX_FILES }, [channel.port2]);
   readerUsed = mode === "plain" ? "plain" : "pool";
   let got = 0;
+  let ended = false;
+  const next = async () => {
+    while (queue.length === 0) await new Promise((r) => (wake = r));
+    return queue.shift();
+  };
   try {
     for (;;) {
-      while (queue.length === 0) await new Promise((r) => (wake = r));
-      const m = queue.shift();
-      if (m.chunk) {
+      const m = await next();
+      if (m.lists !== undefined) {
+        readerLists = m.lists;
+      } else if (m.chunk) {
         got++;
         yield m.chunk;
         // Fed: hand the buffer back for the next read.
         channel.port1.postMessage({ buffer: m.chunk.buffer }, [m.chunk.buffer]);
       } else if (m.end) {
         if (!m.byob) readerUsed = "plain"; // no BYOB reader in this browser
+        readerListings = m.listings;
+        ended = true;
         return;
       } else if (m.startFailed && got === 0) {
         // The reader worker could not start (e.g. no nested module workers): read here.
@@ -87,6 +103,19 @@ async function* chunksOf(file, mode) {
       }
     }
   } finally {
+    if (readerLists && !ended) {
+      // Stopped early (a damaged bundle): the reader is ahead of this thread, so its lists
+      // cover every layer verified here. Ask for them; give up after a second.
+      channel.port1.postMessage({ wantListings: true });
+      const timeout = new Promise((r) => setTimeout(() => r({ listings: null }), 1000));
+      for (;;) {
+        const m = await Promise.race([next(), timeout]);
+        if (m.listings !== undefined || m.error || m.end) {
+          readerListings = m.listings ?? null;
+          break;
+        }
+      }
+    }
     reader.terminate();
     channel.port1.close();
   }
@@ -97,12 +126,14 @@ self.onmessage = async (e) => {
   try {
     await ready;
     self.postMessage({ type: "file", name: safeText(file.name) });
-    const ins = new BundleInspector(listFiles, 100000);
+    // Made at the first chunk, when it is known whether the reader lists the files.
+    let ins = null;
+    const inspector = () => (ins ??= new BundleInspector(listFiles && !readerLists, MAX_FILES));
     const t0 = performance.now();
     let lastPost = 0;
     let sentInspection = false;
-    for await (const value of chunksOf(file, reader)) {
-      const alive = ins.feed(value);
+    for await (const value of chunksOf(file, reader, listFiles)) {
+      const alive = inspector().feed(value);
       const now = performance.now();
       if (!sentInspection) {
         const i = ins.inspection();
@@ -117,10 +148,13 @@ self.onmessage = async (e) => {
       }
       if (!alive) break;
     }
+    inspector();
+    // The reader's lists, for the layers this thread verified (the core keeps no others).
+    if (listFiles && readerLists && readerListings) ins.adoptListings(readerListings);
     const outcome = JSON.parse(ins.finish());
     const ms = performance.now() - t0;
     ins.free();
-    self.postMessage({ type: "done", outcome, total: file.size, ms, reader: readerUsed });
+    self.postMessage({ type: "done", outcome, total: file.size, ms, reader: readerUsed, listedBy: listFiles ? (readerLists ? "reader" : "inspector") : "none" });
   } catch (err) {
     self.postMessage({ type: "error", message: shown(String(err && err.message ? err.message : err)) });
   }

@@ -9,10 +9,16 @@
 //! ```text
 //!   File.stream() ─► worker.js ─► BundleInspector.feed(chunk) ─► core Inspector
 //!                                 .progress() / .inspection() / .finish() ─► JSON ─► page
+//!               └─► reader.js ─► BundleLister.feed(chunk) ─► core UnverifiedLister
+//!                                 .listings() ─► JSON ─► BundleInspector.adoptListings()
 //! ```
+//!
+//! The page lists files on its reader thread ([`BundleLister`], no layer hashing) and
+//! verifies on the inspector thread ([`BundleInspector`] without listing); the inspector
+//! adopts the lister's file lists for the layers it verified and no others.
 
 use ddiff_core::display::safe_json_strings;
-use ddiff_core::inspect::{InspectOptions, Inspector};
+use ddiff_core::inspect::{InspectOptions, Inspector, LayerListing, UnverifiedLister};
 use wasm_bindgen::prelude::*;
 
 /// `text` as the page may show it: the core's `safe_text` (for the file's name and error
@@ -26,6 +32,7 @@ pub fn safe_text(text: &str) -> String {
 #[wasm_bindgen]
 pub struct BundleInspector {
     inner: Inspector,
+    adopted: Option<Vec<LayerListing>>,
 }
 
 #[wasm_bindgen]
@@ -40,6 +47,21 @@ impl BundleInspector {
                 max_files: max_files as usize,
                 ..InspectOptions::default()
             }),
+            adopted: None,
+        }
+    }
+
+    /// Takes the file lists a [`BundleLister`] made of the same bytes (its `listings()`);
+    /// `finish` then reports them for the layers this inspector verified, and no others.
+    /// Returns `false` (and adopts nothing) if the JSON is not such a list.
+    #[wasm_bindgen(js_name = adoptListings)]
+    pub fn adopt_listings(&mut self, listings: &str) -> bool {
+        match serde_json::from_str(listings) {
+            Ok(l) => {
+                self.adopted = Some(l);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -63,7 +85,49 @@ impl BundleInspector {
     /// The verdict, the inspection and the file lists (the core's `Outcome`) as JSON with
     /// display-safe strings.
     pub fn finish(&mut self) -> String {
-        to_json(&self.inner.finish())
+        let mut outcome = self.inner.finish();
+        if let Some(l) = self.adopted.take() {
+            outcome.adopt_listings(l);
+        }
+        to_json(&outcome)
+    }
+}
+
+/// Lists the files of a bundle's carried layers without hashing them (the core's
+/// [`UnverifiedLister`]), for a thread other than the verifying one. Its output is not for
+/// display: hand it to [`BundleInspector::adopt_listings`], which keeps the lists of the
+/// layers it verified and escapes their strings with the outcome.
+#[wasm_bindgen]
+pub struct BundleLister {
+    inner: UnverifiedLister,
+    failed: bool,
+}
+
+#[wasm_bindgen]
+impl BundleLister {
+    /// A fresh lister keeping at most `max_files` entries (all are counted).
+    #[wasm_bindgen(constructor)]
+    pub fn new(max_files: u32) -> BundleLister {
+        BundleLister {
+            inner: UnverifiedLister::new(max_files as usize),
+            failed: false,
+        }
+    }
+
+    /// Feeds the next chunk. Returns `false` once the bundle's framing is broken (the
+    /// inspector will report why); later chunks are then ignored.
+    pub fn feed(&mut self, chunk: &[u8]) -> bool {
+        if !self.failed && self.inner.feed(chunk).is_err() {
+            self.failed = true;
+        }
+        !self.failed
+    }
+
+    /// The file lists of the layers read to their end so far, as JSON for
+    /// `BundleInspector.adoptListings` (raw strings: not for display).
+    pub fn listings(&self) -> String {
+        // LayerListing is plain strings and numbers: always serialisable.
+        serde_json::to_string(self.inner.listings()).expect("listings serialise")
     }
 }
 
@@ -192,6 +256,34 @@ mod tests {
             && p.ends_with("xxx")
             && p.contains("bytes not shown)…")));
         assert_eq!(safe_text("a\u{2029}b"), r"a\u{2029}b");
+    }
+
+    /// The page's split (lister on the reader thread, inspector without listing) gives the
+    /// JSON the one-thread inspector gives, strings escaped once, also for hostile names
+    /// (which layers are adopted is the core's `Outcome::adopt_listings`, tested there);
+    /// garbage is refused.
+    #[test]
+    fn lister_and_inspector_split_gives_the_same_json() {
+        for hostile_text in [false, true] {
+            let bytes = sample(SampleOptions {
+                hostile_text,
+                ..SampleOptions::default()
+            })
+            .encode();
+            let mut one = BundleInspector::new(true, 1000);
+            let mut lister = BundleLister::new(1000);
+            let mut split = BundleInspector::new(false, 0);
+            for c in bytes.chunks(4096) {
+                assert!(one.feed(c));
+                assert!(lister.feed(c));
+                assert!(split.feed(c));
+            }
+            assert!(split.adopt_listings(&lister.listings()));
+            assert_eq!(split.finish(), one.finish());
+        }
+        let mut b = BundleInspector::new(false, 0);
+        assert!(!b.adopt_listings("[{\"nope\":1}]"));
+        assert!(!b.adopt_listings("not json"));
     }
 
     fn collect<'a>(v: &'a Value, out: &mut Vec<&'a str>) {

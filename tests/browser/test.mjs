@@ -103,6 +103,7 @@ try {
     check(good.status === "ok", `good bundle: verdict ok (${good.title})`);
     check(good.title === "Intact", "good bundle: title says Intact");
     check(await page.evaluate(() => document.body.dataset.reader) === "pool", "good bundle: read through the reader worker's buffer pool");
+    check(await page.evaluate(() => document.body.dataset.listedBy) === "reader", "good bundle: files listed on the reader thread");
     const rows = await page.$$eval("#layer-tables tbody tr", (trs) => trs.map((tr) => ({
       carried: tr.dataset.carried === "true",
       cells: [...tr.querySelectorAll("td")].map((td) => td.textContent.trim()),
@@ -128,6 +129,11 @@ try {
     check(bad.title.includes(expect.tampered.digest.slice(0, 19)) && bad.detail.includes(expect.tampered.digest),
       `tampered: names blob ${expect.tampered.digest}`);
     check((await page.$$("#layer-tables tbody tr")).length === 4, "tampered: the layer table is still shown");
+    // The reader thread listed the tampered layer too (it does not hash); the page shows no
+    // files of a layer that did not verify, nor of any after it.
+    const tamperedFiles = await page.evaluate(() => (document.getElementById("files-section").hidden ? "" : document.getElementById("files").textContent));
+    check(tamperedFiles.includes("server") && !tamperedFiles.includes(expect.tampered.digest.slice(7, 19)),
+      "tampered: files of the verified layer shown, none of the layer that failed verification");
     await page.screenshot({ path: path.join(shotDir, "tampered.png"), fullPage: true });
 
     const cut = await load(path.join(bundleDir, "truncated.bundle"));
@@ -160,12 +166,25 @@ try {
     const fb = await load(path.join(bundleDir, "good.bundle"));
     const fbUsed = await page.evaluate(() => document.body.dataset.reader);
     check(fb.status === "ok" && fbUsed === "inline", `reader worker failing to start: read inline instead (${fb.title}, ${fbUsed})`);
+    const fbList = await page.evaluate(() => [document.body.dataset.listedBy, document.getElementById("files").textContent]);
+    check(fbList[0] === "inspector" && fbList[1].includes("hello_ddiff.txt"), `reader worker failing to start: the inspector lists the files (${fbList[0]})`);
     for (const mode of ["pool", "inline", "plain"]) {
       await page.goto(`${origin}/?reader=${mode}`);
       if (process.env.BIG_BUNDLE) {
         const b = await load(process.env.BIG_BUNDLE);
         const used = await page.evaluate(() => document.body.dataset.reader);
         check(b.status === "ok" && used === mode, `reader=${mode}: a 5 MiB bundle (many reads) is intact (${b.title}, read by ${used})`);
+        // A byte flipped in the middle of the 5 MiB layer (the first carried one): the verifier
+        // fails at that layer's end, while the reader, which lists without hashing, may have
+        // listed it and the next. No files of an unverified layer may be shown.
+        const bigTampered = path.join(shotDir, "big-tampered.bundle");
+        const bytes = fs.readFileSync(process.env.BIG_BUNDLE);
+        bytes[bytes.length >> 1] ^= 1;
+        fs.writeFileSync(bigTampered, bytes);
+        const bt = await load(bigTampered);
+        const btFiles = await page.evaluate(() => (document.getElementById("files-section").hidden ? "" : document.getElementById("files").textContent));
+        check(bt.status === "bad" && bt.title.startsWith("Not intact: Corrupt blob") && !btFiles.includes("server") && !btFiles.includes("hello_ddiff.txt"),
+          `reader=${mode}: a 5 MiB bundle damaged in its big layer is not intact, and no file of it or after it is shown (${bt.title})`);
       }
       if (mode === "pool") continue; // the default: checked in detail above
       const g = await load(path.join(bundleDir, "good.bundle"));
@@ -173,6 +192,9 @@ try {
       check(g.status === "ok" && n === 4, `reader=${mode}: good bundle intact, 4 layer rows (${g.title}, ${n})`);
       const used = await page.evaluate(() => document.body.dataset.reader);
       check(used === mode, `reader=${mode}: the page read the file that way (${used})`);
+      const [lb, lf] = await page.evaluate(() => [document.body.dataset.listedBy, document.getElementById("files").textContent]);
+      const want = mode === "inline" ? "inspector" : "reader";
+      check(lb === want && lf.includes("hello_ddiff.txt") && lf.includes("server"), `reader=${mode}: files listed by the ${want} (${lb})`);
       const t = await load(path.join(bundleDir, "tampered.bundle"));
       check(t.status === "bad" && t.detail.includes(expect.tampered.digest), `reader=${mode}: tampered bundle names the blob (${t.title})`);
       const c = await load(path.join(bundleDir, "truncated.bundle"));

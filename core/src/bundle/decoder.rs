@@ -81,6 +81,20 @@ enum Current {
     },
 }
 
+/// The hasher of [`Decoder::unverified_layers`] for layer blobs: hashes nothing.
+struct NoHash(usize);
+
+impl crate::digest::BlobHasher for NoHash {
+    fn update(&mut self, _: &[u8]) {}
+    fn finalize(self: Box<Self>) -> Vec<u8> {
+        vec![0; self.0]
+    }
+}
+
+fn no_hasher(algorithm: crate::Algorithm) -> Box<dyn crate::digest::BlobHasher> {
+    Box::new(NoHash(algorithm.hex_len() / 2))
+}
+
 /// Streaming bundle decoder; see the [module docs](super) for the driving loop.
 pub struct Decoder {
     opts: DecodeOptions,
@@ -97,6 +111,8 @@ pub struct Decoder {
     seen_paths: BTreeSet<String>,
     checked: bool,
     pending: Option<Event<'static>>,
+    /// False for [`Decoder::unverified_layers`]: layer blobs are framed but not hashed.
+    verify_layers: bool,
 }
 
 impl Default for Decoder {
@@ -127,6 +143,21 @@ impl Decoder {
             seen_paths: BTreeSet::new(),
             checked: false,
             pending: None,
+            verify_layers: true,
+        }
+    }
+
+    /// A decoder that checks everything except the digests of **layer** blobs: the tar
+    /// framing, paths, sizes, `ddiff.json`, `index.json`, and every manifest and config
+    /// (hashed and cross-checked as usual, they are small) — but layer bytes are passed through
+    /// unhashed, and [`Event::BlobEnd`] for a layer means "all its bytes were read", not
+    /// "verified". For a second reader of the same bytes that must not pay for hashing (the
+    /// page's file lister, on another thread than the verifying decoder); never the authority
+    /// on whether a bundle is intact.
+    pub fn unverified_layers() -> Self {
+        Decoder {
+            verify_layers: false,
+            ..Self::new()
         }
     }
 
@@ -281,7 +312,12 @@ impl Decoder {
                 }
                 // JSON blobs are at most MAX_JSON_BLOB_BYTES (checked by BundleMeta::validate).
                 let buf = kind.is_json().then(|| Vec::with_capacity(size as usize));
-                let verifier = Verifier::with_factory(digest, size, self.opts.hasher);
+                let hasher = if self.verify_layers || kind.is_json() {
+                    self.opts.hasher
+                } else {
+                    no_hasher
+                };
+                let verifier = Verifier::with_factory(digest, size, hasher);
                 self.current = Current::Blob {
                     index: next,
                     verifier,
@@ -363,6 +399,20 @@ impl Decoder {
                 index,
                 verifier,
                 buf,
+            } if !self.verify_layers && buf.is_none() => {
+                // A layer read by an unverified_layers decoder: only its size is known good
+                // (the tar entry's size was checked against ddiff.json, and the tar reader
+                // delivered exactly that many bytes).
+                let size = self.meta.as_ref().map(|m| m.blobs[index].size);
+                if Some(verifier.bytes_seen()) != size {
+                    return Err(BundleError::Misuse("layer ended before its size"));
+                }
+                self.finish_blob(index)
+            }
+            Current::Blob {
+                index,
+                verifier,
+                buf,
             } => {
                 verifier.finish().map_err(|source| {
                     let digest = match &source {
@@ -383,16 +433,20 @@ impl Decoder {
                     self.json_blobs
                         .insert(meta.blobs[index].digest.clone(), buf);
                 }
-                let total = self.meta.as_ref().map_or(0, |m| m.blobs.len());
-                self.phase = if index + 1 == total {
-                    Phase::End
-                } else {
-                    Phase::Blobs { next: index + 1 }
-                };
-                Ok(Some(Event::BlobEnd { index }))
+                self.finish_blob(index)
             }
             Current::None => Err(BundleError::Misuse("entry end outside an entry")),
         }
+    }
+
+    fn finish_blob(&mut self, index: usize) -> Result<Option<Event<'static>>, BundleError> {
+        let total = self.meta.as_ref().map_or(0, |m| m.blobs.len());
+        self.phase = if index + 1 == total {
+            Phase::End
+        } else {
+            Phase::Blobs { next: index + 1 }
+        };
+        Ok(Some(Event::BlobEnd { index }))
     }
 
     fn on_end(&mut self) -> Result<Event<'static>, BundleError> {

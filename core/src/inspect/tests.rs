@@ -281,3 +281,162 @@ fn not_a_bundle_and_misuse() {
     assert_eq!(o.problem.unwrap().kind, ProblemKind::NotABundle);
     assert!(o.inspection.is_none());
 }
+
+fn list_unverified(bytes: &[u8], chunk: usize) -> Vec<LayerListing> {
+    let mut l = UnverifiedLister::new(200_000);
+    for c in bytes.chunks(chunk) {
+        if l.feed(c).is_err() {
+            break;
+        }
+    }
+    l.listings().to_vec()
+}
+
+fn blob_offsets(bytes: &[u8]) -> Vec<u64> {
+    let mut dec = crate::bundle::Decoder::new();
+    let mut offs = Vec::new();
+    let mut rest = bytes;
+    loop {
+        let (n, ev) = dec.decode(rest).unwrap();
+        rest = &rest[n..];
+        match ev {
+            Some(Event::BlobStart { offset, .. }) => offs.push(offset),
+            Some(_) => {}
+            None => break offs,
+        }
+    }
+}
+
+/// The page's split: a lister on one thread, the inspector (not listing) on the other, over
+/// the same chunks, gives exactly what the one-thread inspector gives.
+#[test]
+fn unverified_lister_plus_verifier_equals_the_listing_inspector() {
+    for opts in [
+        SampleOptions::default(),
+        SampleOptions {
+            hostile_text: true,
+            ..SampleOptions::default()
+        },
+    ] {
+        let bytes = sample(opts).encode();
+        let one = run(&bytes, 4096);
+        assert!(one.ok);
+        for chunk in [1, 7, 512, 64 * 1024] {
+            let listings = list_unverified(&bytes, chunk);
+            let mut ins = Inspector::new(InspectOptions {
+                list_files: false,
+                ..InspectOptions::default()
+            });
+            for c in bytes.chunks(chunk) {
+                ins.feed(c).unwrap();
+            }
+            let mut o = ins.finish();
+            assert!(o.layers.is_empty());
+            o.adopt_listings(listings);
+            assert_eq!(o, one, "chunk {chunk}");
+        }
+    }
+}
+
+/// A layer whose bytes were altered is listed by the lister (it does not hash layers) but
+/// its listing is never adopted: the verifier is the authority, and only layers it verified
+/// keep a listing. Manifests and configs are still verified by the lister's decoder.
+#[test]
+fn listings_of_unverified_layers_are_dropped() {
+    let s = sample(SampleOptions::default());
+    let bytes = s.encode();
+    let offsets = blob_offsets(&bytes);
+    let layers: Vec<usize> = (0..s.meta.blobs.len())
+        .filter(|&i| s.meta.blobs[i].kind == BlobKind::Layer)
+        .collect();
+    assert_eq!(layers.len(), 2);
+    for (n, &i) in layers.iter().enumerate() {
+        let mut bad = bytes.clone();
+        // A byte that changes the digest but keeps the layer listable (the gzip header's OS
+        // byte), so the lister lists it in full.
+        bad[offsets[i] as usize + 9] ^= 0x01;
+        let listings = list_unverified(&bad, 1000);
+        assert_eq!(listings.len(), 2, "the lister reads every layer to its end");
+        assert!(listings.iter().all(|l| l.error.is_none()), "{listings:?}");
+        let mut ins = Inspector::new(InspectOptions {
+            list_files: false,
+            ..InspectOptions::default()
+        });
+        for c in bad.chunks(1000) {
+            if ins.feed(c).is_err() {
+                break;
+            }
+        }
+        let mut o = ins.finish();
+        assert!(!o.ok);
+        assert_eq!(o.problem.as_ref().unwrap().kind, ProblemKind::Corrupt);
+        o.adopt_listings(listings);
+        // Only the layers before the damaged one keep their files.
+        assert_eq!(o.layers.len(), n);
+        assert!(o.layers.iter().all(|l| l.blob_index < i));
+    }
+    // A damaged manifest or config stops the lister too (they are hashed).
+    for (i, b) in s.meta.blobs.iter().enumerate() {
+        if b.kind == BlobKind::Layer {
+            continue;
+        }
+        let mut bad = bytes.clone();
+        bad[offsets[i] as usize] ^= 0x20;
+        let mut l = UnverifiedLister::new(10);
+        assert!(bad.chunks(777).any(|c| l.feed(c).is_err()), "blob {i}");
+        assert!(l.listings().is_empty());
+    }
+}
+
+/// The decoder behind the lister skips only layer digests: same events, same offsets.
+#[test]
+fn unverified_layers_decoder_frames_like_the_verifier() {
+    let bytes = sample(SampleOptions::default()).encode();
+    let events = |mut dec: crate::bundle::Decoder| {
+        let mut out = Vec::new();
+        let mut rest = &bytes[..];
+        loop {
+            let (n, ev) = dec.decode(rest).unwrap();
+            rest = &rest[n..];
+            match ev {
+                Some(Event::BlobData { .. }) => {}
+                Some(Event::End(r)) => out.push(format!("end {:?} {}", r.offsets, r.archive_bytes)),
+                Some(e) => out.push(format!("{e:?}")),
+                None => break,
+            }
+        }
+        dec.finish().unwrap();
+        out
+    };
+    assert_eq!(
+        events(crate::bundle::Decoder::unverified_layers()),
+        events(crate::bundle::Decoder::new())
+    );
+}
+
+/// The one-thread inspector follows the same rule as the split: files are shown only for
+/// layers that verified, never for the layer cut or damaged, nor any after it.
+#[test]
+fn damaged_or_cut_layers_show_no_files() {
+    let s = sample(SampleOptions::default());
+    let bytes = s.encode();
+    let offsets = blob_offsets(&bytes);
+    let last = s.meta.blobs.len() - 1;
+    let first_layer = s
+        .meta
+        .blobs
+        .iter()
+        .position(|b| b.kind == BlobKind::Layer)
+        .unwrap();
+    let mid = (offsets[last] + s.meta.blobs[last].size / 2) as usize;
+    let mut bad = bytes.clone();
+    bad[mid] ^= 0x20;
+    for (what, input) in [("cut", &bytes[..mid]), ("flipped", &bad[..])] {
+        for chunk in [7, 4096] {
+            let o = run(input, chunk);
+            assert!(!o.ok, "{what}");
+            let listed: Vec<usize> = o.layers.iter().map(|l| l.blob_index).collect();
+            assert_eq!(listed, [first_layer], "{what} at chunk {chunk}");
+        }
+    }
+}
