@@ -531,6 +531,8 @@ fn plan_layout(
     label: &str,
 ) -> Result<(Vec<LayoutPlan>, Vec<TagMove>)> {
     let meta = &bundle.report.meta;
+    // The layout's tags, read once (a load of many targets must not re-read index.json).
+    let tags = store.map(layout_tags).unwrap_or_default();
     let mut moves = Vec::new();
     let index = TargetIndex::new(&bundle.report);
     let mut plans = Vec::new();
@@ -560,9 +562,16 @@ fn plan_layout(
             .find(|m| m.target.is_some())
             .map(|m| m.digest.clone())
             .context("internal error: no target manifest")?;
-        let holder = match store {
-            Some(store) => layout_tag_holder(store, &tag),
-            None => None,
+        // An entry that already names the target is no move; its image is not read.
+        let holder = match (store, tags.get(&tag)) {
+            (Some(store), Some(entry)) if entry.digest != new => {
+                Some(layout_tag_holder(store, entry))
+            }
+            (_, Some(entry)) => Some(TagHolder {
+                digest: entry.digest.clone(),
+                diff_ids: None,
+            }),
+            _ => None,
         };
         let full = Reference::parse(&t.reference).ok();
         moves.extend(
@@ -580,18 +589,36 @@ fn plan_layout(
     Ok((plans, moves))
 }
 
-/// What the entry of a layout's `index.json` with `org.opencontainers.image.ref.name` `tag`
-/// names, with its image's diff_ids when it is an image whose config the layout holds.
-fn layout_tag_holder(store: &LayoutStore, tag: &str) -> Option<TagHolder> {
+/// The entries of a layout's `index.json` by `org.opencontainers.image.ref.name` (the last
+/// one wins, as for readers), read once per load.
+fn layout_tags(store: &LayoutStore) -> std::collections::HashMap<String, Descriptor> {
     let small = ddiff_core::manifest::MAX_MANIFEST_BYTES as u64;
-    let index = RawManifest::parse(store.read_small("index.json", small).ok()?, None).ok()?;
-    let entry = index.as_index()?.manifests.iter().rev().find(|d| {
-        d.annotations
-            .as_ref()
-            .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-            .map(String::as_str)
-            == Some(tag)
-    })?;
+    let Some(index) = store
+        .read_small("index.json", small)
+        .ok()
+        .and_then(|b| RawManifest::parse(b, None).ok())
+    else {
+        return Default::default();
+    };
+    let Some(idx) = index.as_index() else {
+        return Default::default();
+    };
+    idx.manifests
+        .iter()
+        .filter_map(|d| {
+            let tag = d
+                .annotations
+                .as_ref()?
+                .get("org.opencontainers.image.ref.name")?;
+            Some((tag.clone(), d.clone()))
+        })
+        .collect()
+}
+
+/// What a layout entry names, with its image's diff_ids when it is an image whose config the
+/// layout holds.
+fn layout_tag_holder(store: &LayoutStore, entry: &Descriptor) -> TagHolder {
+    let small = ddiff_core::manifest::MAX_MANIFEST_BYTES as u64;
     let diff_ids = (|| {
         let b = store.read_small(&entry.digest.layout_path(), small).ok()?;
         let m = RawManifest::parse(b, Some(entry.media_type.as_str())).ok()?;
@@ -600,10 +627,10 @@ fn layout_tag_holder(store: &LayoutStore, tag: &str) -> Option<TagHolder> {
             .ok()?;
         Some(ImageConfig::parse(&cfg).ok()?.rootfs.diff_ids)
     })();
-    Some(TagHolder {
+    TagHolder {
         digest: entry.digest.clone(),
         diff_ids,
-    })
+    }
 }
 
 /// Where phase 2 of a layout load writes: a directory (`oci:`) or a new archive that
