@@ -16,7 +16,7 @@ use crate::common::{run, DdiffServer};
 use crate::hostile_util::report;
 
 /// The guarantee's name in docs/reliability.md (reached by `tests/reliability.sh`).
-const G: &str = "7 load linear in entries and targets, counts say what happened";
+const G: &str = "8 load linear in entries and targets, counts say what happened";
 
 /// `n` targets (`synth/app:0..n`) sharing one manifest, one config and two layers; the
 /// file and the bytes of its config and layers.
