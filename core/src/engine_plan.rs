@@ -581,6 +581,28 @@ fn assemble(
     })
 }
 
+/// The annotation that names an entry of an OCI layout's `index.json` (ddiff writes the tag).
+pub const LAYOUT_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The entries of an OCI layout's `index.json` by their [`LAYOUT_REF_NAME`] (the last one
+/// wins, as [`layout_index_with`] would replace the earlier). Empty for bytes that are not an
+/// index.
+pub fn layout_tags(index: &[u8]) -> std::collections::HashMap<String, Descriptor> {
+    let Ok(raw) = crate::RawManifest::parse(index.to_vec(), None) else {
+        return Default::default();
+    };
+    let Some(idx) = raw.as_index() else {
+        return Default::default();
+    };
+    idx.manifests
+        .iter()
+        .filter_map(|d| {
+            let tag = d.annotations.as_ref()?.get(LAYOUT_REF_NAME)?;
+            Some((tag.clone(), d.clone()))
+        })
+        .collect()
+}
+
 /// The `index.json` of an OCI image layout after adding `entries` (descriptor, full name,
 /// tag): existing entries with the same `org.opencontainers.image.ref.name` are replaced,
 /// everything else (unknown fields included) is kept. `existing` is `None` for a new layout.
@@ -588,7 +610,7 @@ pub fn layout_index_with(
     existing: Option<&[u8]>,
     entries: &[(Descriptor, String, String)],
 ) -> Result<Vec<u8>, EngineError> {
-    const REF_NAME: &str = "org.opencontainers.image.ref.name";
+    const REF_NAME: &str = LAYOUT_REF_NAME;
     let bad = |problem| EngineError::Blob {
         digest: Digest::sha256(existing.unwrap_or_default()),
         problem,
@@ -637,6 +659,23 @@ mod tests {
     use super::*;
     use crate::bundle::{Decoder, EncodeOptions, Encoder, Event};
     use crate::{plan, BaseImage, TargetImageInput, TargetInput};
+
+    #[test]
+    fn layout_tags_are_read_by_ref_name_the_last_winning() {
+        let d = |c: &str| Descriptor::new(MediaType::OciManifest, Digest::sha256(c.as_bytes()), 1);
+        let entries = vec![
+            (d("a"), "team/a:2".to_string(), "2".to_string()),
+            (d("b"), "team/b:3".to_string(), "3".to_string()),
+        ];
+        let index = layout_index_with(None, &entries).unwrap();
+        let tags = layout_tags(&index);
+        assert_eq!(tags.len(), 2);
+        assert_eq!(tags["2"].digest, Digest::sha256(b"a"));
+        let again =
+            layout_index_with(Some(&index), &[(d("c"), "team/c:2".into(), "2".into())]).unwrap();
+        assert_eq!(layout_tags(&again)["2"].digest, Digest::sha256(b"c"));
+        assert!(layout_tags(b"not json").is_empty());
+    }
 
     fn d(s: &str) -> Digest {
         Digest::sha256(s.as_bytes())

@@ -589,30 +589,13 @@ fn plan_layout(
     Ok((plans, moves))
 }
 
-/// The entries of a layout's `index.json` by `org.opencontainers.image.ref.name` (the last
-/// one wins, as for readers), read once per load.
+/// The layout's entries by tag, read once per load (the format is core's).
 fn layout_tags(store: &LayoutStore) -> std::collections::HashMap<String, Descriptor> {
     let small = ddiff_core::manifest::MAX_MANIFEST_BYTES as u64;
-    let Some(index) = store
+    store
         .read_small("index.json", small)
-        .ok()
-        .and_then(|b| RawManifest::parse(b, None).ok())
-    else {
-        return Default::default();
-    };
-    let Some(idx) = index.as_index() else {
-        return Default::default();
-    };
-    idx.manifests
-        .iter()
-        .filter_map(|d| {
-            let tag = d
-                .annotations
-                .as_ref()?
-                .get("org.opencontainers.image.ref.name")?;
-            Some((tag.clone(), d.clone()))
-        })
-        .collect()
+        .map(|b| ddiff_core::engine_plan::layout_tags(&b))
+        .unwrap_or_default()
 }
 
 /// What a layout entry names, with its image's diff_ids when it is an image whose config the
