@@ -296,6 +296,99 @@ fn encode_json<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// Why no image of a `docker save` archive was chosen.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChooseError {
+    /// No name given and the archive holds several images.
+    #[error("the archive holds {0} images; name one as docker-archive:FILE:NAME:TAG")]
+    Ambiguous(usize),
+    /// `@N` with something else than a number after `@`.
+    #[error("bad {0} (expected @N)")]
+    BadPosition(String),
+    /// `@N` past the end.
+    #[error("no image {0}")]
+    NoPosition(String),
+    /// The name asked for is not an image name.
+    #[error("{name:?}: {source}")]
+    BadName {
+        /// As written.
+        name: String,
+        /// Why.
+        source: ReferenceError,
+    },
+    /// No image has this name.
+    #[error("no image {name}; it has {}", available.join(", "))]
+    NoName {
+        /// As written.
+        name: String,
+        /// The archive's names.
+        available: Vec<String>,
+    },
+}
+
+/// Chooses the image of an archive's `manifest.json` that `select` names: `NAME:TAG` (compared
+/// in familiar form, so `library/bb:1` finds `bb:1`), `@N` for the N-th, or (none) the only one.
+pub fn choose(
+    entries: Vec<ManifestEntry>,
+    select: Option<&str>,
+) -> Result<ManifestEntry, ChooseError> {
+    let Some(s) = select else {
+        return match <[ManifestEntry; 1]>::try_from(entries) {
+            Ok([only]) => Ok(only),
+            Err(all) => Err(ChooseError::Ambiguous(all.len())),
+        };
+    };
+    if let Some(n) = s.strip_prefix('@') {
+        let n: usize = n.parse().map_err(|_| ChooseError::BadPosition(s.into()))?;
+        return entries
+            .into_iter()
+            .nth(n)
+            .ok_or_else(|| ChooseError::NoPosition(s.into()));
+    }
+    let want = Reference::parse(s)
+        .map_err(|source| ChooseError::BadName {
+            name: s.into(),
+            source,
+        })?
+        .familiar();
+    let available: Vec<String> = entries
+        .iter()
+        .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
+        .collect();
+    entries
+        .into_iter()
+        .find(|e| {
+            e.repo_tags
+                .iter()
+                .flatten()
+                .any(|t| Reference::parse(t).is_ok_and(|r| r.familiar() == want))
+        })
+        .ok_or(ChooseError::NoName {
+            name: s.into(),
+            available,
+        })
+}
+
+/// The name an archive's image gets in a bundle: the name it was chosen by, else its first
+/// tag, else the file's stem (`stem`) as a repository, tagged `latest`.
+pub fn image_name(entry: &ManifestEntry, select: Option<&str>, stem: Option<&str>) -> String {
+    if let Some(r) = select
+        .filter(|s| !s.starts_with('@'))
+        .and_then(|s| Reference::parse(s).ok())
+    {
+        return r.familiar();
+    }
+    entry
+        .repo_tags
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|t| Reference::parse(t).ok())
+        .map(|r| r.familiar())
+        .unwrap_or_else(|| format!("{}:latest", crate::oci_layout::repository_guess(stem)))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -540,5 +633,46 @@ mod tests {
             );
             assert!(ok, "{input:?}: expected {kind}, got {err:?}");
         }
+    }
+
+    #[test]
+    fn an_image_is_chosen_by_name_position_or_as_the_only_one() {
+        let e = |tags: &[&str]| ManifestEntry {
+            config: "c.json".into(),
+            repo_tags: Some(tags.iter().map(|t| t.to_string()).collect()),
+            layers: vec![],
+            parent: None,
+            layer_sources: None,
+        };
+        let two = vec![e(&["bb:1"]), e(&["team/app:2", "app:latest"])];
+        assert_eq!(choose(two.clone(), Some("library/bb:1")).unwrap(), two[0]);
+        assert_eq!(choose(two.clone(), Some("@1")).unwrap(), two[1]);
+        assert_eq!(choose(two.clone(), Some("app")).unwrap(), two[1]);
+        assert_eq!(choose(two.clone(), None), Err(ChooseError::Ambiguous(2)));
+        assert_eq!(
+            choose(two.clone(), Some("@2")),
+            Err(ChooseError::NoPosition("@2".into()))
+        );
+        assert_eq!(
+            choose(two.clone(), Some("@z")),
+            Err(ChooseError::BadPosition("@z".into()))
+        );
+        assert_eq!(
+            choose(two.clone(), Some("other:1"))
+                .unwrap_err()
+                .to_string(),
+            "no image other:1; it has bb:1, team/app:2, app:latest"
+        );
+        assert!(matches!(
+            choose(two.clone(), Some("Bad:1")),
+            Err(ChooseError::BadName { .. })
+        ));
+        assert_eq!(choose(vec![e(&[])], None).unwrap(), e(&[]));
+        assert_eq!(image_name(&two[1], None, None), "team/app:2");
+        assert_eq!(image_name(&two[1], Some("app"), None), "app:latest");
+        assert_eq!(
+            image_name(&e(&[]), Some("@0"), Some("My Save")),
+            "my-save:latest"
+        );
     }
 }

@@ -346,6 +346,24 @@ pub struct LoadArchive {
     pub image_id: Digest,
 }
 
+impl LoadArchive {
+    /// Bytes of the `docker load` stream: a tar of [`LoadArchive::entries`] as
+    /// [`crate::tar::Framer`] frames it (for progress).
+    pub fn stream_len(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| {
+                let size = match e {
+                    LoadEntry::File { bytes, .. } => bytes.len() as u64,
+                    LoadEntry::Blob { size, .. } => *size,
+                };
+                crate::tar::Framer::entry_len(e.path(), size)
+            })
+            .sum::<u64>()
+            + crate::tar::Framer::END_LEN
+    }
+}
+
 /// Plans the `docker load` stream for target `target` of `report`, tagged `tag` (familiar
 /// form, e.g. `app:2`; `None` keeps the bundle's name). The archive is both Docker's classic
 /// `manifest.json` format and an OCI layout (`oci-layout`, `index.json`, `blobs/`), as Docker
@@ -581,101 +599,12 @@ fn assemble(
     })
 }
 
-/// The annotation that names an entry of an OCI layout's `index.json` (ddiff writes the tag).
-pub const LAYOUT_REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// The entries of an OCI layout's `index.json` by their [`LAYOUT_REF_NAME`] (the last one
-/// wins, as [`layout_index_with`] would replace the earlier). Empty for bytes that are not an
-/// index.
-pub fn layout_tags(index: &[u8]) -> std::collections::HashMap<String, Descriptor> {
-    let Ok(raw) = crate::RawManifest::parse(index.to_vec(), None) else {
-        return Default::default();
-    };
-    let Some(idx) = raw.as_index() else {
-        return Default::default();
-    };
-    idx.manifests
-        .iter()
-        .filter_map(|d| {
-            let tag = d.annotations.as_ref()?.get(LAYOUT_REF_NAME)?;
-            Some((tag.clone(), d.clone()))
-        })
-        .collect()
-}
-
-/// The `index.json` of an OCI image layout after adding `entries` (descriptor, full name,
-/// tag): existing entries with the same `org.opencontainers.image.ref.name` are replaced,
-/// everything else (unknown fields included) is kept. `existing` is `None` for a new layout.
-pub fn layout_index_with(
-    existing: Option<&[u8]>,
-    entries: &[(Descriptor, String, String)],
-) -> Result<Vec<u8>, EngineError> {
-    const REF_NAME: &str = LAYOUT_REF_NAME;
-    let bad = |problem| EngineError::Blob {
-        digest: Digest::sha256(existing.unwrap_or_default()),
-        problem,
-    };
-    let mut v: serde_json::Value = match existing {
-        Some(b) => serde_json::from_slice(b).map_err(|_| bad("index.json is not JSON"))?,
-        None => serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": MediaType::OciIndex.as_str(),
-            "manifests": [],
-        }),
-    };
-    let list = v
-        .get_mut("manifests")
-        .and_then(|m| m.as_array_mut())
-        .ok_or_else(|| bad("index.json has no manifests array"))?;
-    // One pass over the existing entries, whatever their number and the new ones' (a tag
-    // named again replaces its entry; within `entries` the last one wins).
-    let last: std::collections::BTreeMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, (_, _, tag))| (tag.as_str(), i))
-        .collect();
-    list.retain(|e| {
-        e.pointer("/annotations/org.opencontainers.image.ref.name")
-            .and_then(|t| t.as_str())
-            .is_none_or(|t| !last.contains_key(t))
-    });
-    for (i, (desc, name, tag)) in entries.iter().enumerate() {
-        if last.get(tag.as_str()) != Some(&i) {
-            continue;
-        }
-        let mut d = desc.clone();
-        let mut ann = d.annotations.take().unwrap_or_default();
-        ann.insert(REF_NAME.into(), tag.clone());
-        ann.insert("io.containerd.image.name".into(), name.clone());
-        d.annotations = Some(ann);
-        list.push(serde_json::to_value(&d).map_err(|_| bad("descriptor does not serialise"))?);
-    }
-    serde_json::to_vec(&v).map_err(|_| bad("index.json does not serialise"))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::bundle::{Decoder, EncodeOptions, Encoder, Event};
     use crate::{plan, BaseImage, TargetImageInput, TargetInput};
-
-    #[test]
-    fn layout_tags_are_read_by_ref_name_the_last_winning() {
-        let d = |c: &str| Descriptor::new(MediaType::OciManifest, Digest::sha256(c.as_bytes()), 1);
-        let entries = vec![
-            (d("a"), "team/a:2".to_string(), "2".to_string()),
-            (d("b"), "team/b:3".to_string(), "3".to_string()),
-        ];
-        let index = layout_index_with(None, &entries).unwrap();
-        let tags = layout_tags(&index);
-        assert_eq!(tags.len(), 2);
-        assert_eq!(tags["2"].digest, Digest::sha256(b"a"));
-        let again =
-            layout_index_with(Some(&index), &[(d("c"), "team/c:2".into(), "2".into())]).unwrap();
-        assert_eq!(layout_tags(&again)["2"].digest, Digest::sha256(b"c"));
-        assert!(layout_tags(b"not json").is_empty());
-    }
 
     fn d(s: &str) -> Digest {
         Digest::sha256(s.as_bytes())
@@ -913,34 +842,6 @@ mod tests {
                 .unwrap()
                 .zstd
         );
-    }
-    #[test]
-    fn layout_index_replaces_same_tag_and_keeps_others() {
-        let a = Descriptor::new(MediaType::OciManifest, d("a"), 1);
-        let b = Descriptor::new(MediaType::OciManifest, d("b"), 2);
-        let one = layout_index_with(
-            None,
-            &[(a, "docker.io/library/bb:base".into(), "base".into())],
-        )
-        .unwrap();
-        let two = layout_index_with(
-            Some(&one),
-            &[(b.clone(), "docker.io/library/app:2".into(), "2".into())],
-        )
-        .unwrap();
-        let three = layout_index_with(
-            Some(&two),
-            &[(b, "docker.io/library/app:2".into(), "2".into())],
-        )
-        .unwrap();
-        let idx = RawManifest::parse(three, None).unwrap();
-        let m = &idx.as_index().unwrap().manifests;
-        assert_eq!(m.len(), 2);
-        assert_eq!(
-            m[1].annotations.as_ref().unwrap()["org.opencontainers.image.ref.name"],
-            "2"
-        );
-        assert!(layout_index_with(Some(b"[]"), &[]).is_err());
     }
     #[test]
     fn pulled_image_leaves_out_the_layers_the_engine_has() {

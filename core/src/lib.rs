@@ -18,6 +18,7 @@
 pub mod bundle;
 pub mod config;
 pub mod descriptor;
+pub mod destination;
 pub mod diff;
 pub mod digest;
 pub mod display;
@@ -31,6 +32,7 @@ pub mod load;
 pub mod manifest;
 pub mod media_type;
 pub mod oci_convert;
+pub mod oci_layout;
 pub mod reference;
 pub mod synth;
 pub mod synth_bundle;

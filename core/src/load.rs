@@ -17,6 +17,75 @@ pub struct DestinationState {
     pub by_diff_id: BTreeMap<Digest, Descriptor>,
 }
 
+impl DestinationState {
+    /// What to ask a destination about before a load of `report`: the relied-on layers, then
+    /// the carried configs and layers, each digest once. The host records each one it holds
+    /// in [`DestinationState::present`].
+    pub fn questions(report: &Report) -> Vec<&Digest> {
+        let meta = &report.meta;
+        let mut seen = BTreeSet::new();
+        meta.relied
+            .iter()
+            .map(|r| &r.digest)
+            .chain(
+                meta.blobs
+                    .iter()
+                    .filter(|b| matches!(b.kind, BlobKind::Config | BlobKind::Layer))
+                    .map(|b| &b.digest),
+            )
+            .filter(|d| seen.insert(*d))
+            .collect()
+    }
+
+    /// The relied-on layers not found so far, by digest or as a stand-in: the host looks for
+    /// them elsewhere (another repository of a registry) or by diff_id
+    /// ([`DestinationState::stand_ins`]); an empty list means the base is there.
+    pub fn missing_relied<'r>(&self, report: &'r Report) -> Vec<&'r ReliedBlob> {
+        report
+            .meta
+            .relied
+            .iter()
+            .filter(|r| {
+                !self.present.contains(&r.digest)
+                    && !r
+                        .diff_id
+                        .as_ref()
+                        .is_some_and(|id| self.by_diff_id.contains_key(id))
+            })
+            .collect()
+    }
+
+    /// Of a destination image's `layers` (descriptor and diff_id, base first), those that can
+    /// stand in for a missing relied-on layer: the same content (diff_id) stored under another
+    /// digest (compressed differently). The host checks each is really there, then records it
+    /// with [`DestinationState::stand_in`]; the planner then rewrites the manifests to point
+    /// at it.
+    pub fn stand_ins<'l>(
+        &self,
+        report: &Report,
+        layers: &'l [(Descriptor, Digest)],
+    ) -> Vec<&'l (Descriptor, Digest)> {
+        let wanted: BTreeSet<&Digest> = self
+            .missing_relied(report)
+            .into_iter()
+            .filter_map(|r| r.diff_id.as_ref())
+            .collect();
+        layers
+            .iter()
+            .filter(|(_, id)| wanted.contains(id))
+            .collect()
+    }
+
+    /// Records a layer the destination holds with this diff_id (see [`DestinationState::stand_ins`]).
+    pub fn stand_in(&mut self, layer: &Descriptor, diff_id: &Digest) {
+        self.present.insert(layer.digest.clone());
+        self.by_diff_id.insert(
+            diff_id.clone(),
+            Descriptor::new(layer.media_type.clone(), layer.digest.clone(), layer.size),
+        );
+    }
+}
+
 /// Why a load cannot proceed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -488,6 +557,48 @@ mod tests {
         );
         assert_ne!(p.manifests[0].digest, r.meta.targets[0].digest);
         assert_eq!(p.target_digest(0), Some(m.digest()));
+    }
+
+    #[test]
+    fn the_state_is_built_from_answers_the_host_gives() {
+        let r = report();
+        // Asked: every relied-on layer, then carried configs and layers, once each.
+        let q = DestinationState::questions(&r);
+        assert_eq!(q.len(), r.meta.relied.len() + 3);
+        assert_eq!(q[0], &r.meta.relied[0].digest);
+        assert!(
+            !q.contains(&&r.meta.targets[0].digest),
+            "manifests are not asked"
+        );
+        // The destination holds the first relied layer by digest, the second under another
+        // digest (recompressed): only the second is missing, and only its layer stands in.
+        let mut state = DestinationState::default();
+        state.present.insert(r.meta.relied[0].digest.clone());
+        let missing = state.missing_relied(&r);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].digest, r.meta.relied[1].digest);
+        let theirs = vec![
+            (
+                Descriptor::new(MediaType::OciLayerGzip, Digest::sha256(b"x0"), 5),
+                r.meta.relied[0].diff_id.clone().unwrap(),
+            ),
+            (
+                Descriptor::new(MediaType::OciLayerGzip, Digest::sha256(b"x1"), 6),
+                r.meta.relied[1].diff_id.clone().unwrap(),
+            ),
+            (
+                Descriptor::new(MediaType::OciLayerGzip, Digest::sha256(b"x2"), 7),
+                Digest::sha256(b"unrelated"),
+            ),
+        ];
+        let stand_ins = state.stand_ins(&r, &theirs);
+        assert_eq!(stand_ins.len(), 1);
+        assert_eq!(stand_ins[0].0.digest, Digest::sha256(b"x1"));
+        state.stand_in(&stand_ins[0].0, &stand_ins[0].1);
+        assert!(state.missing_relied(&r).is_empty());
+        let p = plan_load(&r, &state).unwrap();
+        assert_eq!(p.substitutions.len(), 1);
+        assert_eq!(p.substitutions[0].1.size, 6);
     }
 }
 

@@ -608,10 +608,158 @@ pub fn header_len(path: &str, size: u64) -> u64 {
     v.len() as u64
 }
 
+/// Frames a tar stream push-style, for hosts that write archives (`docker load` streams,
+/// `oci-archive:` files, test layers): the host asks for the bytes that go before and after
+/// each entry and writes the entry's data itself, so it never assembles headers or padding by
+/// hand. Every entry is a regular file, owner 0:0, the given mode and mtime 0. The framer
+/// holds the count of data bytes of the open entry and refuses to close it short or long, so
+/// a host cannot write an archive whose headers lie about their data.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// The open streamed entry: its path, declared size and the bytes seen so far.
+    open: Option<(String, u64, u64)>,
+}
+
+/// A host broke the framing contract (a bug in the host, never a reaction to input).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FramingError {
+    /// An entry's data differs from its declared size.
+    #[error("tar entry {path} declared {declared} bytes and got {written}")]
+    Size {
+        path: String,
+        declared: u64,
+        written: u64,
+    },
+    /// An entry was begun, a file written or the archive ended with an entry still open.
+    #[error("tar entry {path} is still open")]
+    Open { path: String },
+    /// Data or an entry end without an open entry.
+    #[error("no tar entry is open")]
+    NotOpen,
+}
+
+impl Framer {
+    /// A framer with no entry open.
+    pub fn new() -> Self {
+        Framer::default()
+    }
+
+    fn check_closed(&self) -> Result<(), FramingError> {
+        match &self.open {
+            Some((path, ..)) => Err(FramingError::Open { path: path.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// The bytes of a whole small entry (header, data, padding).
+    pub fn file(&mut self, path: &str, data: &[u8], mode: u32) -> Result<Vec<u8>, FramingError> {
+        self.check_closed()?;
+        let mut out = Vec::with_capacity(BLOCK + data.len() + BLOCK);
+        write_file(&mut out, path, data, mode, 0);
+        Ok(out)
+    }
+
+    /// The header bytes of an entry of `size` bytes whose data the host writes next,
+    /// reporting it with [`Framer::data`], then [`Framer::end_entry`].
+    pub fn begin(&mut self, path: &str, size: u64, mode: u32) -> Result<Vec<u8>, FramingError> {
+        self.check_closed()?;
+        let mut out = Vec::with_capacity(BLOCK);
+        write_header(&mut out, path, size, mode, 0);
+        self.open = Some((path.to_string(), size, 0));
+        Ok(out)
+    }
+
+    /// Counts `n` data bytes of the open entry.
+    pub fn data(&mut self, n: usize) -> Result<(), FramingError> {
+        let (path, size, seen) = self.open.as_mut().ok_or(FramingError::NotOpen)?;
+        *seen += n as u64;
+        if *seen > *size {
+            return Err(FramingError::Size {
+                path: path.clone(),
+                declared: *size,
+                written: *seen,
+            });
+        }
+        Ok(())
+    }
+
+    /// The padding that closes the open entry; refuses an entry whose data fell short.
+    pub fn end_entry(&mut self) -> Result<Vec<u8>, FramingError> {
+        let (path, size, seen) = self.open.take().ok_or(FramingError::NotOpen)?;
+        if seen != size {
+            return Err(FramingError::Size {
+                path,
+                declared: size,
+                written: seen,
+            });
+        }
+        Ok(vec![0u8; padding(size)])
+    }
+
+    /// The end-of-archive marker.
+    pub fn finish(self) -> Result<Vec<u8>, FramingError> {
+        self.check_closed()?;
+        let mut out = Vec::with_capacity(2 * BLOCK);
+        write_end(&mut out);
+        Ok(out)
+    }
+
+    /// Bytes an entry of `size` bytes at `path` takes in the archive (headers, data, padding).
+    pub fn entry_len(path: &str, size: u64) -> u64 {
+        header_len(path, size) + size + padding(size) as u64
+    }
+
+    /// Bytes of the end-of-archive marker.
+    pub const END_LEN: u64 = 2 * BLOCK as u64;
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_framer_writes_what_the_reader_reads_and_refuses_lying_sizes() {
+        let mut f = Framer::new();
+        let mut out = f.file("a", b"small", 0o644).unwrap();
+        out.extend(f.begin("blobs/sha256/x", 700, 0o644).unwrap());
+        // Begin again, or write a file, or end the archive while an entry is open: refused.
+        assert!(matches!(
+            f.file("b", b"", 0o644),
+            Err(FramingError::Open { .. })
+        ));
+        f.data(300).unwrap();
+        out.extend(vec![7u8; 300]);
+        f.data(400).unwrap();
+        out.extend(vec![7u8; 400]);
+        assert!(f.data(1).is_err(), "more than declared");
+        let mut f2 = Framer::new();
+        f2.begin("short", 10, 0o644).unwrap();
+        f2.data(9).unwrap();
+        assert!(matches!(
+            f2.end_entry(),
+            Err(FramingError::Size { written: 9, .. })
+        ));
+        // A fresh framer for the rest (the over-long entry above was refused).
+        let mut f = Framer {
+            open: Some(("blobs/sha256/x".into(), 700, 700)),
+        };
+        out.extend(f.end_entry().unwrap());
+        assert!(matches!(f.end_entry(), Err(FramingError::NotOpen)));
+        let len = out.len() as u64;
+        assert_eq!(
+            len,
+            Framer::entry_len("a", 5) + Framer::entry_len("blobs/sha256/x", 700)
+        );
+        out.extend(f.finish().unwrap());
+        assert_eq!(out.len() as u64, len + Framer::END_LEN);
+        let entries = read_all(&out, 97).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].1, b"small");
+        assert_eq!(entries[1].0.path, "blobs/sha256/x");
+        assert_eq!(entries[1].1, vec![7u8; 700]);
+    }
 
     fn read_all(data: &[u8], chunk: usize) -> Result<Vec<(Entry, Vec<u8>)>, TarError> {
         let mut r = TarReader::new();
