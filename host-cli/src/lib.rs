@@ -1,14 +1,12 @@
 //! The `ddiff` host: everything that does IO around `ddiff-core` (registries, the Docker
 //! engine, files, the embedded registry server). The binary in `main.rs` is a thin clap front.
 
-pub mod archive;
 pub mod bundle_io;
 pub mod bundle_write;
 pub mod cmd;
 pub mod compress;
-pub mod engine;
 pub mod hash;
 pub mod progress;
 pub mod registry;
-pub mod source;
+pub mod transport;
 pub mod ui;

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ddiff_core::synth::{config_json, SynthLayer};
-use ddiff_core::{tar, Descriptor, Digest, DigestBuilder, MediaType, RawManifest};
+use ddiff_core::{Descriptor, Digest, DigestBuilder, MediaType, RawManifest};
 
 use super::diff::{diff, DiffArgs};
 use super::load::{load, LoadArgs};
@@ -23,6 +23,7 @@ use crate::hash::fast_hasher;
 use crate::progress::human_bytes;
 use crate::registry::client::{ClientOptions, Registry};
 use crate::registry::server::{serve_on, AppState, Options};
+use crate::transport::tar_file::TarOut;
 
 /// Run the whole flow on two embedded registries (online and offline), with generated images.
 ///
@@ -131,36 +132,29 @@ fn generate_layer(
         hash: DigestBuilder::with_factory(ddiff_core::Algorithm::Sha256, fast_hasher),
     };
     let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
-    let mut tar_out = Tee {
-        inner: gz,
-        hash: DigestBuilder::with_factory(ddiff_core::Algorithm::Sha256, fast_hasher),
-    };
+    let mut tar = TarOut::new(
+        Tee {
+            inner: gz,
+            hash: DigestBuilder::with_factory(ddiff_core::Algorithm::Sha256, fast_hasher),
+        },
+        None,
+    );
     let mut filler = Filler(seed | 1);
     let per_file = bytes / files.max(1);
     let mut buf = vec![0u8; 1 << 16];
-    let mut header = Vec::new();
     for i in 0..files {
-        header.clear();
-        tar::write_header(
-            &mut header,
-            &format!("{prefix}/file-{i:05}.bin"),
-            per_file,
-            0o644,
-            1_700_000_000,
-        );
-        tar_out.write_all(&header)?;
-        let mut left = per_file;
-        while left > 0 {
-            let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            filler.fill(&mut buf[..n]);
-            tar_out.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        tar_out.write_all(&vec![0u8; tar::padding(per_file)])?;
+        tar.entry(&format!("{prefix}/file-{i:05}.bin"), per_file, |sink| {
+            let mut left = per_file;
+            while left > 0 {
+                let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+                filler.fill(&mut buf[..n]);
+                sink(&buf[..n])?;
+                left -= n as u64;
+            }
+            Ok(())
+        })?;
     }
-    let mut end = Vec::new();
-    tar::write_end(&mut end);
-    tar_out.write_all(&end)?;
+    let (tar_out, _) = tar.finish()?;
     let (diff_id, _) = tar_out.hash.finish();
     let mut compressed = tar_out.inner.finish()?;
     compressed.flush()?;
@@ -307,13 +301,13 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     let base_config = config_json(
         &synth(&base_layers),
         "linux",
-        crate::source::host_platform().architecture.as_str(),
+        crate::transport::host_platform().architecture.as_str(),
         created,
     );
     let app_config = config_json(
         &synth(&app_layers),
         "linux",
-        crate::source::host_platform().architecture.as_str(),
+        crate::transport::host_platform().architecture.as_str(),
         created,
     );
     let on = Registry::new(&online.host, ClientOptions::default())?;

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ddiff_core::bundle::BlobKind;
-use ddiff_core::{plan, Descriptor, Digest, ImageRef};
+use ddiff_core::{plan, Descriptor, Digest};
 
 use super::{parse_image_ref, Global, PlatformArgs};
 use crate::bundle_write::{default_name, BundleWriter};
 use crate::progress::human_bytes;
-use crate::source::{resolve, Location, Resolved};
+use crate::transport::{Location, Resolved, SourceImage, Sources};
 
 /// Write a bundle that carries only the blobs TARGET adds to BASE.
 ///
@@ -80,44 +80,47 @@ pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn resolvable(r: &ImageRef, arg: &str) -> Result<()> {
-    match r {
-        ImageRef::Docker(_) | ImageRef::Oci { .. } | ImageRef::OciArchive { .. } => Ok(()),
-        _ => bail!("{arg}: only docker://, oci: and oci-archive: references are read here"),
-    }
-}
-
-/// The work of `diff`, reusable by `demo` and `build`.
+/// The work of `diff`, reusable by `demo` and `build`: one pipeline for every source. The
+/// base is read as the planner sees it (layers with diff_ids; an engine's or archive's is
+/// never exported), then each target (carried layers of engine and archive images
+/// compressed as they are read), then the core plans the bundle and it is written with
+/// every blob fetched from where it is.
 pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
-    // The local Docker engine and docker save archives have their own path.
-    let mut local =
-        args.base != "scratch" && super::diff_local::is_local(&parse_image_ref(&args.base)?);
-    for t in &args.targets {
-        local |= super::diff_local::is_local(&parse_image_ref(t)?);
-    }
-    if local || args.base == "scratch" {
-        return super::diff_local::diff_local(args, global).await;
-    }
     let progress = global.progress();
-    let choice = args.platform.choice()?;
-    let opts = global.client_options();
-    let base_ref = parse_image_ref(&args.base)?;
-    resolvable(&base_ref, &args.base)?;
-    let base = resolve(&base_ref, &choice, &opts)
-        .await
-        .with_context(|| format!("base {}", args.base))?;
-    let mut targets: Vec<Resolved> = Vec::new();
+    // Temporary layer files go next to the output (same disk).
+    let tmp_dir = match args.output.as_deref().and_then(std::path::Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut sources = Sources::new(
+        args.platform.choice()?,
+        global.client_options(),
+        args.compress.settings()?,
+        tmp_dir,
+        &progress,
+    );
+    // Every reference parses before anything is read.
+    if args.base != "scratch" {
+        parse_image_ref(&args.base)?;
+    }
     for t in &args.targets {
-        let r = parse_image_ref(t)?;
-        resolvable(&r, t)?;
+        parse_image_ref(t)?;
+    }
+    let bases = sources.base(&args.base).await?;
+    let base_ids: Vec<Digest> = bases
+        .iter()
+        .flat_map(|b| b.layers.iter().filter_map(|l| l.diff_id.clone()))
+        .collect();
+    let mut targets: Vec<SourceImage> = Vec::new();
+    for t in &args.targets {
         targets.push(
-            resolve(&r, &choice, &opts)
+            sources
+                .target(t, &base_ids)
                 .await
                 .with_context(|| format!("target {t}"))?,
         );
     }
-    let bases = base.base_inputs()?;
-    let inputs: Vec<_> = targets.iter().map(Resolved::target_input).collect();
+    let inputs: Vec<_> = targets.iter().map(SourceImage::target_input).collect();
     let mut p = plan(
         &bases,
         &inputs,
@@ -127,17 +130,25 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
     if let Some(b) = p.meta.base.as_mut() {
         b.references = vec![args.base.clone()];
     }
-    let mut sources = BlobSources::default();
+    let mut blobs = BlobSources::default();
     for t in &targets {
-        sources.add_resolved(t);
+        blobs.add(t);
     }
     let out = args
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(default_name(&p.meta.targets[0].reference)));
     let meta = p.meta.clone();
-    // Registry downloads are verified by the client; layouts too. No second hash needed.
-    let size = sources.write_bundle(&out, &meta, false, &progress).await?;
+    // Registry and layout downloads are verified by the client; layers of engine and
+    // archive images were hashed as they were compressed, and are hashed again on the way
+    // into the bundle so a temporary file damaged on disk cannot slip through.
+    let verify = targets.iter().any(|t| matches!(t, SourceImage::Local(_)));
+    let size = blobs.write_bundle(&out, &meta, verify, &progress).await?;
+    let full_bytes = targets
+        .iter()
+        .map(SourceImage::full_bytes)
+        .sum::<u64>()
+        .max(p.full_bytes);
     Ok(DiffSummary {
         bundle: out.display().to_string(),
         bundle_bytes: size,
@@ -146,7 +157,7 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         carried_bytes: meta.carried_bytes(),
         carried_blobs: meta.blobs.len(),
         relied_bytes: meta.relied_bytes(),
-        full_bytes: p.full_bytes,
+        full_bytes,
     })
 }
 
@@ -164,8 +175,24 @@ pub struct BlobSources {
 }
 
 impl BlobSources {
+    /// Adds an image of a source: its manifests and config, and where its layers are.
+    pub fn add(&mut self, t: &SourceImage) {
+        match t {
+            SourceImage::Local(l) => {
+                self.json
+                    .insert(l.manifest.digest().clone(), l.manifest.bytes().to_vec());
+                self.json
+                    .insert(Digest::sha256(&l.config_bytes), l.config_bytes.clone());
+                for (d, f) in &l.carried {
+                    self.files.insert(d.clone(), f.clone());
+                }
+            }
+            SourceImage::Remote(r) => self.add_resolved(r),
+        }
+    }
+
     /// Adds a resolved registry or layout image: its manifests, configs and layer locations.
-    pub fn add_resolved(&mut self, t: &Resolved) {
+    fn add_resolved(&mut self, t: &Resolved) {
         self.json
             .insert(t.top.digest().clone(), t.top.bytes().to_vec());
         for i in &t.images {

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use ddiff_core::ImageRef;
 
-use super::load::destination_repository;
 use super::{default_registry, parse_image_ref, Global, PlatformArgs};
 use crate::progress::human_bytes;
-use crate::source::resolve;
+use crate::transport::resolve;
+use ddiff_core::destination::destination_repository;
 
 /// List the blobs of an image (manifests, config, layers) with media types and sizes.
 ///

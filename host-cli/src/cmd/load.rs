@@ -1,22 +1,18 @@
 //! `ddiff load BUNDLE`: verify the bundle, check the destination has the base, upload only
 //! what is missing, write manifests (children first, the tag last), then pull into Docker.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
-use ddiff_core::bundle::Report;
-use ddiff_core::{
-    check_tag, plan_load, Descriptor, DestinationState, Digest, ImageConfig, LoadPlan, Reference,
-    TagHolder, TagMove, TargetIndex,
-};
+use anyhow::{Context, Result};
+use ddiff_core::destination::{engine_name, Destination};
 
 use super::{default_registry, Global};
-use crate::bundle_io::{open_blob_range, verify_file, VerifiedBundle};
+use crate::bundle_io::{verify_file, VerifiedBundle};
 use crate::progress::{human_bytes, Progress};
-use crate::registry::client::Registry;
+use crate::transport::engine::{self, EnginePuller};
+use crate::transport::{docker_archive, layout, registry};
 
 /// Load a bundle into a registry, then into the local Docker engine.
 ///
@@ -64,74 +60,30 @@ pub struct LoadArgs {
     pub jobs: u16,
 }
 
-/// What `load` reports (`--json`). Every count is of what really happened: a blob shared by
-/// many targets is counted once.
-#[derive(serde::Serialize, Default)]
-pub struct LoadSummary {
-    /// Images written, as `host/repo:tag@digest`.
-    pub images: Vec<String>,
-    /// Targets of the bundle.
-    pub targets: usize,
-    /// Blobs whose bytes were sent (registry), written (layout, archive) or streamed
-    /// (engine), each distinct blob once per destination.
-    pub uploaded_blobs: usize,
-    /// Bytes of those blobs.
-    pub uploaded_bytes: u64,
-    /// Blobs linked into a repository from another one without sending their bytes again
-    /// (base blobs from the base's repository; blobs shared by targets in several
-    /// repositories).
-    pub mounted_blobs: usize,
-    /// Distinct blobs the targets need that were already at the destination (per
-    /// repository for registries), the relied-on base included.
-    pub skipped_blobs: usize,
-    /// Base layers found by diff_id under another digest.
-    pub substituted_layers: usize,
-    /// Docker manifests written with OCI media types (`oci:` destinations).
-    pub converted_manifests: usize,
-    /// Pulled into the local engine.
-    pub pulled: bool,
-    /// The names the images have in the local engine after the pull.
-    pub pulled_as: Vec<String>,
-    /// Tags that named another image before the load, and now name the target.
-    pub moved_tags: Vec<TagMove>,
-}
+pub use crate::transport::LoadSummary;
 
-/// The engine name of a target loaded into a registry at `repo:tag`: the same name without
-/// the registry host (`perf/app:2`), which is the name it had on the online side unless `--to`
-/// renamed it.
-fn engine_name(repo: &str, tag: &str) -> Result<String> {
-    Ok(Reference::parse(&format!("{repo}:{tag}"))
-        .with_context(|| format!("destination name {repo}:{tag}"))?
-        .familiar())
-}
-
-/// Where to load.
-struct Dest {
-    host: String,
-    /// Repository and tag override (one-target bundles).
-    rename: Option<Reference>,
-}
-
-fn parse_to(to: Option<&str>) -> Result<Dest> {
-    let Some(to) = to else {
-        return Ok(Dest {
-            host: default_registry(),
-            rename: None,
-        });
-    };
-    let rest = to
-        .strip_prefix("docker://")
-        .ok_or_else(|| anyhow!("--to {to:?}: expected docker://HOST or docker://HOST/REPO:TAG"))?;
-    if !rest.contains('/') {
-        return Ok(Dest {
-            host: rest.to_string(),
-            rename: None,
-        });
+/// Where to load: `--to`, else the default registry, else (no registry configured or
+/// answering at `localhost:5000`) the local engine.
+async fn destination(to: Option<&str>) -> Result<Destination> {
+    if let Some(to) = to {
+        return Destination::parse(to).with_context(|| format!("--to {to:?}"));
     }
-    let r = Reference::parse(rest).with_context(|| format!("--to {to:?}"))?;
-    Ok(Dest {
-        host: r.registry().to_string(),
-        rename: Some(r),
+    let configured =
+        std::env::var_os("DDIFF_URL").is_some() || std::env::var_os("DDIFF_PORT").is_some();
+    if !configured {
+        let answers = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            tokio::net::TcpStream::connect("localhost:5000"),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if !answers {
+            return Ok(Destination::Engine { rename: None });
+        }
+    }
+    Ok(Destination::Registry {
+        host: default_registry(),
+        rename: None,
     })
 }
 
@@ -209,573 +161,77 @@ pub async fn verify_with_progress(path: PathBuf, progress: &Progress) -> Result<
     Ok(vb)
 }
 
-/// One target planned for a registry load.
-struct TargetPlan {
-    report: Report,
-    repo: String,
-    tag: String,
-    plan: LoadPlan,
-    /// Base blobs to link from the base's repository (blob, from repository).
-    mounts: Vec<(Digest, String)>,
+/// The work of `load`, reusable by `demo`: one pipeline for every destination. The bundle
+/// is verified whole, then the destination's transport plans every target against what it
+/// holds (writing nothing, so a missing base or a refused tag changes nothing) and writes;
+/// after a registry load, the targets are copied into the local engine.
+pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
+    let progress = global.progress();
+    let dest = destination(args.to.as_deref()).await?;
+    let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);
+    dest.check_targets(bundle.report.meta.targets.len())?;
+    let b = bundle.clone();
+    match dest {
+        Destination::Registry { host, rename } => {
+            let opts = global.client_options();
+            let (mut summary, written) =
+                registry::load(&bundle, &host, rename.as_ref(), &opts, args.jobs, &progress)
+                    .await?;
+            if !args.no_pull {
+                pull_into_engine(&host, &written, &mut summary, global).await?;
+            }
+            Ok(summary)
+        }
+        Destination::Engine { rename } => {
+            let rename = rename.map(|r| r.familiar());
+            engine::load(&bundle, rename.as_deref(), &progress).await
+        }
+        Destination::Layout { path } => {
+            tokio::task::spawn_blocking(move || layout::load_dir(&b, Path::new(&path))).await?
+        }
+        Destination::OciArchive { path } => {
+            tokio::task::spawn_blocking(move || layout::load_archive(&b, Path::new(&path))).await?
+        }
+        Destination::DockerArchive { path } => {
+            tokio::task::spawn_blocking(move || docker_archive::load(&b, Path::new(&path))).await?
+        }
+    }
 }
 
-/// The work of `load`, reusable by `demo`.
-///
-/// Linear in the bundle's entries and in its targets: the report is indexed once and
-/// narrowed to each target without copying the rest, HEAD answers are remembered per
-/// repository and blob, and each distinct blob is sent once per load (linked into the other
-/// repositories that need it), however many targets share it.
-pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
-    // No registry: the local engine, an OCI layout or a docker load archive.
-    if let Some(dest) = super::load_local::local_destination(args.to.as_deref()).await? {
-        return super::load_local::load_local(args, global, dest).await;
-    }
+/// After a registry load: each target copied into the local engine under the name it had on
+/// the online side (or the `--to` rename), without the registry host, so `docker run
+/// perf/app:2` works right after the load, as with the original DockerDiff. No engine is a
+/// note, not an error.
+async fn pull_into_engine(
+    host: &str,
+    written: &[(String, String)],
+    summary: &mut LoadSummary,
+    global: &Global,
+) -> Result<()> {
     let progress = global.progress();
-    let dest = parse_to(args.to.as_deref())?;
-    let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);
-    let meta = &bundle.report.meta;
-    if dest.rename.is_some() && meta.targets.len() != 1 {
-        bail!("--to with a repository needs a one-target bundle; this one has {} targets (use --to docker://HOST)", meta.targets.len());
-    }
-    let client = Arc::new(Registry::new(&dest.host, global.client_options())?);
-    client
-        .ping()
-        .await
-        .with_context(|| format!("destination registry {} does not answer", dest.host))?;
-    let index = TargetIndex::new(&bundle.report);
-    let mut probe = Probe::new(&client);
-    let mut plans = Vec::new();
-    let mut moves = Vec::new();
-    // Phase 1: plan every target (no writes) so that a missing base stops everything.
-    for ti in 0..meta.targets.len() {
-        let report = index.restrict(ti).context("internal error: target index")?;
-        let t = &report.meta.targets[0];
-        let (repo, tag) = match &dest.rename {
-            Some(r) => (r.repository().to_string(), r.tag_or_latest().to_string()),
-            None => {
-                let r = Reference::parse(&t.reference)
-                    .with_context(|| format!("bundle target {:?}", t.reference))?;
-                (
-                    destination_repository(&t.reference, &r),
-                    r.tag_or_latest().to_string(),
-                )
-            }
-        };
-        let (state, mounts) = destination_state(&mut probe, &repo, &report).await?;
-        let plan = plan_load(&report, &state).with_context(|| {
-            let base = report.meta.base.as_ref().and_then(|b| b.references.first().cloned()).unwrap_or_else(|| "(unknown)".into());
-            format!("cannot load {} into {}/{repo}: nothing was written; push the base there first, e.g. `ddiff push {base}` or `skopeo copy ... docker://{}/...`", t.reference, dest.host, dest.host)
-        })?;
-        // The tag it will move: never the base's; every other move is reported.
-        let name = format!("{}/{repo}:{tag}", dest.host);
-        let holder = client
-            .head_manifest(&repo, &tag)
-            .await
-            .with_context(|| format!("reading {name}"))?
-            .map(|digest| TagHolder {
-                digest,
-                diff_ids: None,
-            });
-        let new = plan
-            .target_digest(0)
-            .context("internal error: no target manifest")?;
-        let dest_ref = Reference::parse(&format!("{repo}:{tag}"))
-            .with_context(|| format!("destination name {repo}:{tag}"))?;
-        moves.extend(
-            check_tag(&report.meta, &name, Some(&dest_ref), holder.as_ref(), new).with_context(
-                || {
-                    format!(
-                        "{}: cannot load {}: nothing was written",
-                        args.bundle.display(),
-                        t.reference
-                    )
-                },
-            )?,
-        );
-        plans.push(TargetPlan {
-            report,
-            repo,
-            tag,
-            plan,
-            mounts,
-        });
-    }
-    let summary = write_registry(
-        &bundle, &index, &client, &plans, &dest.host, args, &progress,
-    )
-    .await?;
-    let mut summary = summary;
-    summary.moved_tags = moves;
-    if !args.no_pull {
-        match super::pull::EnginePuller::connect().await {
-            Ok(mut engine) => {
-                for p in &plans {
-                    // The name the image had on the online side (or the --to rename), without
-                    // the registry host: `docker run perf/app:2` works right after the load,
-                    // as with the original DockerDiff.
-                    let (repo, tag) = (&p.repo, &p.tag);
-                    let name = engine_name(repo, tag)?;
-                    progress.println(format!(
-                        "pulling {}/{repo}:{tag} into the local Docker engine as {name}",
-                        dest.host
-                    ));
-                    engine
-                        .pull(&dest.host, repo, tag, &name, global)
-                        .await
-                        .with_context(|| {
-                            format!("pulling {}/{repo}:{tag} into Docker", dest.host)
-                        })?;
-                    summary.pulled_as.push(name);
-                }
-                summary.pulled = true;
-            }
-            Err(e) => progress.println(format!(
+    let mut engine = match EnginePuller::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            progress.println(format!(
                 "note: not pulled into Docker ({}); use --no-pull to skip this step",
                 super::error_line(&e)
-            )),
+            ));
+            return Ok(());
         }
-    }
-    Ok(summary)
-}
-
-/// Phase 2 of a registry load: base blobs linked, every distinct blob sent once (in bundle
-/// order, so an original `.tar.gz` is inflated once) and linked into the other repositories
-/// that need it, then manifests by digest, then each target's tag.
-async fn write_registry(
-    bundle: &Arc<VerifiedBundle>,
-    index: &TargetIndex<'_>,
-    client: &Arc<Registry>,
-    plans: &[TargetPlan],
-    host: &str,
-    args: &LoadArgs,
-    progress: &Progress,
-) -> Result<LoadSummary> {
-    let mut summary = LoadSummary {
-        targets: plans.len(),
-        ..LoadSummary::default()
     };
-    // Base blobs found in the base's repository are linked only now, after every target
-    // was planned: a refused load must not have written even a link.
-    let mut linked: BTreeSet<(&str, &Digest)> = BTreeSet::new();
-    for p in plans {
-        for (digest, from) in &p.mounts {
-            if !linked.insert((&p.repo, digest)) {
-                continue;
-            }
-            if !client.mount_blob(&p.repo, digest, from).await? {
-                bail!(
-                    "{host}: cannot mount {digest} from {from} into {} (the registry refused a cross-repository mount)",
-                    p.repo
-                );
-            }
-            summary.mounted_blobs += 1;
-        }
-    }
-    // What each repository needs, each (repository, blob) once; a blob goes over the wire
-    // to the first repository that needs it and is linked into the others.
-    let mut needed: BTreeSet<(&str, &Digest)> = BTreeSet::new();
-    let mut sent_to: BTreeMap<&Digest, &str> = BTreeMap::new();
-    let mut sends: Vec<(usize, &str)> = Vec::new();
-    let mut links: Vec<(usize, &str, &str)> = Vec::new();
-    let mut present: BTreeSet<(&str, &Digest)> = BTreeSet::new();
-    let mut substituted: BTreeSet<(&str, &Digest)> = BTreeSet::new();
-    for p in plans {
-        let repo = p.repo.as_str();
-        for &i in &p.plan.uploads {
-            let d = &p.report.meta.blobs[i].digest;
-            if !needed.insert((repo, d)) {
-                continue;
-            }
-            let full = index.carried(d).context("internal error: blob index")?;
-            match sent_to.get(d) {
-                Some(from) => links.push((full, repo, from)),
-                None => {
-                    sent_to.insert(d, repo);
-                    sends.push((full, repo));
-                }
-            }
-        }
-        for &i in &p.plan.already_present {
-            present.insert((repo, &p.report.meta.blobs[i].digest));
-        }
-        // The base: there already, unless it was linked from the base's repository (under
-        // its own digest, or under another one matched by diff_id).
-        let subst: BTreeMap<&Digest, &Digest> = p
-            .plan
-            .substitutions
-            .iter()
-            .map(|(d, desc)| (d, &desc.digest))
-            .collect();
-        for r in &p.report.meta.relied {
-            let there = subst.get(&r.digest).copied().unwrap_or(&r.digest);
-            if !linked.contains(&(repo, there)) {
-                present.insert((repo, &r.digest));
-            }
-        }
-        for (d, _) in &p.plan.substitutions {
-            substituted.insert((repo, d));
-        }
-    }
-    summary.skipped_blobs = present.len();
-    summary.substituted_layers = substituted.len();
-    // In bundle order: an original bundle's blobs are then read in one inflating pass.
-    sends.sort_by_key(|(i, _)| bundle.report.offsets[*i]);
-    let sem = Arc::new(tokio::sync::Semaphore::new(usize::from(args.jobs)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let sent = |summary: &mut LoadSummary, r: Result<Result<u64>, tokio::task::JoinError>| {
-        let size = r??;
-        summary.uploaded_bytes += size;
-        summary.uploaded_blobs += 1;
-        Ok::<(), anyhow::Error>(())
-    };
-    for (full, repo) in sends {
-        // Started in order: the permit is taken before the task exists.
-        let permit = sem.clone().acquire_owned().await?;
-        tasks.spawn(upload_one(
-            client.clone(),
-            bundle.clone(),
-            full,
-            repo.to_string(),
-            progress.clone(),
-            permit,
+    let opts = global.client_options();
+    for (repo, tag) in written {
+        let name =
+            engine_name(repo, tag).with_context(|| format!("destination name {repo}:{tag}"))?;
+        progress.println(format!(
+            "pulling {host}/{repo}:{tag} into the local Docker engine as {name}"
         ));
-        while let Some(r) = tasks.try_join_next() {
-            sent(&mut summary, r)?;
-        }
+        engine
+            .pull(host, repo, tag, &name, &opts, &progress)
+            .await
+            .with_context(|| format!("pulling {host}/{repo}:{tag} into Docker"))?;
+        summary.pulled_as.push(name);
     }
-    while let Some(r) = tasks.join_next().await {
-        sent(&mut summary, r)?;
-    }
-    for (full, repo, from) in links {
-        let b = &bundle.report.meta.blobs[full];
-        if client.mount_blob(repo, &b.digest, from).await? {
-            summary.mounted_blobs += 1;
-        } else {
-            // The registry does not link across repositories: send it again.
-            let permit = sem.clone().acquire_owned().await?;
-            let r = upload_one(
-                client.clone(),
-                bundle.clone(),
-                full,
-                repo.to_string(),
-                progress.clone(),
-                permit,
-            )
-            .await;
-            sent(&mut summary, Ok(r))?;
-        }
-    }
-    // Manifests by digest, each (repository, manifest) once: image manifests in parallel,
-    // then indexes in order (an index after its children). Then the tags, in parallel:
-    // every tag's children are there by now.
-    let mut put_done: BTreeSet<(&str, &Digest)> = BTreeSet::new();
-    let mut images = Vec::new();
-    let mut indexes = Vec::new();
-    for p in plans {
-        for m in &p.plan.manifests {
-            if m.target.is_none() && put_done.insert((&p.repo, &m.digest)) {
-                if m.media_type.is_index() {
-                    indexes.push((p.repo.as_str(), m));
-                } else {
-                    images.push((p.repo.as_str(), m));
-                }
-            }
-        }
-    }
-    let put = |repo: &str, reference: String, m: &ddiff_core::ManifestPut| {
-        let client = client.clone();
-        let (repo, mt, bytes, digest) = (
-            repo.to_string(),
-            m.media_type.as_str().to_string(),
-            m.bytes.clone(),
-            m.digest.clone(),
-        );
-        let host = host.to_string();
-        async move {
-            client
-                .put_manifest(&repo, &reference, &mt, &bytes)
-                .await
-                .with_context(|| format!("writing manifest {digest} to {host}/{repo}"))
-        }
-    };
-    for (repo, m) in images {
-        let permit = sem.clone().acquire_owned().await?;
-        let f = put(repo, m.digest.to_string(), m);
-        tasks.spawn(async move {
-            let _permit = permit;
-            f.await.map(|()| 0)
-        });
-        while let Some(r) = tasks.try_join_next() {
-            r??;
-        }
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
-    for (repo, m) in indexes {
-        put(repo, m.digest.to_string(), m).await?;
-    }
-    let mut tags = tokio::task::JoinSet::new();
-    let mut tagged = Vec::new();
-    for (ti, p) in plans.iter().enumerate() {
-        for m in p.plan.manifests.iter().filter(|m| m.target.is_some()) {
-            let permit = sem.clone().acquire_owned().await?;
-            let f = put(&p.repo, p.tag.clone(), m);
-            let name = format!("{host}/{}:{}@{}", p.repo, p.tag, m.digest);
-            tags.spawn(async move {
-                let _permit = permit;
-                f.await.map(|()| (ti, name))
-            });
-            while let Some(r) = tags.try_join_next() {
-                tagged.push(r??);
-            }
-        }
-    }
-    while let Some(r) = tags.join_next().await {
-        tagged.push(r??);
-    }
-    tagged.sort_by_key(|(ti, _)| *ti);
-    summary.images = tagged.into_iter().map(|(_, name)| name).collect();
-    Ok(summary)
-}
-
-/// Sends one blob of the bundle (resumably) to `repo`; returns its size.
-async fn upload_one(
-    client: Arc<Registry>,
-    bundle: Arc<VerifiedBundle>,
-    full: usize,
-    repo: String,
-    progress: Progress,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-) -> Result<u64> {
-    let b = bundle.report.meta.blobs[full].clone();
-    let item = progress.item(format!("{} {}", b.kind_label(), b.digest.short()), b.size);
-    let it = item.clone();
-    let open =
-        move |from: u64, len: u64| body_from_blob(bundle.clone(), full, from, len, it.clone());
-    client
-        .upload_blob_resumable(&repo, &b.digest, b.size, &open)
-        .await?;
-    item.finish("uploaded");
-    Ok(b.size)
-}
-
-trait KindLabel {
-    fn kind_label(&self) -> &'static str;
-}
-
-impl KindLabel for ddiff_core::bundle::BlobInfo {
-    fn kind_label(&self) -> &'static str {
-        match self.kind {
-            ddiff_core::bundle::BlobKind::Config => "config",
-            ddiff_core::bundle::BlobKind::Layer => "layer",
-            _ => "manifest",
-        }
-    }
-}
-
-/// The destination's answers, remembered for the whole load: many targets sharing blobs
-/// (or a base) ask about each blob of each repository once.
-struct Probe<'a> {
-    client: &'a Registry,
-    exists: HashMap<(String, Digest), bool>,
-    /// The base's layers with their diff_ids, by (repository, tag, platform).
-    base_layers: HashMap<String, Option<Vec<(Descriptor, Digest)>>>,
-}
-
-impl<'a> Probe<'a> {
-    fn new(client: &'a Registry) -> Self {
-        Probe {
-            client,
-            exists: HashMap::new(),
-            base_layers: HashMap::new(),
-        }
-    }
-
-    async fn has(&mut self, repo: &str, digest: &Digest) -> Result<bool> {
-        let key = (repo.to_string(), digest.clone());
-        if let Some(&b) = self.exists.get(&key) {
-            return Ok(b);
-        }
-        let b = self.client.blob_exists(repo, digest).await?.is_some();
-        self.exists.insert(key, b);
-        Ok(b)
-    }
-
-    /// The layers of the base image `brepo:btag` (the platform's image of an index), with
-    /// their diff_ids; `None` when it cannot be read.
-    async fn base_layers(
-        &mut self,
-        brepo: &str,
-        btag: &str,
-        platform: Option<&ddiff_core::Platform>,
-    ) -> Option<Vec<(Descriptor, Digest)>> {
-        let key = format!("{brepo}:{btag} {platform:?}");
-        if let Some(v) = self.base_layers.get(&key) {
-            return v.clone();
-        }
-        let v = self.read_base_layers(brepo, btag, platform).await;
-        self.base_layers.insert(key, v.clone());
-        v
-    }
-
-    async fn read_base_layers(
-        &self,
-        brepo: &str,
-        btag: &str,
-        platform: Option<&ddiff_core::Platform>,
-    ) -> Option<Vec<(Descriptor, Digest)>> {
-        let client = self.client;
-        let m = client.get_manifest(brepo, btag).await.ok()?;
-        let img = match (m.as_index(), platform) {
-            (Some(idx), Some(p)) => {
-                let d = idx.select_platform(p).ok()?;
-                client
-                    .get_manifest(brepo, &d.digest.to_string())
-                    .await
-                    .ok()?
-            }
-            (Some(_), None) => return None,
-            (None, _) => m,
-        };
-        let im = img.as_image()?;
-        let cb = client.get_blob_bytes(brepo, &im.config).await.ok()?;
-        let cfg = ImageConfig::parse(&cb).ok()?;
-        Some(
-            im.layers
-                .iter()
-                .cloned()
-                .zip(cfg.rootfs.diff_ids.iter().cloned())
-                .collect(),
-        )
-    }
-}
-
-/// What the destination repository already holds of this report's blobs; for missing base
-/// layers, those in the base repository (to mount) and, failing that, the base's layers by
-/// diff_id. Read-only: the mounts are returned (blob, from repository) for the caller to do
-/// once every target was planned.
-async fn destination_state(
-    probe: &mut Probe<'_>,
-    repo: &str,
-    report: &Report,
-) -> Result<(DestinationState, Vec<(Digest, String)>)> {
-    let mut mounts = Vec::new();
-    let meta = &report.meta;
-    let mut state = DestinationState::default();
-    let base_repo = meta
-        .base
-        .as_ref()
-        .and_then(|b| b.references.first())
-        .and_then(|r| {
-            base_reference(r)
-                .map(|p| (destination_repository(r, &p), p.tag_or_latest().to_string()))
-        });
-    let mut missing_relied = Vec::new();
-    for r in &meta.relied {
-        if probe.has(repo, &r.digest).await? {
-            state.present.insert(r.digest.clone());
-        } else {
-            missing_relied.push(r);
-        }
-    }
-    if let Some((brepo, _)) = &base_repo {
-        if brepo != repo {
-            let mut still = Vec::new();
-            for r in missing_relied {
-                if probe.has(brepo, &r.digest).await? {
-                    state.present.insert(r.digest.clone());
-                    mounts.push((r.digest.clone(), brepo.clone()));
-                } else {
-                    still.push(r);
-                }
-            }
-            missing_relied = still;
-        }
-    }
-    if !missing_relied.is_empty() {
-        if let Some((brepo, btag)) = &base_repo {
-            // The base may be there under other blob digests (recompressed): match diff_ids.
-            let wanted_platform = meta.targets[0]
-                .images
-                .first()
-                .and_then(|i| i.platform.clone());
-            if let Some(layers) = probe
-                .base_layers(brepo, btag, wanted_platform.as_ref())
-                .await
-            {
-                let needed: BTreeSet<&Digest> = missing_relied
-                    .iter()
-                    .filter_map(|r| r.diff_id.as_ref())
-                    .collect();
-                for (l, d) in &layers {
-                    if !needed.contains(d) {
-                        continue;
-                    }
-                    let here = probe.has(repo, &l.digest).await?;
-                    let mountable = !here && brepo != repo && probe.has(brepo, &l.digest).await?;
-                    if mountable {
-                        mounts.push((l.digest.clone(), brepo.clone()));
-                    }
-                    if here || mountable {
-                        state.present.insert(l.digest.clone());
-                        state.by_diff_id.insert(
-                            d.clone(),
-                            Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    for b in &meta.blobs {
-        if matches!(
-            b.kind,
-            ddiff_core::bundle::BlobKind::Config | ddiff_core::bundle::BlobKind::Layer
-        ) && probe.has(repo, &b.digest).await?
-        {
-            state.present.insert(b.digest.clone());
-        }
-    }
-    Ok((state, mounts))
-}
-
-/// The repository an image named `written` goes to in a private registry: names written
-/// without a registry (`bb:new`, as the original tool and Docker users write them) keep their
-/// short path (`bb`), not Docker Hub's `library/bb`.
-pub fn destination_repository(written: &str, parsed: &Reference) -> String {
-    let w = written
-        .strip_prefix("docker://")
-        .or_else(|| written.strip_prefix("docker-daemon:"))
-        .unwrap_or(written);
-    let explicit_hub = w.starts_with("docker.io/") || w.starts_with("index.docker.io/");
-    if parsed.registry() == "docker.io" && !explicit_hub {
-        parsed.familiar_name()
-    } else {
-        parsed.repository().to_string()
-    }
-}
-
-/// The base reference of a bundle as the destination would know it: its repository and tag
-/// (whatever transport or registry it was named with on the source side).
-fn base_reference(s: &str) -> Option<Reference> {
-    let s = s
-        .strip_prefix("docker://")
-        .or_else(|| s.strip_prefix("docker-daemon:"))
-        .unwrap_or(s);
-    Reference::parse(s).ok()
-}
-
-/// A streamed request body over a range of one blob of the bundle, read on a blocking thread.
-fn body_from_blob(
-    bundle: Arc<VerifiedBundle>,
-    index: usize,
-    from: u64,
-    len: u64,
-    item: crate::progress::Item,
-) -> Result<reqwest::Body> {
-    Ok(crate::registry::client::body_from_blocking_reader(
-        move || open_blob_range(&bundle, index, from, len),
-        move |n| item.inc(n),
-    ))
+    summary.pulled = true;
+    Ok(())
 }

@@ -3,11 +3,9 @@
 pub mod build;
 pub mod demo;
 pub mod diff;
-pub mod diff_local;
 pub mod inspect;
 pub mod list;
 pub mod load;
-pub mod load_local;
 pub mod pull;
 pub mod push;
 pub mod verify;
@@ -17,7 +15,7 @@ use ddiff_core::{ImageRef, Platform};
 
 use crate::progress::{Mode, Progress};
 use crate::registry::client::{ClientOptions, Credentials};
-use crate::source::{host_platform, PlatformChoice};
+use crate::transport::{host_platform, PlatformChoice};
 
 /// Options every command takes.
 #[derive(clap::Args, Debug, Clone, Default)]
