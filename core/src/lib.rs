@@ -22,6 +22,7 @@ pub mod destination;
 pub mod diff;
 pub mod digest;
 pub mod display;
+pub mod distribution;
 pub mod docker_archive;
 pub mod dockerfile;
 pub mod engine_plan;

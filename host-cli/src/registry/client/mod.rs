@@ -7,9 +7,12 @@
 //!   `insecure` is set.
 //! - Blobs stream in both directions and downloads are verified (digest and size) as they
 //!   arrive; nothing is held whole in memory except manifests and configs.
-//! - Transient failures (connection errors, 429, 5xx) are retried with backoff.
+//! - Transient failures (connection errors, 429, 5xx) are retried with backoff, each
+//!   operation at exactly one level (see [`retry`]).
 
+mod challenge;
 pub mod credentials;
+mod retry;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +21,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use bytes::Bytes;
+use ddiff_core::distribution::{upload_offset, ErrorBody, ErrorCode};
 use ddiff_core::{Descriptor, Digest, RawManifest, Verifier};
 use futures::StreamExt;
 use reqwest::header::{
@@ -29,6 +33,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 pub use credentials::Credentials;
 
 use crate::hash::fast_hasher;
+use challenge::Challenge;
+use retry::{transient_error, transient_status, Retry};
 
 /// Every manifest type we accept, for `Accept`.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -59,7 +65,7 @@ pub struct RegistryError {
     /// HTTP status.
     pub status: StatusCode,
     /// First error code of the envelope (`BLOB_UNKNOWN`, …).
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
     /// Its message.
     pub message: String,
 }
@@ -84,9 +90,6 @@ pub fn is_loopback(host: &str) -> bool {
     };
     name == "localhost" || name == "::1" || name.starts_with("127.")
 }
-
-/// Retry schedule for transient failures.
-const RETRY_DELAYS_MS: [u64; 3] = [200, 1000, 3000];
 
 impl Registry {
     /// A client for `host` (`localhost:5000`, `registry.example.com`).
@@ -143,75 +146,100 @@ impl Registry {
         scope: &str,
         make: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
     ) -> Result<Response> {
-        let mut attempt = 0;
-        let mut authed_once = false;
+        let mut retry = Retry::default();
+        loop {
+            let result = self.send_once(scope, make).await?;
+            let why = match &result {
+                Err(e) if transient_error(e) => e.to_string(),
+                Ok(r) if transient_status(r.status()) => r.status().to_string(),
+                _ => String::new(),
+            };
+            if !why.is_empty() && retry.wait(&why).await {
+                continue;
+            }
+            return result.with_context(|| format!("cannot reach registry {}", self.host));
+        }
+    }
+
+    /// Sends a request once, answering an auth challenge (a second request) if the registry
+    /// asks. No retries: the caller decides. `Err`: `make` or the challenge failed; the inner
+    /// result is the transport's.
+    async fn send_once(
+        &self,
+        scope: &str,
+        make: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
+    ) -> Result<reqwest::Result<Response>> {
+        let mut authed = false;
         loop {
             let mut rb = make(&self.http)?;
             if let Some(h) = self.cached_auth(scope) {
                 rb = rb.header(AUTHORIZATION, h);
             }
-            let result = rb.send().await;
-            let transient = match &result {
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-                Ok(r) => {
-                    r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
-                }
+            let resp = match rb.send().await {
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !authed => r,
+                other => return Ok(other),
             };
-            if transient && attempt < RETRY_DELAYS_MS.len() {
-                tracing::debug!(
-                    "transient failure ({}), retrying",
-                    match &result {
-                        Err(e) => e.to_string(),
-                        Ok(r) => r.status().to_string(),
-                    }
-                );
-                tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[attempt])).await;
-                attempt += 1;
-                continue;
+            authed = true;
+            let challenge = resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let header = self.answer_challenge(&challenge, scope).await?;
+            if let Ok(mut m) = self.auth.lock() {
+                m.insert(scope.to_string(), header);
             }
-            let resp = result.with_context(|| format!("cannot reach registry {}", self.host))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !authed_once {
-                authed_once = true;
-                let challenge = resp
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                let header = self.answer_challenge(&challenge, scope).await?;
-                if let Ok(mut m) = self.auth.lock() {
-                    m.insert(scope.to_string(), header);
-                }
-                continue;
+        }
+    }
+
+    /// Sends once and checks the answer: `Ok(Err(_))` is a failure worth retrying (transport
+    /// trouble, 429, 5xx), `Err` one that is not.
+    async fn send_checked_once(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &str,
+        make: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
+    ) -> Result<Result<Response>> {
+        match self.send_once(scope, make).await? {
+            Ok(r) if r.status().is_success() => Ok(Ok(r)),
+            Ok(r) if transient_status(r.status()) => {
+                Ok(Err(error_from(method, url, r).await.into()))
             }
-            return Ok(resp);
+            Ok(r) => Err(error_from(method, url, r).await.into()),
+            Err(e) if transient_error(&e) => Ok(Err(
+                anyhow::Error::from(e).context(format!("cannot reach registry {}", self.host))
+            )),
+            Err(e) => {
+                Err(anyhow::Error::from(e).context(format!("cannot reach registry {}", self.host)))
+            }
         }
     }
 
     async fn answer_challenge(&self, challenge: &str, scope: &str) -> Result<HeaderValue> {
-        let (scheme, params) = parse_challenge(challenge);
-        if scheme.eq_ignore_ascii_case("basic") {
-            let c = self.credentials.as_ref().ok_or_else(|| {
-                anyhow!(
-                    "registry {} requires credentials (docker login {} or --username/--password)",
-                    self.host,
-                    self.host
-                )
-            })?;
-            return basic_header(c);
-        }
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            bail!(
+        let (realm, service) = match challenge::pick(challenge) {
+            Ok(Challenge::Basic) => {
+                let c = self.credentials.as_ref().ok_or_else(|| {
+                    anyhow!(
+                        "registry {} requires credentials (docker login {} or --username/--password)",
+                        self.host,
+                        self.host
+                    )
+                })?;
+                return basic_header(c);
+            }
+            Ok(Challenge::Bearer { realm, service }) => (realm, service),
+            Err(scheme) => bail!(
                 "registry {} asked for unsupported auth scheme {scheme:?}",
                 self.host
-            );
-        }
-        let realm = params
-            .get("realm")
+            ),
+        };
+        let realm = realm
             .ok_or_else(|| anyhow!("registry {}: Bearer challenge without realm", self.host))?;
         let mut req = self.http.get(realm.as_str());
         let mut query: Vec<(&str, &str)> = Vec::new();
-        if let Some(s) = params.get("service") {
+        if let Some(s) = &service {
             query.push(("service", s));
         }
         if !scope.is_empty() {
@@ -416,8 +444,27 @@ impl Registry {
         }
     }
 
+    /// Opens an upload session (`POST`) once; returns its absolute URL. `Ok(Err(_))`: a
+    /// failure worth retrying.
+    async fn open_session_once(&self, repo: &str, scope: &str) -> Result<Result<String>> {
+        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
+        let resp = match self
+            .send_checked_once(Method::POST, &start, scope, &|c| {
+                Ok(c.post(&start).header(CONTENT_LENGTH, 0))
+            })
+            .await?
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let loc = location(&resp)
+            .ok_or_else(|| anyhow!("registry {} opened an upload without a Location", self.host))?;
+        Ok(Ok(self.absolute(loc)))
+    }
+
     /// Uploads a blob with a monolithic `PUT` of a streamed body (`POST` opens the session).
     /// `open` yields a fresh body stream for each attempt; the registry verifies the digest.
+    /// A failed attempt is retried whole, in a new session (see [`retry`]).
     pub async fn upload_blob(
         &self,
         repo: &str,
@@ -426,52 +473,58 @@ impl Registry {
         open: &(dyn Fn() -> Result<reqwest::Body> + Sync),
     ) -> Result<()> {
         let scope = format!("repository:{repo}:pull,push");
-        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
-        let mut last_err = None;
-        for attempt in 0..=RETRY_DELAYS_MS.len() {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[attempt - 1])).await;
-            }
-            let resp = self
-                .send(&scope, &|c| Ok(c.post(&start).header(CONTENT_LENGTH, 0)))
-                .await?;
-            let resp = self.check(Method::POST, &start, resp).await?;
-            let loc = resp
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| {
-                    anyhow!("registry {} opened an upload without a Location", self.host)
-                })?;
-            let loc = self.absolute(loc);
-            let sep = if loc.contains('?') { '&' } else { '?' };
-            let put = format!("{loc}{sep}digest={digest}");
-            let result = self
-                .send(&scope, &|c| {
-                    Ok(c.put(&put)
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, size)
-                        .body(open()?))
-                })
-                .await;
-            match result {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status().is_server_error() => {
-                    last_err = Some(anyhow::Error::from(error_from(Method::PUT, &put, r).await))
-                }
-                Ok(r) => return Err(error_from(Method::PUT, &put, r).await.into()),
-                Err(e) => last_err = Some(e),
+        let mut retry = Retry::default();
+        loop {
+            let failure = match self.upload_once(repo, &scope, digest, size, open).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => e,
+                Err(e) => return Err(e),
+            };
+            if !retry.wait(&failure).await {
+                return Err(failure.context(format!("upload of {digest} to {}/{repo}", self.host)));
             }
         }
-        Err(last_err
-            .unwrap_or_else(|| anyhow!("upload failed"))
-            .context(format!("upload of {digest} to {}/{repo}", self.host)))
+    }
+
+    /// One `POST` and one `PUT`. `Ok(Err(_))`: a failure worth retrying; a `PUT` that fails
+    /// in any way but a refusal (4xx other than 429) is one, since the body may have broken.
+    async fn upload_once(
+        &self,
+        repo: &str,
+        scope: &str,
+        digest: &Digest,
+        size: u64,
+        open: &(dyn Fn() -> Result<reqwest::Body> + Sync),
+    ) -> Result<Result<()>> {
+        let loc = match self.open_session_once(repo, scope).await? {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e)),
+        };
+        let put = with_digest(&loc, digest);
+        let make = |c: &reqwest::Client| {
+            Ok(c.put(&put)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, size)
+                .body(open()?))
+        };
+        match self.send_once(scope, &make).await {
+            Ok(Ok(r)) if r.status().is_success() => Ok(Ok(())),
+            Ok(Ok(r)) if transient_status(r.status()) => {
+                Ok(Err(error_from(Method::PUT, &put, r).await.into()))
+            }
+            Ok(Ok(r)) => Err(error_from(Method::PUT, &put, r).await.into()),
+            Ok(Err(e)) => Ok(Err(
+                anyhow::Error::from(e).context(format!("cannot reach registry {}", self.host))
+            )),
+            Err(e) => Ok(Err(e)),
+        }
     }
 
     /// Uploads a blob whose bytes can be re-read from any offset: monolithic when small,
     /// otherwise in chunks (PATCH with `Content-Range`), and after a broken chunk asks the
     /// registry how much it has (GET on the session, `Range` header) and resumes from there.
-    /// `open(from, len)` yields a body of `len` bytes starting at `from`.
+    /// `open(from, len)` yields a body of `len` bytes starting at `from`. Each request is sent
+    /// once; the retry budget covers the failures between two chunks that go through.
     pub async fn upload_blob_resumable(
         &self,
         repo: &str,
@@ -485,76 +538,103 @@ impl Registry {
                 .await;
         }
         let scope = format!("repository:{repo}:pull,push");
-        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"));
-        let resp = self
-            .send(&scope, &|c| Ok(c.post(&start).header(CONTENT_LENGTH, 0)))
-            .await?;
-        let resp = self.check(Method::POST, &start, resp).await?;
-        let mut loc = self.absolute(
-            resp.headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| {
-                    anyhow!("registry {} opened an upload without a Location", self.host)
-                })?,
-        );
+        let mut retry = Retry::default();
+        let give_up = |retry: &Retry, offset: u64, e: anyhow::Error| {
+            e.context(format!(
+                "upload of {digest} to {}/{repo} failed {} times at offset {offset}",
+                self.host,
+                retry.failures()
+            ))
+        };
+        let mut loc = loop {
+            match self.open_session_once(repo, &scope).await? {
+                Ok(l) => break l,
+                Err(e) if retry.wait(&e).await => {}
+                Err(e) => return Err(e),
+            }
+        };
         let mut offset = 0u64;
-        let mut failures = 0usize;
-        while offset < size {
-            let len = self.chunk_size.min(size - offset);
-            let range = format!("{}-{}", offset, offset + len - 1);
-            let l = loc.clone();
-            let result = self
-                .send(&scope, &|c| {
+        // After a failure: the registry's offset must be asked before the next chunk.
+        let mut ask = false;
+        while ask || offset < size {
+            let failure = if ask {
+                let l = loc.clone();
+                match self
+                    .send_checked_once(Method::GET, &l, &scope, &|c| Ok(c.get(&l)))
+                    .await?
+                {
+                    Ok(st) => {
+                        if let Some(next) = location(&st) {
+                            loc = self.absolute(next);
+                        }
+                        let held = st
+                            .headers()
+                            .get("range")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(upload_offset);
+                        match held {
+                            Some(o) => offset = o,
+                            // `0-0` (one byte or none) or no answer: start over, in a new
+                            // session, rather than guess.
+                            None => match self.open_session_once(repo, &scope).await? {
+                                Ok(l) => {
+                                    let _ = self.send_once(&scope, &|c| Ok(c.delete(&loc))).await;
+                                    loc = l;
+                                    offset = 0;
+                                }
+                                Err(e) => {
+                                    if !retry.wait(&e).await {
+                                        return Err(give_up(&retry, offset, e));
+                                    }
+                                    continue;
+                                }
+                            },
+                        }
+                        ask = false;
+                        tracing::info!("resuming upload of {digest} at offset {offset}");
+                        continue;
+                    }
+                    Err(e) => e,
+                }
+            } else {
+                let len = self.chunk_size.min(size - offset);
+                let range = format!("{}-{}", offset, offset + len - 1);
+                let l = loc.clone();
+                let make = |c: &reqwest::Client| {
                     Ok(c.patch(&l)
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .header("content-range", range.as_str())
                         .header(CONTENT_LENGTH, len)
                         .body(open(offset, len)?))
-                })
-                .await;
-            match result {
-                Ok(r) if r.status().is_success() => {
-                    if let Some(next) = r.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
-                        loc = self.absolute(next);
+                };
+                match self.send_once(&scope, &make).await {
+                    Ok(Ok(r)) if r.status().is_success() => {
+                        if let Some(next) = location(&r) {
+                            loc = self.absolute(next);
+                        }
+                        offset += len;
+                        retry.reset();
+                        continue;
                     }
-                    offset += len;
-                    failures = 0;
-                    continue;
+                    // Out of step with the registry's offset, or its trouble: ask and resume.
+                    Ok(Ok(r))
+                        if transient_status(r.status())
+                            || r.status() == StatusCode::RANGE_NOT_SATISFIABLE =>
+                    {
+                        error_from(Method::PATCH, &l, r).await.into()
+                    }
+                    Ok(Ok(r)) => return Err(error_from(Method::PATCH, &l, r).await.into()),
+                    Ok(Err(e)) => anyhow::Error::from(e)
+                        .context(format!("cannot reach registry {}", self.host)),
+                    Err(e) => e,
                 }
-                Ok(r)
-                    if !(r.status().is_server_error()
-                        || r.status() == StatusCode::RANGE_NOT_SATISFIABLE) =>
-                {
-                    return Err(error_from(Method::PATCH, &l, r).await.into());
-                }
-                Ok(_) | Err(_) => {}
+            };
+            if !retry.wait(&failure).await {
+                return Err(give_up(&retry, offset, failure));
             }
-            failures += 1;
-            if failures > RETRY_DELAYS_MS.len() {
-                bail!(
-                    "upload of {digest} to {}/{repo} failed {failures} times at offset {offset}",
-                    self.host
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[failures - 1])).await;
-            // Resume where the registry says it is.
-            let l = loc.clone();
-            let st = self.send(&scope, &|c| Ok(c.get(&l))).await?;
-            let st = self.check(Method::GET, &l, st).await?;
-            if let Some(next) = st.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
-                loc = self.absolute(next);
-            }
-            offset = st
-                .headers()
-                .get("range")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|r| r.rsplit('-').next()?.parse::<u64>().ok())
-                .map_or(0, |end| end + 1);
-            tracing::info!("resuming upload of {digest} at offset {offset}");
+            ask = true;
         }
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let put = format!("{loc}{sep}digest={digest}");
+        let put = with_digest(&loc, digest);
         let resp = self
             .send(&scope, &|c| Ok(c.put(&put).header(CONTENT_LENGTH, 0)))
             .await?;
@@ -599,7 +679,8 @@ pub fn body_from_blocking_reader(
         let mut r = match open() {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(crate::cmd::error_line(&e))));
+                // The whole chain travels as the body error's source, for the one-line printer.
+                let _ = tx.blocking_send(Err(std::io::Error::other(e)));
                 return;
             }
         };
@@ -632,6 +713,17 @@ pub fn body_from_blocking_reader(
     reqwest::Body::wrap_stream(stream)
 }
 
+/// The `Location` header of a response.
+fn location(resp: &Response) -> Option<&str> {
+    resp.headers().get(LOCATION).and_then(|v| v.to_str().ok())
+}
+
+/// An upload session URL with `digest=` added to its query, for the closing `PUT`.
+fn with_digest(session: &str, digest: &Digest) -> String {
+    let sep = if session.contains('?') { '&' } else { '?' };
+    format!("{session}{sep}digest={digest}")
+}
+
 fn next_link(h: &HeaderMap) -> Option<String> {
     let v = h.get("link")?.to_str().ok()?;
     let (url, rel) = v.split_once(';')?;
@@ -652,35 +744,6 @@ fn basic_header(c: &Credentials) -> Result<HeaderValue> {
     .context("credentials are not a valid header value")
 }
 
-/// Parses `Bearer realm="…",service="…",scope="…"`.
-fn parse_challenge(s: &str) -> (String, HashMap<String, String>) {
-    let s = s.trim();
-    let (scheme, rest) = s.split_once(' ').unwrap_or((s, ""));
-    let mut params = HashMap::new();
-    let mut rest = rest.trim();
-    while !rest.is_empty() {
-        let Some((k, r)) = rest.split_once('=') else {
-            break;
-        };
-        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
-        let r = r.trim_start();
-        let (v, r) = if let Some(r) = r.strip_prefix('"') {
-            match r.find('"') {
-                Some(end) => (&r[..end], &r[end + 1..]),
-                None => (r, ""),
-            }
-        } else {
-            match r.find(',') {
-                Some(end) => (&r[..end], &r[end..]),
-                None => (r, ""),
-            }
-        };
-        params.insert(k, v.to_string());
-        rest = r.trim_start_matches(',').trim();
-    }
-    (scheme.to_string(), params)
-}
-
 async fn read_limited(resp: Response, limit: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut s = resp.bytes_stream();
@@ -696,22 +759,10 @@ async fn read_limited(resp: Response, limit: usize) -> Result<Vec<u8>> {
 
 async fn error_from(method: Method, url: &str, resp: Response) -> RegistryError {
     let status = resp.status();
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        errors: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
     let body = resp.bytes().await.unwrap_or_default();
-    let (code, message) = match serde_json::from_slice::<Envelope>(&body) {
-        Ok(e) if !e.errors.is_empty() => {
-            (Some(e.errors[0].code.clone()), e.errors[0].message.clone())
-        }
-        _ => (
+    let (code, message) = match ErrorBody::first_of(&body) {
+        Some(e) => (Some(e.code), e.message),
+        None => (
             None,
             String::from_utf8_lossy(&body[..body.len().min(200)])
                 .trim()
@@ -728,22 +779,11 @@ async fn error_from(method: Method, url: &str, resp: Response) -> RegistryError 
 }
 
 #[cfg(test)]
+mod upload_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_bearer_challenges() {
-        let (s, p) = parse_challenge(
-            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
-        );
-        assert_eq!(s, "Bearer");
-        assert_eq!(p["realm"], "https://auth.example/token");
-        assert_eq!(p["service"], "registry.example");
-        assert_eq!(p["scope"], "repository:a/b:pull,push");
-        let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#);
-        assert_eq!(s, "Basic");
-        assert_eq!(p["realm"], "Registry Realm");
-    }
 
     #[test]
     fn loopback_hosts_use_plain_http() {

@@ -1,84 +1,19 @@
-//! The registry's one error type and its wire form, the OCI distribution error envelope:
-//! `{"errors":[{"code":"BLOB_UNKNOWN","message":"…","detail":…}]}`.
+//! The registry's one error type and how it is answered: a status, headers, and the OCI
+//! distribution error envelope (the codes and the envelope are the core's
+//! [`ddiff_core::distribution`], which the client reads them with too).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// The error codes of the OCI distribution spec (v1.1, "Error Codes").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// Blob unknown to registry.
-    BlobUnknown,
-    /// Blob upload invalid (also used for an out-of-order chunk, with status 416).
-    BlobUploadInvalid,
-    /// Blob upload unknown to registry.
-    BlobUploadUnknown,
-    /// Provided digest did not match uploaded content, or is not a digest.
-    DigestInvalid,
-    /// A blob the manifest references is not in the repository.
-    ManifestBlobUnknown,
-    /// Manifest invalid.
-    ManifestInvalid,
-    /// Manifest unknown to registry.
-    ManifestUnknown,
-    /// Invalid repository name.
-    NameInvalid,
-    /// Repository name not known to registry.
-    NameUnknown,
-    /// Provided length did not match content length.
-    SizeInvalid,
-    /// Authentication required.
-    Unauthorized,
-    /// Requested access to the resource is denied.
-    Denied,
-    /// The operation is unsupported.
-    Unsupported,
-    /// Too many requests.
-    TooManyRequests,
-}
+use ddiff_core::distribution::ErrorBody;
+pub use ddiff_core::distribution::ErrorCode;
 
-impl ErrorCode {
-    /// The spec's code string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BlobUnknown => "BLOB_UNKNOWN",
-            ErrorCode::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
-            ErrorCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
-            ErrorCode::DigestInvalid => "DIGEST_INVALID",
-            ErrorCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
-            ErrorCode::ManifestInvalid => "MANIFEST_INVALID",
-            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
-            ErrorCode::NameInvalid => "NAME_INVALID",
-            ErrorCode::NameUnknown => "NAME_UNKNOWN",
-            ErrorCode::SizeInvalid => "SIZE_INVALID",
-            ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::Denied => "DENIED",
-            ErrorCode::Unsupported => "UNSUPPORTED",
-            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
-        }
-    }
-
-    /// The status code the spec (and distribution) pair with this code.
-    pub fn default_status(self) -> StatusCode {
-        match self {
-            ErrorCode::BlobUnknown
-            | ErrorCode::BlobUploadUnknown
-            | ErrorCode::ManifestUnknown
-            | ErrorCode::NameUnknown => StatusCode::NOT_FOUND,
-            ErrorCode::BlobUploadInvalid
-            | ErrorCode::DigestInvalid
-            | ErrorCode::ManifestBlobUnknown
-            | ErrorCode::ManifestInvalid
-            | ErrorCode::NameInvalid
-            | ErrorCode::SizeInvalid => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Denied => StatusCode::FORBIDDEN,
-            ErrorCode::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-        }
-    }
+/// The status [`ErrorCode::default_status`] gives, 500 for a code outside the spec's list.
+fn default_status(code: &ErrorCode) -> StatusCode {
+    code.default_status()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An error answered to a client: a status, a spec code, a message and optional detail.
@@ -99,7 +34,7 @@ impl RegistryError {
     /// An error with the code's usual status.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         RegistryError {
-            status: code.default_status(),
+            status: default_status(&code),
             code: Some(code),
             message: message.into(),
             detail: None,
@@ -157,13 +92,13 @@ impl RegistryError {
 
     /// The spec code, if any.
     pub fn code(&self) -> Option<ErrorCode> {
-        self.code
+        self.code.clone()
     }
 }
 
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let code = self.code.map(ErrorCode::as_str).unwrap_or("INTERNAL");
+        let code = self.code.as_ref().map_or("INTERNAL", ErrorCode::as_str);
         write!(f, "{} {}: {}", self.status.as_u16(), code, self.message)
     }
 }
@@ -172,14 +107,11 @@ impl std::error::Error for RegistryError {}
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        let mut entry = json!({
-            "code": self.code.map(ErrorCode::as_str).unwrap_or("UNKNOWN"),
-            "message": self.message,
-        });
-        if let Some(d) = self.detail {
-            entry["detail"] = d;
-        }
-        let body = json!({ "errors": [entry] }).to_string();
+        // No spec code for a server failure: distribution answers those with UNKNOWN.
+        let code = self
+            .code
+            .unwrap_or_else(|| ErrorCode::Other("UNKNOWN".to_owned()));
+        let body = ErrorBody::one(code, self.message, self.detail).to_json();
         let mut resp = (self.status, body).into_response();
         let h = resp.headers_mut();
         h.insert(

@@ -5,10 +5,17 @@
 //!  client ──HTTP(S)──► frontdoor (log line, auth, read-only, API-version header)
 //!                         │
 //!                         ├─ GET /v2/            routes::base
-//!                         ├─ GET /v2/_catalog    routes::catalog
-//!                         └─ /v2/<name>/…        routes::dispatch ─► storage (registry:2 layout)
-//!                                                                 └► uploads (stream, hash, verify)
+//!                         ├─ GET /v2/_catalog    routes::catalog (routes/listing.rs)
+//!                         └─ /v2/<name>/…        routes::dispatch (routes/path.rs parses)
+//!                                                  ├─ routes/manifests.rs ─┐
+//!                                                  ├─ routes/blobs.rs      ├► storage (registry:2 layout)
+//!                                                  ├─ routes/uploads.rs ───┴► sessions (stream, hash, verify)
+//!                                                  ├─ routes/listing.rs (tags)
+//!                                                  └─ routes/referrers.rs
 //! ```
+//!
+//! Errors are [`RegistryError`] (error.rs), with the codes and envelope of
+//! [`ddiff_core::distribution`], which the client reads them with.
 //!
 //! Tests and other commands build the service with [`router`] and [`AppState::new`], and run
 //! it in-process with [`serve_on`]; the CLI calls [`run`]. See `docs/server.md`.
@@ -17,8 +24,8 @@ mod auth;
 mod error;
 mod gc;
 mod routes;
+mod sessions;
 mod storage;
-mod uploads;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -204,7 +211,7 @@ const META_CACHE_MAX: usize = 65_536;
 pub(crate) struct Inner {
     storage: Storage,
     options: Options,
-    sessions: uploads::Sessions,
+    sessions: sessions::Sessions,
     meta: Mutex<HashMap<Digest, Arc<ManifestMeta>>>,
 }
 
@@ -221,7 +228,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 storage: Storage::new(root),
                 options,
-                sessions: uploads::Sessions::default(),
+                sessions: sessions::Sessions::default(),
                 meta: Mutex::new(HashMap::new()),
             }),
         }

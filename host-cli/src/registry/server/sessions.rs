@@ -125,6 +125,25 @@ async fn run_batch(sink: Sink, batch: Vec<Bytes>) -> io::Result<Sink> {
     r.map(|()| sink)
 }
 
+/// The sink back from the batch in flight (or the idle one, if none is). A failed write
+/// leaves the running hash unknown.
+async fn take_sink(
+    pending: &mut Option<tokio::task::JoinHandle<io::Result<Sink>>>,
+    idle: &mut Option<Sink>,
+    state: &mut SessionState,
+) -> Result<Sink, AppendError> {
+    match pending.take() {
+        Some(h) => match h.await.map_err(io::Error::other).and_then(|r| r) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                state.hash = None;
+                Err(e.into())
+            }
+        },
+        None => Ok(idle.take().ok_or_else(|| io::Error::other("sink lost"))?),
+    }
+}
+
 /// Appends `body` to `data`. `range_len` is the length announced by `Content-Range` (or
 /// `Content-Length`), checked once the body is complete; `limit` caps the session's total size.
 /// Returns the new offset.
@@ -181,16 +200,7 @@ pub(crate) async fn append(
             None => true,
         };
         if batch_len >= BATCH || (last && !batch.is_empty()) {
-            let s = match pending.take() {
-                Some(h) => match h.await.map_err(io::Error::other).and_then(|r| r) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        state.hash = None;
-                        return Err(e.into());
-                    }
-                },
-                None => sink.take().ok_or_else(|| io::Error::other("sink lost"))?,
-            };
+            let s = take_sink(&mut pending, &mut sink, state).await?;
             let b = std::mem::take(&mut batch);
             batch_len = 0;
             pending = Some(tokio::spawn(run_batch(s, b)));
@@ -199,16 +209,7 @@ pub(crate) async fn append(
             break;
         }
     }
-    let sink = match pending.take() {
-        Some(h) => match h.await.map_err(io::Error::other).and_then(|r| r) {
-            Ok(s) => s,
-            Err(e) => {
-                state.hash = None;
-                return Err(e.into());
-            }
-        },
-        None => sink.take().ok_or_else(|| io::Error::other("sink lost"))?,
-    };
+    let sink = take_sink(&mut pending, &mut sink, state).await?;
     let new_offset = start + sink.written;
     if let Some(e) = body_error {
         state.hash = sink.hash.map(|h| (h, new_offset));
