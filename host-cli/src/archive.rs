@@ -19,30 +19,12 @@ use ddiff_core::{
 
 use crate::bundle_io::{open_blob, VerifiedBundle};
 use crate::compress::{ParallelCompressor, Settings};
+use crate::durable::TempSet;
 use crate::progress::Item;
 
 /// Largest metadata file (manifest.json, configs, v1 json) kept in memory.
 const MAX_SMALL: u64 = 16 << 20;
 const CHUNK: usize = 1 << 20;
-
-/// Temporary files that are removed when dropped (unless kept).
-#[derive(Default)]
-pub struct TempFiles(Vec<PathBuf>);
-
-impl TempFiles {
-    /// Registers a file.
-    pub fn add(&mut self, p: PathBuf) {
-        self.0.push(p);
-    }
-}
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
 
 /// An image taken out of an engine or an archive, its carried layers compressed into
 /// temporary files, ready for the planner.
@@ -57,22 +39,18 @@ pub struct LocalImage {
     pub manifest: RawManifest,
     /// Compressed carried layers, by blob digest.
     pub carried: BTreeMap<Digest, PathBuf>,
-    /// Keeps the files alive.
-    pub temps: TempFiles,
+    /// Keeps the files alive (and marks them live for a sweep of their directory).
+    pub temps: TempSet,
     /// Bytes of `docker save | gzip` as the user would otherwise carry it is unknown; this is
     /// the uncompressed size of all layers plus the config.
     pub full_bytes: u64,
 }
 
-/// Where temporary files go: next to the output, so they are on the same disk.
-pub fn temp_path(dir: &Path, what: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    dir.join(format!(
-        ".ddiff-{what}-{}-{}.tmp",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
+/// A new temporary file of `temps` in `dir` (next to the output, so on the same disk).
+fn temp_file(temps: &mut TempSet, dir: &Path, what: &str) -> Result<(PathBuf, File)> {
+    temps
+        .create(dir, what)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -288,7 +266,7 @@ pub fn image_from_archive(
     let (entry, config_bytes, config) = archive_image(&index, select)?;
     let ids = config.rootfs.diff_ids.clone();
     let carry = carried_layers(base_diff_ids, &ids);
-    let mut temps = TempFiles::default();
+    let mut temps = TempSet::new();
     let mut carried = BTreeMap::new();
     let mut layers = Vec::new();
     let mut full = config_bytes.len() as u64;
@@ -306,8 +284,7 @@ pub fn image_from_archive(
             });
             continue;
         }
-        let tmp = temp_path(tmp_dir, "layer");
-        temps.add(tmp.clone());
+        let (tmp, _) = temp_file(&mut temps, tmp_dir, "layer")?;
         let mut c = ParallelCompressor::create(&tmp, settings)?;
         let mut r = index.open_entry(&lp)?;
         let mut buf = vec![0u8; CHUNK];
@@ -381,7 +358,7 @@ pub fn image_from_stream(
     item: &Item,
 ) -> Result<LocalImage> {
     let carry = carried_layers(base_diff_ids, target_diff_ids);
-    let mut temps = TempFiles::default();
+    let mut temps = TempSet::new();
     let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     let mut reader = TarReader::new();
@@ -432,8 +409,7 @@ pub fn image_from_stream(
                     };
                     cur = match hint {
                         Some(LayerHint::Index(i)) if carry[i] => {
-                            let tmp = temp_path(tmp_dir, "layer");
-                            temps.add(tmp.clone());
+                            let (tmp, _) = temp_file(&mut temps, tmp_dir, "layer")?;
                             Cur::Compress(p, ParallelCompressor::create(&tmp, settings)?)
                         }
                         Some(LayerHint::Index(i)) => Cur::Skip(p, e.size, i),
@@ -441,10 +417,8 @@ pub fn image_from_stream(
                             Cur::Small(p, Vec::with_capacity(e.size as usize))
                         }
                         _ => {
-                            let tmp = temp_path(tmp_dir, "spool");
-                            temps.add(tmp.clone());
-                            let w = BufWriterHash::create(&tmp)?;
-                            Cur::Spool(p, tmp, w)
+                            let (tmp, f) = temp_file(&mut temps, tmp_dir, "spool")?;
+                            Cur::Spool(p, tmp, BufWriterHash::new(f))
                         }
                     };
                 }
@@ -513,9 +487,8 @@ pub fn image_from_stream(
             let bytes = small
                 .get(&lp)
                 .ok_or_else(|| anyhow!("the image export of {name} lacks layer file {lp}"))?;
-            let tmp = temp_path(tmp_dir, "spool");
-            temps.add(tmp.clone());
-            std::fs::write(&tmp, bytes)
+            let (tmp, mut f) = temp_file(&mut temps, tmp_dir, "spool")?;
+            f.write_all(bytes)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             found.insert(
                 lp.clone(),
@@ -571,8 +544,7 @@ pub fn image_from_stream(
                     return Err(mismatch(diff_id));
                 }
                 if carry[i] {
-                    let tmp = temp_path(tmp_dir, "layer");
-                    temps.add(tmp.clone());
+                    let (tmp, _) = temp_file(&mut temps, tmp_dir, "layer")?;
                     let mut c = ParallelCompressor::create(&tmp, settings)?;
                     let mut r = File::open(path)?;
                     let mut b = vec![0u8; CHUNK];
@@ -630,15 +602,12 @@ struct BufWriterHash {
 }
 
 impl BufWriterHash {
-    fn create(p: &Path) -> Result<Self> {
-        Ok(BufWriterHash {
-            out: std::io::BufWriter::with_capacity(
-                CHUNK,
-                File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-            ),
+    fn new(f: File) -> Self {
+        BufWriterHash {
+            out: std::io::BufWriter::with_capacity(CHUNK, f),
             ctx: ring::digest::Context::new(&ring::digest::SHA256),
             size: 0,
-        })
+        }
     }
     fn write(&mut self, d: &[u8]) -> Result<()> {
         self.ctx.update(d);

@@ -6,6 +6,7 @@ pub mod bundle_io;
 pub mod bundle_write;
 pub mod cmd;
 pub mod compress;
+pub mod durable;
 pub mod engine;
 pub mod hash;
 pub mod progress;
