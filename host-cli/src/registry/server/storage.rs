@@ -582,4 +582,30 @@ mod tests {
         assert!(s.revisions("a/b").unwrap().is_empty());
         assert_eq!(s.read_blob(&d).unwrap().as_deref(), Some(&b"{}"[..]));
     }
+
+    /// A server killed while writing a link or a manifest leaves a temporary file beside it;
+    /// the next write into that directory removes it (its writer's lock died with it).
+    #[test]
+    fn a_killed_writers_temporary_is_removed_by_the_next_write_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::new(dir.path());
+        let (d1, d2) = (Digest::sha256(b"{}"), Digest::sha256(b"[]"));
+        s.write_blob_bytes("a/b", &d1, b"{}").unwrap();
+        s.link_manifest("a/b", &d1, Some("v1")).unwrap();
+        let current = s.tags_dir("a/b").join("v1").join("current");
+        let stale_link = current.join(".ddiff-link-99999-0.tmp");
+        fs::write(&stale_link, b"sha256:0123").unwrap();
+        let blob_dir = s.blob_path(&d2).parent().unwrap().to_path_buf();
+        fs::create_dir_all(&blob_dir).unwrap();
+        let stale_blob = blob_dir.join(".ddiff-blob-99999-1.tmp");
+        fs::write(&stale_blob, b"[").unwrap();
+        s.write_blob_bytes("a/b", &d2, b"[]").unwrap();
+        s.link_manifest("a/b", &d2, Some("v1")).unwrap();
+        assert_eq!(s.resolve_tag("a/b", "v1").unwrap(), Some(d2.clone()));
+        assert_eq!(s.read_blob(&d2).unwrap().as_deref(), Some(&b"[]"[..]));
+        assert!(!stale_link.exists());
+        assert!(!stale_blob.exists());
+        let left = |d: &Path| fs::read_dir(d).unwrap().count();
+        assert_eq!((left(&current), left(&blob_dir)), (1, 1));
+    }
 }
