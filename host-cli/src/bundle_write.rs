@@ -1,22 +1,22 @@
-//! Writing a bundle file: crash-safe (a temporary file in the destination directory, fsync,
-//! rename), so an interrupted `diff` never leaves a half-written bundle under the final name.
+//! Writing a bundle file: crash-safe (a [`crate::durable::AtomicFile`] beside it: temporary
+//! file, fsync, rename, fsync the directory), so an interrupted `diff` never leaves a
+//! half-written bundle under the final name, and the temporary file of a killed one is
+//! removed by the next bundle written into that directory.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use ddiff_core::bundle::{BundleMeta, EncodeOptions, Encoder};
 
+use crate::durable::{self, AtomicFile};
 use crate::hash::fast_hasher;
 
 /// An in-progress bundle. Dropping it without [`BundleWriter::finish`] removes the temporary.
 pub struct BundleWriter {
     encoder: Encoder,
-    out: Option<BufWriter<File>>,
+    out: BufWriter<AtomicFile>,
     buf: Vec<u8>,
-    tmp: PathBuf,
-    dest: PathBuf,
     written: u64,
     total: u64,
 }
@@ -35,28 +35,23 @@ impl BundleWriter {
         )
         .context("internal error: inconsistent bundle plan")?;
         let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
         };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bundle".into());
-        let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-        let file = File::create(&tmp).with_context(|| {
+        // Left by a diff that was killed here (no chance to clean up).
+        durable::sweep(dir);
+        let file = AtomicFile::create(dest, "bundle").with_context(|| {
             format!(
-                "cannot create {} (is {} writable?)",
-                tmp.display(),
+                "cannot create a temporary file beside {} (is {} writable?)",
+                dest.display(),
                 dir.display()
             )
         })?;
         let total = encoder.total_size();
         let mut w = BundleWriter {
             encoder,
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            out: BufWriter::with_capacity(1 << 20, file),
             buf: Vec::with_capacity(1 << 20),
-            tmp,
-            dest: dest.to_path_buf(),
             written: 0,
             total,
         };
@@ -76,10 +71,9 @@ impl BundleWriter {
     }
 
     fn flush_buf(&mut self) -> Result<()> {
-        if let Some(out) = self.out.as_mut() {
-            out.write_all(&self.buf)
-                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
-        }
+        self.out.write_all(&self.buf).with_context(|| {
+            format!("cannot write {}", self.out.get_ref().temp_path().display())
+        })?;
         self.written += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
@@ -115,35 +109,16 @@ impl BundleWriter {
     pub fn finish(mut self) -> Result<u64> {
         self.encoder.finish(&mut self.buf)?;
         self.flush_buf()?;
-        let out = self.out.take().context("writer already finished")?;
-        let file = out
+        let tmp = self.out.get_ref().temp_path().to_path_buf();
+        let file = self
+            .out
             .into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("cannot sync {}", self.tmp.display()))?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.dest).with_context(|| {
-            format!(
-                "cannot move the bundle into place at {}",
-                self.dest.display()
-            )
-        })?;
-        if let Some(dir) = self.dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let dest = file.dest().to_path_buf();
+        file.commit()
+            .with_context(|| format!("cannot move the bundle into place at {}", dest.display()))?;
         Ok(self.written)
-    }
-}
-
-impl Drop for BundleWriter {
-    fn drop(&mut self) {
-        if self.out.is_some() {
-            self.out = None;
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 

@@ -345,7 +345,12 @@ fn side_file(
         }
     }
     if args.write_checksum {
-        return match std::fs::write(side, checksum_line(sha, bundle)) {
+        // Written whole: a checksum file cut short would read as a mismatch.
+        return match crate::durable::write_whole(
+            side,
+            "checksum",
+            checksum_line(sha, bundle).as_bytes(),
+        ) {
             Ok(()) => Checksum::Written {
                 file: side.to_path_buf(),
                 sha256: found,

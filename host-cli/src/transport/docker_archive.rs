@@ -22,10 +22,18 @@ use ddiff_core::{
 };
 
 use super::tar_file::{TarIndex, TarOut, CHUNK, MAX_SMALL};
-use super::{temp_path, LoadSummary, LocalImage, TempFiles};
+use super::{LoadSummary, LocalImage};
 use crate::bundle_io::{open_blob, VerifiedBundle};
 use crate::compress::{ParallelCompressor, Settings};
+use crate::durable::{AtomicFile, TempSet};
 use crate::progress::{Item, Progress};
+
+/// A new temporary file of `temps` in `dir` (next to the output, so on the same disk).
+fn temp_file(temps: &mut TempSet, dir: &Path, what: &str) -> Result<(PathBuf, File)> {
+    temps
+        .create(dir, what)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
 
 /// The image of a docker-archive file: its manifest.json entry, config bytes and config.
 pub fn archive_image(
@@ -70,7 +78,7 @@ fn image_from_archive(
     let (entry, config_bytes, config) = archive_image(&index, select)?;
     let ids = config.rootfs.diff_ids.clone();
     let carry = carried_layers(base_diff_ids, &ids);
-    let mut temps = TempFiles::default();
+    let mut temps = TempSet::new();
     let mut carried = BTreeMap::new();
     let mut layers = Vec::new();
     let mut full = config_bytes.len() as u64;
@@ -88,8 +96,7 @@ fn image_from_archive(
             });
             continue;
         }
-        let tmp = temp_path(tmp_dir, "layer");
-        temps.add(tmp.clone());
+        let (tmp, _) = temp_file(&mut temps, tmp_dir, "layer")?;
         let mut c = ParallelCompressor::create(&tmp, settings)?;
         let mut r = index.open_entry(&lp)?;
         let mut buf = vec![0u8; CHUNK];
@@ -167,7 +174,7 @@ pub fn image_from_stream(
     item: &Item,
 ) -> Result<LocalImage> {
     let carry = carried_layers(base_diff_ids, target_diff_ids);
-    let mut temps = TempFiles::default();
+    let mut temps = TempSet::new();
     let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     let mut reader = TarReader::new();
@@ -218,8 +225,7 @@ pub fn image_from_stream(
                     };
                     cur = match hint {
                         Some(LayerHint::Index(i)) if carry[i] => {
-                            let tmp = temp_path(tmp_dir, "layer");
-                            temps.add(tmp.clone());
+                            let (tmp, _) = temp_file(&mut temps, tmp_dir, "layer")?;
                             Cur::Compress(p, ParallelCompressor::create(&tmp, settings)?)
                         }
                         Some(LayerHint::Index(i)) => Cur::Skip(p, e.size, i),
@@ -227,10 +233,8 @@ pub fn image_from_stream(
                             Cur::Small(p, Vec::with_capacity(e.size as usize))
                         }
                         _ => {
-                            let tmp = temp_path(tmp_dir, "spool");
-                            temps.add(tmp.clone());
-                            let w = BufWriterHash::create(&tmp)?;
-                            Cur::Spool(p, tmp, w)
+                            let (tmp, f) = temp_file(&mut temps, tmp_dir, "spool")?;
+                            Cur::Spool(p, tmp, BufWriterHash::new(f))
                         }
                     };
                 }
@@ -300,9 +304,8 @@ pub fn image_from_stream(
             let bytes = small
                 .get(&lp)
                 .ok_or_else(|| anyhow!("the image export of {name} lacks layer file {lp}"))?;
-            let tmp = temp_path(tmp_dir, "spool");
-            temps.add(tmp.clone());
-            std::fs::write(&tmp, bytes)
+            let (tmp, mut f) = temp_file(&mut temps, tmp_dir, "spool")?;
+            f.write_all(bytes)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             found.insert(
                 lp.clone(),
@@ -358,8 +361,7 @@ pub fn image_from_stream(
                     return Err(mismatch(diff_id));
                 }
                 if carry[i] {
-                    let tmp = temp_path(tmp_dir, "layer");
-                    temps.add(tmp.clone());
+                    let (tmp, _) = temp_file(&mut temps, tmp_dir, "layer")?;
                     let mut c = ParallelCompressor::create(&tmp, settings)?;
                     let mut r = File::open(path)?;
                     let mut b = vec![0u8; CHUNK];
@@ -417,15 +419,12 @@ struct BufWriterHash {
 }
 
 impl BufWriterHash {
-    fn create(p: &Path) -> Result<Self> {
-        Ok(BufWriterHash {
-            out: std::io::BufWriter::with_capacity(
-                CHUNK,
-                File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-            ),
+    fn new(f: File) -> Self {
+        BufWriterHash {
+            out: std::io::BufWriter::with_capacity(CHUNK, f),
             ctx: ring::digest::Context::new(&ring::digest::SHA256),
             size: 0,
-        })
+        }
     }
     fn write(&mut self, d: &[u8]) -> Result<()> {
         self.ctx.update(d);
@@ -502,23 +501,21 @@ pub async fn read_image(
 pub fn load(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary> {
     let meta = &bundle.report.meta;
     let a = ddiff_core::engine_plan::docker_load_archive(&bundle.report, 0, None)?;
-    let tmp = temp_path(
+    // Left by a load that was SIGKILLed here (no chance to clean up).
+    crate::durable::sweep(
         path.parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new(".")),
-        "archive",
     );
-    let mut guard = TempFiles::default();
-    guard.add(tmp.clone());
     let mut f = std::io::BufWriter::new(
-        File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+        AtomicFile::create(path, "archive")
+            .with_context(|| format!("cannot create {}", path.display()))?,
     );
     write_load_stream(&a, &mut |i| open_blob(bundle, i), &mut f, None)?;
     f.into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot create {}", path.display()))?;
+        .map_err(|e| e.into_error())
+        .and_then(AtomicFile::commit)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     Ok(LoadSummary {
         images: meta.targets.iter().map(|t| t.reference.clone()).collect(),
         uploaded_blobs: meta.blobs.len(),

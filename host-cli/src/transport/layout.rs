@@ -24,6 +24,7 @@ use ddiff_core::{
 use super::tar_file::{TarIndex, TarOut};
 use super::LoadSummary;
 use crate::bundle_io::{open_blob, VerifiedBundle};
+use crate::durable::{AtomicFile, TempSet};
 
 /// An OCI image layout: a directory (`oci:DIR`) or a tar of one (`oci-archive:FILE`), read
 /// in place (the archive is indexed once and its entries are read by offset, never
@@ -374,56 +375,34 @@ trait LayoutSink {
 }
 
 /// Blobs into a layout directory. Each is verified into a temporary file beside its final
-/// name; none is fsynced or renamed into place until [`DirSink::commit`], which makes them
-/// all durable at once (so a load of many small blobs is not one fsync per blob), then
-/// renames them. A blob file under its digest's name is therefore always complete, and
-/// index.json (written after `commit`) only ever names durable blobs.
+/// name (a [`TempSet`] member); none is fsynced or renamed into place until
+/// [`DirSink::commit`], which makes them all durable at once (so a load of many small blobs
+/// is not one fsync per blob), then renames them. A blob file under its digest's name is
+/// therefore always complete, and index.json (written after `commit`) only ever names
+/// durable blobs.
 struct DirSink<'a> {
     dir: &'a Path,
-    /// (temporary file, final name) written and not yet renamed.
-    pending: Vec<(PathBuf, PathBuf)>,
+    /// Written and not yet renamed (removed if the load stops before `commit`).
+    pending: TempSet,
     /// Directories created or checked.
-    dirs: std::collections::BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
 }
 
 impl<'a> DirSink<'a> {
     fn new(dir: &'a Path) -> Self {
         DirSink {
             dir,
-            pending: Vec::new(),
-            dirs: std::collections::BTreeSet::new(),
+            pending: TempSet::new(),
+            dirs: BTreeSet::new(),
         }
     }
 
     /// Makes every written blob durable, then renames each into place and syncs the
     /// directories holding them.
     fn commit(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let tmps: Vec<PathBuf> = self.pending.iter().map(|(t, _)| t.clone()).collect();
-        make_durable(self.dir, &tmps)?;
-        for (tmp, dest) in std::mem::take(&mut self.pending) {
-            if let Err(e) = std::fs::rename(&tmp, &dest) {
-                let _ = std::fs::remove_file(&tmp);
-                for (t, _) in &self.pending {
-                    let _ = std::fs::remove_file(t);
-                }
-                return Err(e).with_context(|| format!("cannot create {}", dest.display()));
-            }
-        }
-        for d in &self.dirs {
-            sync_dir(d)?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for DirSink<'_> {
-    fn drop(&mut self) {
-        for (tmp, _) in &self.pending {
-            let _ = std::fs::remove_file(tmp);
-        }
+        self.pending
+            .commit()
+            .with_context(|| format!("cannot write the blobs of {}", self.dir.display()))
     }
 }
 
@@ -439,12 +418,11 @@ impl LayoutSink for DirSink<'_> {
                 .with_context(|| format!("cannot create {}", parent.display()))?;
             self.dirs.insert(parent.to_path_buf());
         }
-        let tmp = super::temp_path(parent, "blob");
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()));
-        // Registered before anything is written, so a failure below removes it.
-        self.pending.push((tmp.clone(), dest));
-        let mut f = f?;
+        // Registered as it is created, so a failure below removes it.
+        let (tmp, mut f) = self
+            .pending
+            .create_for(&dest, "blob")
+            .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?;
         crate::hash::copy_verified(src, d, size, &mut |b| {
             f.write_all(b)
                 .with_context(|| format!("cannot write {}", tmp.display()))
@@ -545,9 +523,14 @@ pub fn load_dir(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
     std::fs::create_dir_all(dir.join("blobs"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     sweep_stale_temps(&dir.join("blobs"));
+    crate::durable::sweep(dir);
     if is_new {
-        std::fs::write(dir.join("oci-layout"), ddiff_core::bundle::meta::OCI_LAYOUT)
-            .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
+        crate::durable::write_whole(
+            &dir.join("oci-layout"),
+            "oci-layout",
+            ddiff_core::bundle::meta::OCI_LAYOUT,
+        )
+        .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
     }
     let mut sink = DirSink::new(dir);
     let (mut summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
@@ -557,83 +540,26 @@ pub fn load_dir(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
     let index_path = dir.join("index.json");
     let existing = std::fs::read(&index_path).ok();
     let new_index = index_with(existing.as_deref(), &entries)?;
-    let tmp = super::temp_path(dir, "index");
-    let mut guard = super::TempFiles::default();
-    guard.add(tmp.clone());
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(&new_index)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &index_path)
+    crate::durable::write_whole(&index_path, "index", &new_index)
         .with_context(|| format!("cannot write {}", index_path.display()))?;
-    sync_dir(dir)?;
     Ok(summary)
 }
 
-/// Removes `blobs/<alg>/.ddiff-blob-<pid>-<n>.tmp` files left by a load that was killed
-/// (SIGKILL gives no chance to clean up), skipping those of loads still running.
+/// Removes the temporary files (`blobs/<alg>/.ddiff-*.tmp`) left by a load that was killed
+/// (SIGKILL gives no chance to clean up), keeping those of loads still running.
 fn sweep_stale_temps(blobs: &Path) {
     let Ok(algs) = std::fs::read_dir(blobs) else {
         return;
     };
     for alg in algs.flatten() {
-        sweep_dead_temps(&alg.path(), ".ddiff-blob-");
+        crate::durable::sweep(&alg.path());
     }
-}
-
-/// Removes `<prefix><pid>-<n>.tmp` files in `dir` whose process is gone.
-fn sweep_dead_temps(dir: &Path, prefix: &str) {
-    let Ok(files) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for f in files.flatten() {
-        let name = f.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
-        if !alive && rest.ends_with(".tmp") {
-            let _ = std::fs::remove_file(f.path());
-        }
-    }
-}
-
-/// Makes everything written so far to files under `dir` durable. On Linux one `syncfs` of
-/// the filesystem (one call however many blobs were written); elsewhere an fsync per file.
-fn make_durable(dir: &Path, files: &[PathBuf]) -> Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        let d =
-            std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
-        if rustix::fs::syncfs(&d).is_ok() {
-            return Ok(());
-        }
-        // Fall through to per-file fsync (e.g. a filesystem without syncfs).
-    }
-    for f in files {
-        std::fs::File::open(f)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("cannot write {}", f.display()))?;
-    }
-    let _ = dir;
-    Ok(())
-}
-
-/// fsyncs a directory so that the renames in it survive a crash.
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot write {}", dir.display()))
 }
 
 /// A new tar being written: the old archive's entries (copied by byte range, index.json
 /// left out), then the new blobs, then `oci-layout` if missing and the new `index.json`.
 struct ArchiveSink {
-    out: TarOut<std::io::BufWriter<std::fs::File>>,
+    out: TarOut<std::io::BufWriter<AtomicFile>>,
     tmp: PathBuf,
     have: BTreeSet<String>,
 }
@@ -686,12 +612,10 @@ pub fn load_archive(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary>
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     // Left by a load that was SIGKILLed here (no chance to clean up).
-    sweep_dead_temps(dir, ".ddiff-oci-archive-");
-    let tmp = super::temp_path(dir, "oci-archive");
-    let mut guard = super::TempFiles::default();
-    guard.add(tmp.clone());
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    crate::durable::sweep(dir);
+    let file = AtomicFile::create(path, "oci-archive")
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let tmp = file.temp_path().to_path_buf();
     let mut sink = ArchiveSink {
         out: TarOut::new(std::io::BufWriter::with_capacity(1 << 20, file), None),
         tmp: tmp.clone(),
@@ -723,9 +647,9 @@ pub fn load_archive(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary>
     sink.out.file("index.json", &new_index)?;
     let (out, _) = sink.out.finish()?;
     out.into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("cannot write {}", tmp.display()))?
+        .commit()
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(summary)
 }

@@ -281,36 +281,6 @@ async fn with_config(location: &Location, manifest: RawManifest) -> Result<Resol
 // ---------------------------------------------------------------------------------------
 // Sources for `diff`: every transport gives a base (what the destination has) and targets.
 
-/// Temporary files that are removed when dropped (unless kept).
-#[derive(Default)]
-pub struct TempFiles(Vec<PathBuf>);
-
-impl TempFiles {
-    /// Registers a file.
-    pub fn add(&mut self, p: PathBuf) {
-        self.0.push(p);
-    }
-}
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Where temporary files go: next to the output, so they are on the same disk.
-pub fn temp_path(dir: &Path, what: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    dir.join(format!(
-        ".ddiff-{what}-{}-{}.tmp",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
 /// An image taken out of an engine or an archive, its carried layers compressed into
 /// temporary files, ready for the planner.
 pub struct LocalImage {
@@ -324,8 +294,8 @@ pub struct LocalImage {
     pub manifest: RawManifest,
     /// Compressed carried layers, by blob digest.
     pub carried: BTreeMap<Digest, PathBuf>,
-    /// Keeps the files alive.
-    pub temps: TempFiles,
+    /// Keeps the files alive (and marks them live for a sweep of their directory).
+    pub temps: crate::durable::TempSet,
     /// Bytes of `docker save | gzip` as the user would otherwise carry it is unknown; this is
     /// the uncompressed size of all layers plus the config.
     pub full_bytes: u64,

@@ -12,9 +12,11 @@
 //!     _uploads/<uuid>/{data,startedat}                       upload sessions in progress
 //! ```
 //!
-//! Every write goes to a temporary file that is fsynced and renamed into place, and the
-//! directory is fsynced after the rename: a crash leaves either the old state or the new one.
-//! Blob content is written into its upload session directory (same filesystem) and renamed to
+//! Every file is written whole ([`crate::durable`]): a temporary file beside it, fsynced and
+//! renamed into place, and the directory fsynced after the rename: a crash leaves either the
+//! old state or the new one. A temporary file left by a killed server is removed by the next
+//! write into its directory ([`durable::sweep`]: its writer's lock is gone). Uploaded blob
+//! content is written into its upload session directory (same filesystem) and renamed to
 //! `blobs/…/data` only after its digest and size were checked, so a partial blob is never
 //! visible. All methods here are blocking; the routes call them through `spawn_blocking`.
 //!
@@ -22,12 +24,14 @@
 //! spec grammar by the routes, upload ids checked by [`valid_upload_id`]), so no request can
 //! reach outside the root.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use ddiff_core::{Algorithm, Digest};
+
+use crate::durable;
 
 /// The storage root and the paths derived from it.
 #[derive(Clone, Debug)]
@@ -138,7 +142,7 @@ impl Storage {
         if read_link(&link)?.as_ref() == Some(d) {
             return Ok(());
         }
-        write_atomic(&link, d.to_string().as_bytes())
+        write_file(&link, "link", d.to_string().as_bytes())
     }
 
     /// Removes a repository's link to a blob; the content stays until `gc`.
@@ -163,30 +167,19 @@ impl Storage {
         }
         let dir = dst.parent().unwrap_or(&self.base);
         fs::create_dir_all(dir)?;
-        fs::rename(src, &dst)?;
-        sync_dir(dir)?;
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
-        }
-        Ok(())
+        durable::rename_into_place(src, &dst)?;
+        sync_parent(dir)
     }
 
-    /// Stores small content (a manifest) as a blob: temp file, fsync, rename.
-    pub fn write_blob_bytes(&self, name: &str, d: &Digest, bytes: &[u8]) -> io::Result<()> {
+    /// Stores small content (a manifest) as a blob, written whole beside `blobs/…/data`.
+    /// Blobs are global: the repository (`_repo`) it is pushed to does not change where.
+    pub fn write_blob_bytes(&self, _repo: &str, d: &Digest, bytes: &[u8]) -> io::Result<()> {
         if self.blob_size(d)? == Some(bytes.len() as u64) {
             return Ok(());
         }
-        let dir = self.upload_dir(name, &random_id());
-        fs::create_dir_all(&dir)?;
-        let tmp = dir.join("data");
-        let r = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            self.commit_blob(&tmp, d)
-        })();
-        let _ = fs::remove_dir_all(&dir);
-        r
+        let dst = self.blob_path(d);
+        write_file(&dst, "blob", bytes)?;
+        sync_parent(dst.parent().unwrap_or(&self.base))
     }
 
     /// Whether the repository has this manifest revision.
@@ -198,7 +191,7 @@ impl Storage {
     pub fn link_manifest(&self, name: &str, d: &Digest, tag: Option<&str>) -> io::Result<()> {
         let rev = self.revision_dir(name, d).join("link");
         if read_link(&rev)?.as_ref() != Some(d) {
-            write_atomic(&rev, d.to_string().as_bytes())?;
+            write_file(&rev, "link", d.to_string().as_bytes())?;
         }
         if let Some(tag) = tag {
             let tag_dir = self.tags_dir(name).join(tag);
@@ -208,10 +201,11 @@ impl Storage {
                 .join(d.hex())
                 .join("link");
             if read_link(&index)?.as_ref() != Some(d) {
-                write_atomic(&index, d.to_string().as_bytes())?;
+                write_file(&index, "link", d.to_string().as_bytes())?;
             }
-            write_atomic(
+            write_file(
                 &tag_dir.join("current").join("link"),
+                "link",
                 d.to_string().as_bytes(),
             )?;
         }
@@ -454,30 +448,24 @@ fn remove_dir_all_if_exists(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// fsyncs a directory so a rename or create inside it survives a crash.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Writes `bytes` to `path` crash-safely: temp file in the same directory, fsync, rename,
-/// fsync the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` whole ([`durable::write_whole`]), creating its directory, after
+/// removing what killed writers left in that directory (a read of a directory of one or two
+/// entries: links and blobs each have their own).
+fn write_file(path: &Path, what: &str, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path without parent"))?;
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}", random_id()));
-    let r = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
+    durable::sweep(dir);
+    durable::write_whole(path, what, bytes)
+}
+
+/// fsyncs the parent of a blob's directory, which may have just been created.
+fn sync_parent(blob_dir: &Path) -> io::Result<()> {
+    match blob_dir.parent() {
+        Some(parent) => durable::sync_dir(parent),
+        None => Ok(()),
     }
-    r
 }
 
 /// A random UUID (version 4 layout), as registry:2 names upload sessions.
@@ -593,5 +581,31 @@ mod tests {
         assert_eq!(s.tags("a/b").unwrap(), Some(vec![]));
         assert!(s.revisions("a/b").unwrap().is_empty());
         assert_eq!(s.read_blob(&d).unwrap().as_deref(), Some(&b"{}"[..]));
+    }
+
+    /// A server killed while writing a link or a manifest leaves a temporary file beside it;
+    /// the next write into that directory removes it (its writer's lock died with it).
+    #[test]
+    fn a_killed_writers_temporary_is_removed_by_the_next_write_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::new(dir.path());
+        let (d1, d2) = (Digest::sha256(b"{}"), Digest::sha256(b"[]"));
+        s.write_blob_bytes("a/b", &d1, b"{}").unwrap();
+        s.link_manifest("a/b", &d1, Some("v1")).unwrap();
+        let current = s.tags_dir("a/b").join("v1").join("current");
+        let stale_link = current.join(".ddiff-link-99999-0.tmp");
+        fs::write(&stale_link, b"sha256:0123").unwrap();
+        let blob_dir = s.blob_path(&d2).parent().unwrap().to_path_buf();
+        fs::create_dir_all(&blob_dir).unwrap();
+        let stale_blob = blob_dir.join(".ddiff-blob-99999-1.tmp");
+        fs::write(&stale_blob, b"[").unwrap();
+        s.write_blob_bytes("a/b", &d2, b"[]").unwrap();
+        s.link_manifest("a/b", &d2, Some("v1")).unwrap();
+        assert_eq!(s.resolve_tag("a/b", "v1").unwrap(), Some(d2.clone()));
+        assert_eq!(s.read_blob(&d2).unwrap().as_deref(), Some(&b"[]"[..]));
+        assert!(!stale_link.exists());
+        assert!(!stale_blob.exists());
+        let left = |d: &Path| fs::read_dir(d).unwrap().count();
+        assert_eq!((left(&current), left(&blob_dir)), (1, 1));
     }
 }
