@@ -267,6 +267,22 @@ impl RawManifest {
     }
 }
 
+impl RawManifest {
+    /// The blobs a registry must hold in the same repository before it accepts this
+    /// manifest: an image's config and layers, except foreign layers (with `urls`, stored
+    /// elsewhere). An index requires none (its children, like a subject, may arrive later).
+    pub fn required_blobs(&self) -> Vec<&Digest> {
+        match &self.manifest {
+            Manifest::Image(m) => std::iter::once(&m.config)
+                .chain(m.layers.iter())
+                .filter(|d| d.urls.is_empty())
+                .map(|d| &d.digest)
+                .collect(),
+            Manifest::Index(_) => Vec::new(),
+        }
+    }
+}
+
 impl ImageIndex {
     /// Picks the child manifest for `wanted`, preferring an exact variant match.
     /// Attestation manifests (`unknown/unknown`) never match a real platform.
@@ -305,6 +321,27 @@ mod tests {
     const V2S2: &str = include_str!("../tests/data/manifests/docker-v2s2.json");
     const OCI_INDEX: &str =
         include_str!("../tests/data/manifests/synthetic-two-platform-index.json");
+
+    #[test]
+    fn a_manifest_requires_its_config_and_layers_but_not_foreign_ones() {
+        let d = |c: &str| Digest::sha256(c.as_bytes());
+        let json = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":3}},{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"{}","size":4,"urls":["https://example.com/l"]}}]}}"#,
+            d("c"),
+            d("l"),
+            d("foreign")
+        );
+        let m = RawManifest::parse(json.into_bytes(), None).unwrap();
+        assert_eq!(m.required_blobs(), vec![&d("c"), &d("l")]);
+        let idx = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":5}}]}}"#,
+            d("m")
+        );
+        assert!(RawManifest::parse(idx.into_bytes(), None)
+            .unwrap()
+            .required_blobs()
+            .is_empty());
+    }
 
     #[test]
     fn keeps_exact_bytes_and_digest() {

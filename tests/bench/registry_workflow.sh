@@ -5,7 +5,7 @@
 #   cp + sha256sum of the carried bytes              (the limit)
 # Images: a generated ~1 GiB base and an app adding ~100 MB (real gzip layers, real configs),
 # made by `ddiff demo --keep`, served by `ddiff server` from the demo's storage.
-# Usage: tests/bench/registry_workflow.sh [BASE_MB] [APP_MB]    (defaults 1024 100)
+# Usage: [DDIFF_BIN=path] tests/bench/registry_workflow.sh [BASE_MB] [APP_MB]    (defaults 1024 100)
 # Prints a markdown table; writes it to $OUT (default target/bench/registry_workflow.md).
 set -euo pipefail
 BASE_MB=${1:-1024}
@@ -22,8 +22,9 @@ trap cleanup EXIT
 for tool in skopeo /usr/bin/time sha256sum; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
-cargo build --release --bin ddiff -q
-ddiff=$root/target/release/ddiff
+# DDIFF_BIN=path runs another build (e.g. the one before a change, for a side-by-side).
+if [ -z "${DDIFF_BIN:-}" ]; then cargo build --release --bin ddiff -q; fi
+ddiff=${DDIFF_BIN:-$root/target/release/ddiff}
 
 echo "bench: generating a ${BASE_MB} MB base and a ${APP_MB} MB app" >&2
 "$ddiff" demo --quiet --base-mb "$BASE_MB" --app-mb "$APP_MB" --keep "$work/demo" >/dev/null

@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use bytes::Bytes;
 use ddiff_core::distribution::{upload_offset, ErrorBody, ErrorCode};
-use ddiff_core::{Descriptor, Digest, RawManifest, Verifier};
+use ddiff_core::{Descriptor, Digest, MediaType, RawManifest, Verifier};
 use futures::StreamExt;
 use reqwest::header::{
     HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION,
@@ -37,7 +37,18 @@ use challenge::Challenge;
 use retry::{transient_error, transient_status, Retry};
 
 /// Every manifest type we accept, for `Accept`.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+pub fn manifest_accept() -> String {
+    [
+        MediaType::OciIndex,
+        MediaType::OciManifest,
+        MediaType::DockerManifestList,
+        MediaType::DockerManifest,
+    ]
+    .iter()
+    .map(MediaType::as_str)
+    .collect::<Vec<_>>()
+    .join(", ")
+}
 
 /// Client settings.
 #[derive(Clone, Debug, Default)]
@@ -294,7 +305,9 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let scope = format!("repository:{repo}:pull");
         let resp = self
-            .send(&scope, &|c| Ok(c.get(&url).header(ACCEPT, MANIFEST_ACCEPT)))
+            .send(&scope, &|c| {
+                Ok(c.get(&url).header(ACCEPT, manifest_accept()))
+            })
             .await?;
         let resp = self.check(Method::GET, &url, resp).await?;
         let ct = resp
@@ -314,7 +327,7 @@ impl Registry {
         let scope = format!("repository:{repo}:pull");
         let resp = self
             .send(&scope, &|c| {
-                Ok(c.head(&url).header(ACCEPT, MANIFEST_ACCEPT))
+                Ok(c.head(&url).header(ACCEPT, manifest_accept()))
             })
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {

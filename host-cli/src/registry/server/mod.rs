@@ -194,7 +194,7 @@ impl ManifestMeta {
             (None, Some(s)) if s == 1 => {
                 "application/vnd.docker.distribution.manifest.v1+prettyjws".to_owned()
             }
-            _ => "application/vnd.oci.image.manifest.v1+json".to_owned(),
+            _ => ddiff_core::MediaType::OciManifest.as_str().to_owned(),
         };
         ManifestMeta {
             media_type,

@@ -115,16 +115,8 @@ pub(super) async fn put_manifest(
         Reference::Tag(t) => Some(t.clone()),
         Reference::Digest(_) => None,
     };
-    // The blobs an image manifest needs must be in this repository; an index's children
-    // and a subject may arrive later (the spec allows both), foreign layers live elsewhere.
-    let needed: Vec<Digest> = match raw.as_image() {
-        Some(m) => std::iter::once(&m.config)
-            .chain(m.layers.iter())
-            .filter(|d| d.urls.is_empty())
-            .map(|d| d.digest.clone())
-            .collect(),
-        None => Vec::new(),
-    };
+    // The blobs it requires must be in this repository (the core's rule).
+    let needed: Vec<Digest> = raw.required_blobs().into_iter().cloned().collect();
     let (n, r2) = (name.clone(), raw.clone());
     let missing = blocking(state, "storing a manifest", move |s| {
         for d in &needed {

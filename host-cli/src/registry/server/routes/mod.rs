@@ -119,10 +119,10 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn json_response(value: serde_json::Value, content_type: &'static str) -> Response {
+fn json_response(value: serde_json::Value, content_type: &str) -> Response {
     let mut resp = value.to_string().into_response();
     resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        .insert(header::CONTENT_TYPE, hv(content_type));
     resp
 }
 

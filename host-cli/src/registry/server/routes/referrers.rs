@@ -3,14 +3,12 @@
 
 use axum::http::HeaderValue;
 use axum::response::Response;
-use ddiff_core::Digest;
+use ddiff_core::{Digest, MediaType};
 use serde_json::json;
 
 use super::super::error::Result;
 use super::super::AppState;
 use super::{blocking, json_response, Query};
-
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 pub(super) async fn referrers(
     state: &AppState,
@@ -64,8 +62,8 @@ pub(super) async fn referrers(
         manifests.push(desc);
     }
     let mut resp = json_response(
-        json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }),
-        OCI_INDEX,
+        json!({ "schemaVersion": 2, "mediaType": MediaType::OciIndex.as_str(), "manifests": manifests }),
+        MediaType::OciIndex.as_str(),
     );
     if filter.is_some() {
         resp.headers_mut().insert(
