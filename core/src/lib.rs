@@ -15,6 +15,33 @@
 //! Hosts drive the push-style codecs in a loop; see [`bundle`] for the loop and its invariant.
 //! A panic anywhere in this crate is a bug, never a reaction to bad input.
 
+/// `FromStr`, and serde as a string, for a type with `parse(&str) -> Result<Self, E>` and
+/// `Display` (digests, references): serialised as its `Display`, deserialised through `parse`,
+/// whose error becomes the deserialiser's message.
+macro_rules! string_form {
+    ($t:ty, $err:ty) => {
+        impl core::str::FromStr for $t {
+            type Err = $err;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$t>::parse(s)
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                <$t>::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod bundle;
 pub mod config;
 pub mod descriptor;
