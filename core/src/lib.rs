@@ -17,7 +17,7 @@
 
 /// `FromStr`, and serde as a string, for a type with `parse(&str) -> Result<Self, E>` and
 /// `Display` (digests, references): serialised as its `Display`, deserialised through `parse`,
-/// whose error becomes the deserialiser's message.
+/// whose error (with its causes) becomes the deserialiser's message.
 macro_rules! string_form {
     ($t:ty, $err:ty) => {
         impl core::str::FromStr for $t {
@@ -36,7 +36,8 @@ macro_rules! string_form {
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <String as serde::Deserialize>::deserialize(d)?;
-                <$t>::parse(&s).map_err(serde::de::Error::custom)
+                <$t>::parse(&s)
+                    .map_err(|e| serde::de::Error::custom(crate::display::error_chain(&e)))
             }
         }
     };
@@ -51,6 +52,7 @@ pub mod display;
 pub mod docker_archive;
 pub mod dockerfile;
 pub mod engine_plan;
+pub mod error;
 pub mod fuzz;
 pub mod inspect;
 pub mod layer_files;
@@ -72,6 +74,7 @@ pub use digest::{
 pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
 pub use dockerfile::{DockerfileError, ResolveOptions};
 pub use engine_plan::{EngineError, ExportedLayer, LayerHint, LoadArchive, LoadEntry};
+pub use error::Error;
 pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
 pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
 pub use load::{

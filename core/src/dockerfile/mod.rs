@@ -135,7 +135,7 @@ pub enum DockerfileError {
     #[error("Dockerfile line {line}: base image {written:?} expands to an empty name")]
     EmptyBase { line: usize, written: String },
     /// The image name is not a valid reference.
-    #[error("Dockerfile line {line}: base image: {source}")]
+    #[error("Dockerfile line {line}: base image")]
     InvalidBase { line: usize, source: ReferenceError },
     /// A stage refers to a stage defined after it.
     #[error("Dockerfile line {line}: FROM {name} refers to the stage defined later on line {defined_at}; a stage can only build on earlier stages")]

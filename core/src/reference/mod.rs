@@ -79,7 +79,7 @@ pub enum ReferenceError {
     #[error("registry {registry:?} would be read as part of the repository path; use a name with a '.' or a :port, or localhost")]
     AmbiguousRegistry { registry: String },
     /// The part after `@` is not a digest we accept.
-    #[error("invalid image reference {input:?}: {source}")]
+    #[error("invalid image reference {input:?}")]
     InvalidDigest { input: String, source: DigestError },
     /// 64 hex characters: an image ID, which Docker refuses as a repository name.
     #[error("invalid image reference {input:?}: a 64-character hexadecimal string is an image ID, not a name")]
