@@ -450,6 +450,94 @@ mod tests {
     }
 
     #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1000), "1.0 kB");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+        assert_eq!(human_bytes(15_000_000_000), "15.0 GB");
+        assert_eq!(human_bytes(u64::MAX), "18446.7 PB");
+    }
+
+    #[test]
+    fn short_media_types() {
+        for (full, short) in [
+            ("application/vnd.oci.image.layer.v1.tar+gzip", "tar+gzip"),
+            ("application/vnd.oci.image.layer.v1.tar", "tar"),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "docker diff.tar.gzip",
+            ),
+            (
+                "application/vnd.oci.image.index.v1+json",
+                "oci.image.index.v1+json",
+            ),
+            (
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "docker.distribution.manifest.v2+json",
+            ),
+            ("application/octet-stream", "application/octet-stream"),
+        ] {
+            assert_eq!(short_media_type(full), short, "{full}");
+        }
+    }
+
+    #[test]
+    fn file_modes_and_lines() {
+        let entry = |kind, mode, size, link: Option<&str>| FileEntry {
+            path: "app/x".into(),
+            kind,
+            size,
+            mode,
+            link: link.map(str::to_string),
+        };
+        for (e, mode, line) in [
+            (
+                entry(FileKind::File, 0o755, 1_500_000, None),
+                "-rwxr-xr-x",
+                "  -rwxr-xr-x     1.5 MB  app/x",
+            ),
+            (
+                entry(FileKind::Dir, 0o750, 0, None),
+                "drwxr-x---",
+                "  drwxr-x---             app/x/",
+            ),
+            (
+                entry(FileKind::Symlink, 0o777, 0, Some("server\n")),
+                "lrwxrwxrwx",
+                "  lrwxrwxrwx             app/x -> server\\n",
+            ),
+            (
+                entry(FileKind::Hardlink, 0o644, 0, Some("app/y")),
+                "hrw-r--r--",
+                "  hrw-r--r--             app/x link to app/y",
+            ),
+            (
+                entry(FileKind::Device, 0o600, 0, None),
+                "crw-------",
+                "  crw-------             app/x",
+            ),
+            (
+                entry(FileKind::Whiteout, 0, 0, None),
+                "D---------",
+                "  deletion               app/x  (deleted)",
+            ),
+            (
+                entry(FileKind::OpaqueDir, 0o755, 0, None),
+                "drwxr-xr-x",
+                "  opaque                 app/x/  (opaque: lower layers' content hidden)",
+            ),
+        ] {
+            assert_eq!(file_mode(&e), mode, "{e:?}");
+            assert_eq!(file_line(&e), line, "{e:?}");
+        }
+        // A name that would start a line of its own is escaped.
+        let mut e = entry(FileKind::File, 0o644, 1, None);
+        e.path = "a\nok   forged".into();
+        assert_eq!(file_line(&e), "  -rw-r--r--        1 B  a\\nok   forged");
+    }
+
+    #[test]
     fn json_strings_and_keys_are_made_safe_numbers_kept() {
         let mut v = serde_json::json!({
             "reference": "app:1\n ok forged\x1b[2K",

@@ -29,6 +29,8 @@
 //! **Invariant: `feed` consumes the whole chunk or fails; after the first failure, stop
 //! feeding and call [`Inspector::finish`].**
 
+pub mod shown;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
