@@ -1,18 +1,13 @@
 // The page: picks a file, hands it to the worker, renders what the core reports.
 // All checking happens in Rust (worker.js + pkg/); this file only displays. Every string
 // it gets from the worker (bundle contents, the file's name, errors) was made safe to show
-// by the core (safeText: escaped, capped), and is set with textContent.
+// by the core (safeText: escaped, capped), and is set with textContent. Sizes, short media
+// types, short digests and file modes are the core's texts too (the `…Text` fields beside
+// the values, and the worker's humanBytes): the page shows what `ddiff inspect` prints.
 
 const $ = (id) => document.getElementById(id);
 let worker = null;
 
-function fmtBytes(n) {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let v = n, u = 0;
-  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
-  return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
-const short = (d) => (d ? d.replace(/^sha256:/, "").slice(0, 12) : "");
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -27,17 +22,14 @@ function el(tag, attrs = {}, ...kids) {
 function plural(n, one, many) {
   return `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
 }
-function shortType(t) {
-  return t.replace("application/vnd.oci.image.layer.v1.", "").replace("application/vnd.docker.image.rootfs.", "docker ");
-}
 
 function start(file) {
   if (!file) return;
   if (worker) worker.terminate();
   for (const id of ["verdict", "summary", "layers-section", "files-section"]) $(id).hidden = true;
   $("run").hidden = false;
-  $("file-name").textContent = ""; // the worker sends it back escaped
-  $("file-size").textContent = fmtBytes(file.size);
+  $("file-name").textContent = ""; // the worker sends it back escaped, with the size's text
+  $("file-size").textContent = "";
   $("bar-fill").style.width = "0%";
   $("bar-fill").className = "";
   $("progress-text").textContent = "starting…";
@@ -53,12 +45,14 @@ function start(file) {
 }
 
 function onMessage(m, file) {
-  if (m.type === "file") $("file-name").textContent = m.name;
-  else if (m.type === "progress") showProgress(m.progress.bytes, m.total, m.ms, m.progress);
+  if (m.type === "file") {
+    $("file-name").textContent = m.name;
+    $("file-size").textContent = m.sizeText;
+  } else if (m.type === "progress") showProgress(m.progress.bytes, m.progress.bytesText, m, m.progress);
   else if (m.type === "inspection") showInspection(m.inspection, []);
   else if (m.type === "done") {
-    showProgress(m.outcome.bytes, m.total, m.ms, { blobsDone: m.outcome.blobsVerified });
-    showVerdict(m.outcome, m.total, m.ms);
+    showProgress(m.outcome.bytes, m.outcome.bytesText, m, { blobsDone: m.outcome.blobsVerified });
+    showVerdict(m.outcome, m.ms);
     if (m.outcome.inspection) showInspection(m.outcome.inspection, m.outcome.layers);
     if (m.outcome.layers.length) showFiles(m.outcome.layers, m.outcome.inspection);
     document.body.dataset.state = "done";
@@ -70,14 +64,16 @@ function onMessage(m, file) {
   } else if (m.type === "error") showError(m.message);
 }
 
-function showProgress(bytes, total, ms, p) {
+// m: the worker's message ({total, ms, totalText, rateText}); bytesText is the core's.
+function showProgress(bytes, bytesText, m, p) {
+  const { total, ms } = m;
   const pct = total ? Math.min(100, (100 * bytes) / total) : 0;
   $("bar-fill").style.width = `${pct.toFixed(1)}%`;
-  const rate = bytes / 1e6 / Math.max(ms / 1000, 1e-6);
-  const left = rate > 0 ? (total - bytes) / 1e6 / rate : 0;
+  const rate = bytes / Math.max(ms / 1000, 1e-6);
+  const left = rate > 0 ? (total - bytes) / rate : 0;
   const blobs = p.blobsTotal ? ` · blob ${Math.min(p.blobsDone + 1, p.blobsTotal)} of ${p.blobsTotal}` : "";
   $("progress-text").textContent =
-    `${fmtBytes(bytes)} of ${fmtBytes(total)}${ms >= 50 ? ` · ${rate >= 10 ? `${rate.toFixed(0)} MB/s` : `${fmtBytes(rate * 1e6)}/s`}` : ""}${bytes < total ? ` · ${left.toFixed(0)} s left` : ""}${blobs}`;
+    `${bytesText} of ${m.totalText}${m.rateText ? ` · ${m.rateText}` : ""}${bytes < total ? ` · ${left.toFixed(0)} s left` : ""}${blobs}`;
 }
 
 function showError(msg) {
@@ -89,7 +85,7 @@ function showError(msg) {
   document.body.dataset.state = "done";
 }
 
-function showVerdict(o, total, ms) {
+function showVerdict(o, ms) {
   const v = $("verdict");
   v.hidden = false;
   const secs = (ms / 1000).toFixed(2);
@@ -98,7 +94,7 @@ function showVerdict(o, total, ms) {
     $("bar-fill").className = "ok";
     $("verdict-title").textContent = "Intact";
     $("verdict-detail").textContent =
-      `${o.blobsVerified} blobs verified (digest and size), structure and metadata consistent · ${fmtBytes(o.bytes)} in ${secs} s`;
+      `${o.blobsVerified} blobs verified (digest and size), structure and metadata consistent · ${o.bytesText} in ${secs} s`;
     return;
   }
   v.dataset.status = o.problem.kind === "truncated" ? "truncated" : "bad";
@@ -111,7 +107,7 @@ function showVerdict(o, total, ms) {
   let title = titles[p.kind] || "Not intact";
   if (p.blob) {
     const where = p.kind === "truncated" ? (p.blob.bytesRead > 0 ? "inside" : "before") : "in";
-    title += ` ${where} ${p.blob.kind} ${p.blob.digest.slice(0, 19)}… (blob ${p.blob.index + 1})`;
+    title += ` ${where} ${p.blob.kind} ${p.blob.digestText}… (blob ${p.blob.index + 1})`;
   }
   if (p.kind === "truncated") title += ` at byte ${p.offset.toLocaleString("en")}`;
   $("verdict-title").textContent = `Not intact: ${title}`;
@@ -126,21 +122,21 @@ function showInspection(ins, layers) {
     const plats = tg.images.map((i) => i.platform).join(", ");
     t.append(el("div", { class: "target" },
       el("div", { class: "ref", text: tg.reference }),
-      el("div", { class: "muted small", text: `${plats} · ${shortType(tg.mediaType).replace("application/vnd.", "")}` }),
+      el("div", { class: "muted small", text: `${plats} · ${tg.mediaTypeText}` }),
       el("div", { class: "mono small", text: tg.digest })));
   }
   const b = $("base");
   b.replaceChildren();
   if (ins.base) {
     b.append(el("div", { class: "ref", text: ins.base.references.join(", ") }),
-      el("div", { class: "muted small", text: `${ins.base.diffIds.length} layers, ${fmtBytes(ins.reliedBytes)} relied on` }));
+      el("div", { class: "muted small", text: `${ins.base.diffIds.length} layers, ${ins.reliedBytesText} relied on` }));
     for (const m of ins.base.manifests) b.append(el("div", { class: "mono small", text: m }));
   } else b.append(el("div", { class: "ref", text: "none: self-contained" }));
   const c = $("carried");
   c.replaceChildren();
   for (const tg of ins.targets) for (const img of tg.images) {
     const pct = img.fullBytes ? (100 * img.carriedBytes) / img.fullBytes : 0;
-    c.append(el("div", { class: "ref", text: `${fmtBytes(img.carriedBytes)} of ${fmtBytes(img.fullBytes)}` }),
+    c.append(el("div", { class: "ref", text: `${img.carriedBytesText} of ${img.fullBytesText}` }),
       el("div", { class: "muted small", text: `${pct.toFixed(1)}% of ${tg.reference} (${img.platform}) travels` }),
       el("div", { class: "mini-bar" }, el("div", { width: `${Math.max(pct, 0.5).toFixed(1)}%` })));
   }
@@ -155,9 +151,9 @@ function showInspection(ins, layers) {
       tbody.append(el("tr", { "data-carried": String(l.carried) },
         el("td", { class: "num", text: String(i + 1) }),
         el("td", {}, el("span", { class: `chip ${l.carried ? "carried" : "relied"}`, text: l.carried ? "carried" : "relied on" })),
-        el("td", { class: "num", text: fmtBytes(l.size) }),
-        el("td", { class: "small", text: shortType(l.mediaType) }),
-        el("td", { class: "mono small", title: l.digest, text: short(l.digest) }),
+        el("td", { class: "num", text: l.sizeText }),
+        el("td", { class: "small", text: l.mediaTypeText }),
+        el("td", { class: "mono small", title: l.digest, text: l.digestText }),
         el("td", { class: "mono small created", title: l.createdBy || "", text: (l.createdBy || "—").replace(/\s+/g, " ") })));
     });
     host.append(el("h3", { text: `${tg.reference} · ${img.platform}` }),
@@ -182,15 +178,6 @@ function buildTree(files) {
   }
   return root;
 }
-function modeString(f) {
-  const t = { dir: "d", opaquedir: "d", symlink: "l", hardlink: "h", device: "c" }[f.kind] || "-";
-  let s = t;
-  for (const sh of [6, 3, 0]) {
-    const b = (f.mode >> sh) & 7;
-    s += (b & 4 ? "r" : "-") + (b & 2 ? "w" : "-") + (b & 1 ? "x" : "-");
-  }
-  return s;
-}
 function renderNode(node) {
   const ul = el("ul", { class: "tree" });
   const kids = [...node.children.values()].sort((a, b) => (b.children.size > 0) - (a.children.size > 0) || a.name.localeCompare(b.name));
@@ -199,9 +186,9 @@ function renderNode(node) {
     const kind = f ? f.kind : "dir";
     const label = el("span", { class: `entry ${kind}` },
       // A whiteout deletes; an opaque marker's mode is the marker file's, not the directory's.
-      el("span", { class: "mode mono", text: kind === "whiteout" ? "deleted" : f && kind !== "opaquedir" ? modeString(f) : "" }),
+      el("span", { class: "mode mono", text: kind === "whiteout" ? "deleted" : f && kind !== "opaquedir" ? f.modeText : "" }),
       el("span", { class: "name", text: k.name + (k.children.size || kind === "dir" || kind === "opaquedir" ? "/" : "") }),
-      f && f.kind === "file" ? el("span", { class: "size muted", text: fmtBytes(f.size) }) : null,
+      f && f.kind === "file" ? el("span", { class: "size muted", text: f.sizeText }) : null,
       f && f.link ? el("span", { class: "muted", text: ` → ${f.link}` }) : null,
       kind === "opaquedir" ? el("span", { class: "tag", text: "opaque" }) : null,
       kind === "whiteout" ? el("span", { class: "tag del", text: "deletion" }) : null);
@@ -224,8 +211,8 @@ function showFiles(layers, ins) {
     const dels = l.files.filter((f) => f.kind === "whiteout").length;
     const box = el("details", { class: "layer-files", open: "" },
       el("summary", {},
-        el("span", { class: "mono", text: short(l.digest) }),
-        el("span", { class: "muted", text: ` · ${plural(l.fileCount, "entry", "entries")}${dels ? `, ${plural(dels, "deletion", "deletions")}` : ""} · ${fmtBytes(l.uncompressedBytes)} uncompressed` }),
+        el("span", { class: "mono", text: l.digestText }),
+        el("span", { class: "muted", text: ` · ${plural(l.fileCount, "entry", "entries")}${dels ? `, ${plural(dels, "deletion", "deletions")}` : ""} · ${l.uncompressedBytesText} uncompressed` }),
         row && row.createdBy ? el("div", { class: "mono small created", text: row.createdBy.replace(/\s+/g, " ") }) : null),
       renderNode(buildTree(shown)));
     if (l.fileCount > shown.length) box.append(el("p", { class: "muted small", text: `… ${l.fileCount - shown.length} more entries not shown` }));

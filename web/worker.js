@@ -3,7 +3,9 @@
 // Every string sent for display went through the core's safeText (control characters,
 // bidi controls and line separators escaped, length capped): the inspection's strings come
 // out of BundleInspector so, the file's name and error messages are passed through it here.
-import init, { BundleInspector, safeText } from "./pkg/ddiff_wasm.js";
+// Sizes are the core's texts: the JSON's `…Text` fields, and humanBytes for the file's size
+// and the rate, which only this side knows.
+import init, { BundleInspector, humanBytes, safeText } from "./pkg/ddiff_wasm.js";
 
 let wasmReady = false;
 const ready = init().then(() => { wasmReady = true; });
@@ -125,7 +127,10 @@ self.onmessage = async (e) => {
   const { file, listFiles, reader } = e.data;
   try {
     await ready;
-    self.postMessage({ type: "file", name: safeText(file.name) });
+    self.postMessage({ type: "file", name: safeText(file.name), sizeText: humanBytes(file.size) });
+    const totalText = humanBytes(file.size);
+    // The read rate, as the core writes sizes (`187.3 MB/s`); none before 50 ms have passed.
+    const rateText = (bytes, ms) => (ms >= 50 ? `${humanBytes(bytes / (ms / 1000))}/s` : "");
     // Made at the first chunk, when it is known whether the reader lists the files.
     let ins = null;
     const inspector = () => (ins ??= new BundleInspector(listFiles && !readerLists, MAX_FILES));
@@ -144,7 +149,9 @@ self.onmessage = async (e) => {
       }
       if (now - lastPost > 100) {
         lastPost = now;
-        self.postMessage({ type: "progress", progress: JSON.parse(ins.progress()), total: file.size, ms: now - t0 });
+        const progress = JSON.parse(ins.progress());
+        const ms = now - t0;
+        self.postMessage({ type: "progress", progress, total: file.size, ms, totalText, rateText: rateText(progress.bytes, ms) });
       }
       if (!alive) break;
     }
@@ -154,7 +161,7 @@ self.onmessage = async (e) => {
     const outcome = JSON.parse(ins.finish());
     const ms = performance.now() - t0;
     ins.free();
-    self.postMessage({ type: "done", outcome, total: file.size, ms, reader: readerUsed, listedBy: listFiles ? (readerLists ? "reader" : "inspector") : "none" });
+    self.postMessage({ type: "done", outcome, total: file.size, ms, totalText, rateText: rateText(outcome.bytes, ms), reader: readerUsed, listedBy: listFiles ? (readerLists ? "reader" : "inspector") : "none" });
   } catch (err) {
     self.postMessage({ type: "error", message: shown(String(err && err.message ? err.message : err)) });
   }

@@ -7,9 +7,7 @@
 //! anything else that matches the grammar is reported as unsupported, not as malformed.
 
 use core::fmt;
-use core::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Digest as _;
 
 /// A registered digest algorithm.
@@ -200,25 +198,7 @@ impl fmt::Debug for Digest {
     }
 }
 
-impl FromStr for Digest {
-    type Err = DigestError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Digest::parse(s)
-    }
-}
-
-impl Serialize for Digest {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+string_form!(Digest, DigestError);
 
 /// A hash function fed in chunks. Hosts may supply a faster implementation
 /// (the CLI uses `ring`); the core's default is the pure-Rust `sha2` crate,

@@ -24,6 +24,12 @@
 //! (JSON itself only requires escaping C0), so `--json` on a terminal is safe too and parses
 //! to the very same strings.
 //!
+//! The same module holds the other text ddiff shows people, written once for every host:
+//! [`error_chain`] (an error and its causes on one line), [`human_bytes`] (`1.5 MB`),
+//! [`short_media_type`] (`tar+gzip`), [`file_mode`] (`-rwxr-xr-x`) and [`file_line`] (one line
+//! of `ddiff inspect --files`). The CLI prints them; the page gets them in the JSON the wasm
+//! facade returns ([`crate::inspect::shown`]) and from the facade's `humanBytes`.
+//!
 //! ```
 //! use ddiff_core::display::{safe_text, safe_text_max};
 //! assert_eq!(safe_text("app:1\n ok forged\x1b[2K"), r"app:1\n ok forged\x1b[2K");
@@ -31,9 +37,11 @@
 //! assert_eq!(safe_text_max(&"a".repeat(100), 8), "aaaaaa…(92 bytes not shown)…aa");
 //! ```
 
-use std::{fmt, io};
+use std::{error::Error, fmt, io};
 
 use serde_json::ser::{Formatter, PrettyFormatter};
+
+use crate::layer_files::{FileEntry, FileKind};
 
 /// The longest text [`safe_text`] returns, in bytes, not counting the elision marker. Real
 /// references and paths are far shorter; a long `RUN` step of a few KiB still fits.
@@ -60,6 +68,117 @@ pub struct Safe<'a>(pub &'a str);
 impl fmt::Display for Safe<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_safe(f, self.0, MAX_DISPLAY_BYTES)
+    }
+}
+
+/// An error and its causes on one line, outermost first, joined by `": "`: what every host
+/// shows for an error (the CLI's `ddiff: error: …` line, a problem's message on the page).
+///
+/// The convention it relies on, kept by every ddiff error: a message says only its own part
+/// and leaves its cause to [`Error::source`], so the walk repeats nothing.
+///
+/// ```
+/// use ddiff_core::{display::error_chain, ImageRef};
+/// let e = ImageRef::parse("app@sha256:xyz").unwrap_err();
+/// assert_eq!(
+///     error_chain(&e),
+///     "invalid image reference \"app@sha256:xyz\": digest \"sha256:xyz\": sha256 needs 64 hex \
+///      characters, found 3"
+/// );
+/// ```
+pub fn error_chain(e: &(dyn Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
+/// A byte count as people read it, in powers of 1000: `999 B`, `1.5 MB`, `15.0 GB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A media type without the prefix every layer type shares: `tar+gzip` for an OCI layer,
+/// `docker tar.gzip` for a Docker one, any other type without `application/vnd.`
+/// (`oci.image.index.v1+json`). As written in the bundle: show it through [`Safe`].
+pub fn short_media_type(media_type: &str) -> std::borrow::Cow<'_, str> {
+    if let Some(r) = media_type.strip_prefix("application/vnd.oci.image.layer.v1.") {
+        return r.into();
+    }
+    if let Some(r) = media_type.strip_prefix("application/vnd.docker.image.rootfs.") {
+        return format!("docker {r}").into();
+    }
+    media_type
+        .strip_prefix("application/vnd.")
+        .unwrap_or(media_type)
+        .into()
+}
+
+/// A layer entry's kind and permission bits as `ls -l` shows them: `drwxr-xr-x`,
+/// `-rw-r--r--`, `lrwxrwxrwx`; `h` for a hard link, `c` for a device or FIFO, `D` for a
+/// deletion.
+pub fn file_mode(f: &FileEntry) -> String {
+    let t = match f.kind {
+        FileKind::Dir | FileKind::OpaqueDir => 'd',
+        FileKind::Symlink => 'l',
+        FileKind::Hardlink => 'h',
+        FileKind::Device => 'c',
+        FileKind::Whiteout => 'D',
+        FileKind::File | FileKind::Other => '-',
+    };
+    let mut s = String::from(t);
+    for shift in [6, 3, 0] {
+        let bits = (f.mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+/// One line of a layer's file list (`ddiff inspect --files`): mode, size, path, link target;
+/// deletions and opaque directories said in words. Paths and link targets come from the
+/// layer's tar: escaped and capped, so a name holding a newline cannot add a line.
+pub fn file_line(f: &FileEntry) -> String {
+    let path = Safe(&f.path);
+    match f.kind {
+        FileKind::Whiteout => format!("  {:<10} {:>10}  {path}  (deleted)", "deletion", ""),
+        FileKind::OpaqueDir => format!(
+            "  {:<10} {:>10}  {path}/  (opaque: lower layers' content hidden)",
+            "opaque", ""
+        ),
+        _ => {
+            let size = if f.kind == FileKind::File {
+                human_bytes(f.size)
+            } else {
+                String::new()
+            };
+            let mut s = format!("  {} {size:>10}  {path}", file_mode(f));
+            if f.kind == FileKind::Dir {
+                s.push('/');
+            }
+            match (f.kind, &f.link) {
+                (FileKind::Symlink, Some(l)) => s += &format!(" -> {}", Safe(l)),
+                (FileKind::Hardlink, Some(l)) => s += &format!(" link to {}", Safe(l)),
+                _ => {}
+            }
+            s
+        }
     }
 }
 
@@ -328,6 +447,94 @@ mod tests {
             json_pretty(&plain).unwrap(),
             serde_json::to_string_pretty(&plain).unwrap()
         );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1000), "1.0 kB");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+        assert_eq!(human_bytes(15_000_000_000), "15.0 GB");
+        assert_eq!(human_bytes(u64::MAX), "18446.7 PB");
+    }
+
+    #[test]
+    fn short_media_types() {
+        for (full, short) in [
+            ("application/vnd.oci.image.layer.v1.tar+gzip", "tar+gzip"),
+            ("application/vnd.oci.image.layer.v1.tar", "tar"),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "docker diff.tar.gzip",
+            ),
+            (
+                "application/vnd.oci.image.index.v1+json",
+                "oci.image.index.v1+json",
+            ),
+            (
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "docker.distribution.manifest.v2+json",
+            ),
+            ("application/octet-stream", "application/octet-stream"),
+        ] {
+            assert_eq!(short_media_type(full), short, "{full}");
+        }
+    }
+
+    #[test]
+    fn file_modes_and_lines() {
+        let entry = |kind, mode, size, link: Option<&str>| FileEntry {
+            path: "app/x".into(),
+            kind,
+            size,
+            mode,
+            link: link.map(str::to_string),
+        };
+        for (e, mode, line) in [
+            (
+                entry(FileKind::File, 0o755, 1_500_000, None),
+                "-rwxr-xr-x",
+                "  -rwxr-xr-x     1.5 MB  app/x",
+            ),
+            (
+                entry(FileKind::Dir, 0o750, 0, None),
+                "drwxr-x---",
+                "  drwxr-x---             app/x/",
+            ),
+            (
+                entry(FileKind::Symlink, 0o777, 0, Some("server\n")),
+                "lrwxrwxrwx",
+                "  lrwxrwxrwx             app/x -> server\\n",
+            ),
+            (
+                entry(FileKind::Hardlink, 0o644, 0, Some("app/y")),
+                "hrw-r--r--",
+                "  hrw-r--r--             app/x link to app/y",
+            ),
+            (
+                entry(FileKind::Device, 0o600, 0, None),
+                "crw-------",
+                "  crw-------             app/x",
+            ),
+            (
+                entry(FileKind::Whiteout, 0, 0, None),
+                "D---------",
+                "  deletion               app/x  (deleted)",
+            ),
+            (
+                entry(FileKind::OpaqueDir, 0o755, 0, None),
+                "drwxr-xr-x",
+                "  opaque                 app/x/  (opaque: lower layers' content hidden)",
+            ),
+        ] {
+            assert_eq!(file_mode(&e), mode, "{e:?}");
+            assert_eq!(file_line(&e), line, "{e:?}");
+        }
+        // A name that would start a line of its own is escaped.
+        let mut e = entry(FileKind::File, 0o644, 1, None);
+        e.path = "a\nok   forged".into();
+        assert_eq!(file_line(&e), "  -rw-r--r--        1 B  a\\nok   forged");
     }
 
     #[test]

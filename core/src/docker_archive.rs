@@ -118,7 +118,7 @@ pub enum DockerArchiveError {
     #[error("manifest.json lists no images")]
     NoImages,
     /// A path field names an unsafe tar entry.
-    #[error("{file} {field}: {source}")]
+    #[error("{file} {field}")]
     Path {
         file: &'static str,
         /// Where the path is, e.g. `[0].Layers[2]`.
@@ -126,7 +126,7 @@ pub enum DockerArchiveError {
         source: EntryPathError,
     },
     /// A `RepoTags` entry that `docker load` would refuse.
-    #[error("manifest.json [{image}].RepoTags: {source}")]
+    #[error("manifest.json [{image}].RepoTags")]
     RepoTag {
         image: usize,
         source: ReferenceError,
@@ -137,7 +137,7 @@ pub enum DockerArchiveError {
     )]
     RepoTagDigest { image: usize, tag: String },
     /// A `repositories` name or tag that is not valid.
-    #[error("repositories {repository:?}: {source}")]
+    #[error("repositories {repository:?}")]
     Repository {
         repository: String,
         source: ReferenceError,
@@ -309,8 +309,8 @@ pub enum ChooseError {
     /// `@N` past the end.
     #[error("no image {0}")]
     NoPosition(String),
-    /// The name asked for is not an image name.
-    #[error("{name:?}: {source}")]
+    /// The name asked for is not an image name (the cause says why).
+    #[error("{name:?}")]
     BadName {
         /// As written.
         name: String,
@@ -560,7 +560,7 @@ mod tests {
         ));
         let err = parse_manifest(br#"[{"Config":"a.json","Layers":["ok","../x"]}]"#).unwrap_err();
         assert_eq!(
-            err.to_string(),
+            crate::display::error_chain(&err),
             "manifest.json [0].Layers[1]: archive path \"../x\" leaves the archive with '..'"
         );
         let big = vec![b' '; MAX_METADATA_BYTES + 1];

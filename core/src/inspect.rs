@@ -29,6 +29,8 @@
 //! **Invariant: `feed` consumes the whole chunk or fails; after the first failure, stop
 //! feeding and call [`Inspector::finish`].**
 
+pub mod shown;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,7 @@ use crate::bundle::{
     ReliedBlob, Report, TargetImage,
 };
 use crate::digest::{default_hasher, HasherFactory};
+use crate::display::error_chain;
 use crate::layer_files::{FileEntry, LayerLister};
 use crate::tar::TarError;
 use crate::{Digest, ImageConfig, MediaType, RawManifest};
@@ -557,7 +560,7 @@ impl Inspector {
                             match lister {
                                 Ok(lister) => self.listing = Some(Listing { lister, out }),
                                 Err(e) => self.layers.push(LayerListing {
-                                    error: Some(e.to_string()),
+                                    error: Some(error_chain(&e)),
                                     ..out
                                 }),
                             }
@@ -580,7 +583,7 @@ impl Inspector {
                             // A layer whose digest verifies but whose tar does not parse is
                             // reported on its listing; the bundle itself is still intact.
                             if let Some(mut l) = self.listing.take() {
-                                l.out.error = Some(e.to_string());
+                                l.out.error = Some(error_chain(&e));
                                 l.out.uncompressed_bytes = l.lister.uncompressed_bytes();
                                 self.layers.push(l.out);
                             }
@@ -597,7 +600,7 @@ impl Inspector {
                 }
                 if let Some(mut l) = self.listing.take() {
                     if let Err(e) = l.lister.finish() {
-                        l.out.error = Some(e.to_string());
+                        l.out.error = Some(error_chain(&e));
                     }
                     l.out.uncompressed_bytes = l.lister.uncompressed_bytes();
                     self.layers.push(l.out);
@@ -664,7 +667,7 @@ impl Inspector {
         };
         self.problem = Some(Problem {
             kind: ProblemKind::of(e),
-            message: e.to_string(),
+            message: error_chain(e),
             offset,
             blob,
         });

@@ -97,7 +97,7 @@ pub enum LayerFilesError {
         found: u32,
     },
     /// The uncompressed tar is broken (offsets are in the uncompressed stream).
-    #[error("layer tar: {0}")]
+    #[error("layer tar")]
     Tar(#[from] TarError),
     /// The blob ended early.
     #[error("layer ends early: {context}")]

@@ -15,6 +15,34 @@
 //! Hosts drive the push-style codecs in a loop; see [`bundle`] for the loop and its invariant.
 //! A panic anywhere in this crate is a bug, never a reaction to bad input.
 
+/// `FromStr`, and serde as a string, for a type with `parse(&str) -> Result<Self, E>` and
+/// `Display` (digests, references): serialised as its `Display`, deserialised through `parse`,
+/// whose error (with its causes) becomes the deserialiser's message.
+macro_rules! string_form {
+    ($t:ty, $err:ty) => {
+        impl core::str::FromStr for $t {
+            type Err = $err;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$t>::parse(s)
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                <$t>::parse(&s)
+                    .map_err(|e| serde::de::Error::custom(crate::display::error_chain(&e)))
+            }
+        }
+    };
+}
+
 pub mod bundle;
 pub mod config;
 pub mod descriptor;
@@ -26,6 +54,7 @@ pub mod distribution;
 pub mod docker_archive;
 pub mod dockerfile;
 pub mod engine_plan;
+pub mod error;
 pub mod fuzz;
 pub mod inspect;
 pub mod layer_files;
@@ -48,6 +77,7 @@ pub use digest::{
 pub use docker_archive::{DockerArchiveError, EntryPathError, ManifestEntry, Repositories};
 pub use dockerfile::{DockerfileError, ResolveOptions};
 pub use engine_plan::{EngineError, ExportedLayer, LayerHint, LoadArchive, LoadEntry};
+pub use error::Error;
 pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
 pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
 pub use load::{

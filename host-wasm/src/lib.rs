@@ -1,10 +1,15 @@
 //! `ddiff-wasm`: the browser's door into `ddiff-core`. One struct over the core's
 //! [`Inspector`](ddiff_core::inspect::Inspector): feed chunks, read progress, finish with the
 //! outcome. Values cross the boundary as JSON strings of the core's serde types, so the page
-//! sees what `ddiff inspect --json` prints, with one difference: every string in them went
+//! sees what `ddiff inspect --json` prints, with two differences, both the core's
+//! ([`shown_json`](ddiff_core::inspect::shown::shown_json)): every string in them went
 //! through the core's [`safe_text`](ddiff_core::display::safe_text), as the CLI's human
 //! output does (control characters, bidi controls and line separators escaped, length
-//! capped), because the page only shows them. There is no format logic here.
+//! capped), because the page only shows them; and beside each value a person reads is its
+//! text as the CLI prints it (`sizeText: "1.5 MB"`, `mediaTypeText: "tar+gzip"`,
+//! `modeText: "-rwxr-xr-x"`, `digestText`), so the page has no copies of those functions.
+//! Problem and listing messages are the core's whole error chains. There is no format logic
+//! here.
 //!
 //! ```text
 //!   File.stream() ─► worker.js ─► BundleInspector.feed(chunk) ─► core Inspector
@@ -17,7 +22,7 @@
 //! verifies on the inspector thread ([`BundleInspector`] without listing); the inspector
 //! adopts the lister's file lists for the layers it verified and no others.
 
-use ddiff_core::display::safe_json_strings;
+use ddiff_core::inspect::shown::{shown_json, Shown};
 use ddiff_core::inspect::{InspectOptions, Inspector, LayerListing, UnverifiedLister};
 use wasm_bindgen::prelude::*;
 
@@ -26,6 +31,14 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(js_name = safeText)]
 pub fn safe_text(text: &str) -> String {
     ddiff_core::display::safe_text(text)
+}
+
+/// `bytes` as the CLI writes sizes (`1.5 MB`): the core's `human_bytes`, for the sizes and
+/// rates the page works out itself (the file's size, the progress line).
+#[wasm_bindgen(js_name = humanBytes)]
+pub fn human_bytes(bytes: f64) -> String {
+    // A JS number of bytes: non-negative and below 2^53 in practice; `as` saturates.
+    ddiff_core::display::human_bytes(bytes as u64)
 }
 
 /// One pass over one bundle.
@@ -71,7 +84,7 @@ impl BundleInspector {
         self.inner.feed(chunk).is_ok()
     }
 
-    /// `{"bytes":…,"blobsDone":…,"blobsTotal":…}`.
+    /// `{"bytes":…,"bytesText":…,"blobsDone":…,"blobsTotal":…}`.
     pub fn progress(&self) -> String {
         to_json(&self.inner.progress())
     }
@@ -131,13 +144,11 @@ impl BundleLister {
     }
 }
 
-/// JSON of a core view type, every string (from the bundle: references, tool, dates, media
-/// types, history lines, file paths, messages) made safe to show.
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    // The core's view types are plain structs of strings and numbers: always serialisable.
-    let mut v = serde_json::to_value(v).expect("core view types serialise");
-    safe_json_strings(&mut v);
-    v.to_string()
+/// JSON of a core view type as a page shows it (the core's `shown_json`): every string (from
+/// the bundle: references, tool, dates, media types, history lines, file paths, messages)
+/// made safe to show, display texts beside the values.
+fn to_json<T: Shown>(v: &T) -> String {
+    shown_json(v).to_string()
 }
 
 #[cfg(test)]
@@ -167,6 +178,27 @@ mod tests {
         assert_eq!(row["carried"], true);
         assert_eq!(row["createdBy"], "COPY app/ /app/");
         assert_eq!(o["layers"][0]["files"][3]["kind"], "whiteout");
+        // The display texts the page shows, the CLI's own (ddiff inspect prints the same).
+        assert_eq!(p["bytesText"], human_bytes(bytes.len() as f64));
+        assert_eq!(
+            row["sizeText"],
+            ddiff_core::display::human_bytes(row["size"].as_u64().unwrap())
+        );
+        assert_eq!(row["mediaTypeText"], "tar+gzip");
+        assert!(row["digestText"].as_str().unwrap().starts_with("sha256:"));
+        assert_eq!(row["digestText"].as_str().unwrap().len(), 19);
+        assert_eq!(
+            o["inspection"]["targets"][0]["mediaTypeText"],
+            "oci.image.manifest.v1+json"
+        );
+        let files = o["layers"][0]["files"].as_array().unwrap();
+        assert!(files.iter().any(|f| f["modeText"] == "-rwxr-xr-x"));
+        assert!(o["layers"][0]["uncompressedBytesText"]
+            .as_str()
+            .unwrap()
+            .ends_with(" kB"));
+        assert_eq!(human_bytes(1.5e6), "1.5 MB");
+        assert_eq!(human_bytes(999.0), "999 B");
 
         // Flip a byte in the middle of the last blob's data.
         let last_start = {

@@ -121,6 +121,15 @@ try {
     const deleted = await page.$$eval(".entry.whiteout .name", (n) => n.map((x) => x.textContent));
     check(deleted.includes("motd"), `whiteout etc/motd shown as a deletion (${deleted})`);
     check((await page.$$(".entry.opaquedir")).length === 1, "opaque dir var/cache marked");
+    // Sizes, media types, digests and modes are the core's texts (ddiff inspect's), not
+    // JavaScript copies: the `…Text` fields the wasm facade adds beside the values.
+    const modes = await page.$$eval(".entry .mode", (n) => n.map((x) => x.textContent));
+    check(modes.includes("-rwxr-xr-x") && modes.includes("lrwxrwxrwx"), `file modes as ddiff inspect writes them (${[...new Set(modes)]})`);
+    const cells = rows.map((r) => r.cells.slice(2, 5).join(" | "));
+    check(rows.every((r) => /^\d+(\.\d)? (B|kB|MB)$/.test(r.cells[2]) && /^(tar|tar\+gzip)$/.test(r.cells[3]) && /^sha256:[0-9a-f]{12}$/.test(r.cells[4])),
+      `layer sizes, types and digests as ddiff inspect writes them (${cells.join("; ")})`);
+    const goodText = await page.evaluate(() => document.body.textContent);
+    check(!goodText.includes("undefined") && !goodText.includes("NaN"), "no undefined or NaN text on the page");
     await page.screenshot({ path: path.join(shotDir, "good.png"), fullPage: true });
 
     const bad = await load(path.join(bundleDir, "tampered.bundle"));

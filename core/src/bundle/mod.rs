@@ -125,20 +125,20 @@ pub enum BundleError {
         found: u64,
     },
     /// A blob's content does not match its digest.
-    #[error("corrupt blob {digest} (entry at offset {offset}): {source}")]
+    #[error("corrupt blob {digest} (entry at offset {offset})")]
     CorruptBlob {
         offset: u64,
         digest: Digest,
         source: VerifyError,
     },
     /// A manifest blob does not parse.
-    #[error("manifest {digest}: {source}")]
+    #[error("manifest {digest}")]
     Manifest {
         digest: Digest,
         source: ManifestError,
     },
     /// A config blob does not parse.
-    #[error("config {digest}: {source}")]
+    #[error("config {digest}")]
     Config { digest: Digest, source: ConfigError },
     /// A manifest references a blob that is neither carried nor relied on.
     #[error("manifest {manifest} references {blob}, which the bundle neither carries nor lists as relied on")]
@@ -163,7 +163,7 @@ pub enum BundleError {
         found: Digest,
     },
     /// A target's reference is not a valid image reference (loaders could not tag it).
-    #[error("target reference {reference:?} is not a valid image reference: {source}")]
+    #[error("target reference {reference:?} is not a valid image reference")]
     InvalidTargetReference {
         reference: String,
         source: crate::ReferenceError,

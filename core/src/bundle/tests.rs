@@ -571,7 +571,7 @@ fn metadata_refuses_what_loaders_would_refuse() {
     let check = |edit: &dyn Fn(&mut BundleMeta)| {
         let mut m = f.plan.meta.clone();
         edit(&mut m);
-        m.validate().map_err(|e| e.to_string())
+        m.validate().map_err(|e| crate::display::error_chain(&e))
     };
     assert!(check(&|_| {}).is_ok());
     type Edit = Box<dyn Fn(&mut BundleMeta)>;

@@ -9,14 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use ddiff_core::display::{safe_text, Safe};
+use ddiff_core::display::{file_line, human_bytes, safe_text, short_media_type, Safe};
 use ddiff_core::inspect::{InspectOptions, Inspector, LayerListing, Outcome};
-use ddiff_core::layer_files::{FileEntry, FileKind};
-use ddiff_core::MediaType;
 
 use crate::bundle_io::{self, Format};
 use crate::hash::fast_hasher;
-use crate::progress::{human_bytes, Mode, Progress};
+use crate::progress::{Mode, Progress};
 
 /// Show what a bundle holds (targets, base, layers with their Dockerfile steps, files).
 ///
@@ -133,71 +131,6 @@ pub fn inspect_file(args: &InspectArgs, progress: &Progress) -> Result<Outcome> 
     Ok(ins.finish())
 }
 
-/// Short names for layer media types (`tar+gzip`, `docker tar.gzip`), safe to print.
-fn short_type(m: &MediaType) -> String {
-    let s = m.as_str();
-    if let Some(r) = s.strip_prefix("application/vnd.oci.image.layer.v1.") {
-        return safe_text(r);
-    }
-    if let Some(r) = s.strip_prefix("application/vnd.docker.image.rootfs.") {
-        return format!("docker {}", Safe(r));
-    }
-    safe_text(s)
-}
-
-fn mode_string(f: &FileEntry) -> String {
-    let t = match f.kind {
-        FileKind::Dir | FileKind::OpaqueDir => 'd',
-        FileKind::Symlink => 'l',
-        FileKind::Hardlink => 'h',
-        FileKind::Device => 'c',
-        FileKind::Whiteout => 'D',
-        FileKind::File | FileKind::Other => '-',
-    };
-    let mut s = String::from(t);
-    for shift in [6, 3, 0] {
-        let bits = (f.mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
-    }
-    s
-}
-
-/// One line of the file tree. Paths and link targets come from the layer's tar: escaped and
-/// capped, so a name holding a newline cannot add a line.
-pub fn file_line(f: &FileEntry) -> String {
-    let path = Safe(&f.path);
-    match f.kind {
-        FileKind::Whiteout => format!("  {:<10} {:>10}  {path}  (deleted)", "deletion", ""),
-        FileKind::OpaqueDir => format!(
-            "  {:<10} {:>10}  {path}/  (opaque: lower layers' content hidden)",
-            "opaque", ""
-        ),
-        _ => {
-            let mut s = format!(
-                "  {} {:>10}  {}",
-                mode_string(f),
-                if f.kind == FileKind::File {
-                    human_bytes(f.size)
-                } else {
-                    String::new()
-                },
-                path
-            );
-            if f.kind == FileKind::Dir {
-                s.push('/');
-            }
-            match (f.kind, &f.link) {
-                (FileKind::Symlink, Some(l)) => s += &format!(" -> {}", Safe(l)),
-                (FileKind::Hardlink, Some(l)) => s += &format!(" link to {}", Safe(l)),
-                _ => {}
-            }
-            s
-        }
-    }
-}
-
 /// The human report. Every string from the bundle (tool, dates, references, platforms, media
 /// types, history lines, paths, problem messages) is shown through [`Safe`].
 pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
@@ -288,7 +221,7 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
                     i + 1,
                     if l.carried { "carried" } else { "relied" },
                     human_bytes(l.size),
-                    short_type(&l.media_type),
+                    Safe(&short_media_type(l.media_type.as_str())),
                     l.digest.short(),
                     Safe(&by)
                 );

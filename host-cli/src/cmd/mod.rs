@@ -117,22 +117,12 @@ pub fn parse_image_ref(s: &str) -> Result<ImageRef> {
     Ok(ImageRef::parse(s)?)
 }
 
-/// An error and its causes on one line, outermost first, for `ddiff: error: …`. The core's
-/// errors name their cause in their own message (so a page or a report that shows only the
-/// message loses nothing); a cause whose text the line already holds is not repeated.
+/// An error and its causes on one line, outermost first, for `ddiff: error: …`: the core's
+/// [`error_chain`](ddiff_core::display::error_chain), a plain walk of the chain. Every error
+/// says only its own part and leaves its cause to `source()` (docs/architecture.md, "Errors"),
+/// so nothing is said twice.
 pub fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    ddiff_core::display::error_chain(e.as_ref())
 }
 
 /// The whole line `ddiff` prints for a failed command: `ddiff: error: ` and [`error_line`],
@@ -148,42 +138,31 @@ mod error_line_tests {
     use super::{error_line, error_message};
     use anyhow::Context as _;
 
-    /// Shaped like the core's errors: the message includes the source, which is also
-    /// reported as `source()`.
-    #[derive(Debug)]
-    struct Corrupt(std::io::Error);
-
-    impl std::fmt::Display for Corrupt {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(
-                f,
-                "corrupt blob sha256:ab (entry at offset 9216): {}",
-                self.0
-            )
-        }
-    }
-
-    impl std::error::Error for Corrupt {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-
     #[test]
-    fn causes_already_in_the_message_are_not_repeated() {
-        let e = Err::<(), _>(Corrupt(std::io::Error::other("digest mismatch")))
-            .context("x.ddiff: bundle is not intact")
+    fn every_cause_is_said_once_outermost_first() {
+        // A core error with a cause, under the CLI's context: each part once, in order.
+        let e = Err::<(), _>(ddiff_core::ImageRef::parse("app@sha256:xyz").unwrap_err())
+            .context("--to \"app@sha256:xyz\"")
             .unwrap_err();
         assert_eq!(
             error_line(&e),
-            "x.ddiff: bundle is not intact: corrupt blob sha256:ab (entry at offset 9216): digest mismatch"
+            "--to \"app@sha256:xyz\": invalid image reference \"app@sha256:xyz\": \
+             digest \"sha256:xyz\": sha256 needs 64 hex characters, found 3"
         );
-        // Causes that add something are all kept, outermost first.
         let e = Err::<(), _>(std::io::Error::other("No such file"))
             .context("cannot open a.ddiff")
             .context("load")
             .unwrap_err();
         assert_eq!(error_line(&e), "load: cannot open a.ddiff: No such file");
+        // No guessing: a cause whose text the line already holds is still said (an error
+        // that repeats its cause breaks the convention, and the line shows it).
+        let e = Err::<(), _>(std::io::Error::other("No such file"))
+            .context("cannot open a.ddiff: No such file")
+            .unwrap_err();
+        assert_eq!(
+            error_line(&e),
+            "cannot open a.ddiff: No such file: No such file"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ const CACHE_MAX: usize = 1024;
 #[non_exhaustive]
 pub enum HtpasswdError {
     /// Reading failed.
-    #[error("cannot read htpasswd file {path}: {source}")]
+    #[error("cannot read htpasswd file {path}")]
     Read {
         path: String,
         source: std::io::Error,
