@@ -529,14 +529,7 @@ pub fn load(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut t = TarOut::new(Vec::new(), None);
-        for (p, d) in files {
-            t.file(p, d).unwrap();
-        }
-        t.finish().unwrap().0
-    }
+    use crate::transport::tar_file::tar_of;
 
     /// A save stream whose layers cannot be identified from their names (no v1 json): both
     /// are spooled, hashed, and decided afterwards; the carried one is compressed.

@@ -202,18 +202,20 @@ impl<W: Write> TarOut<W> {
     }
 }
 
+/// A tar of small files, for tests.
+#[cfg(test)]
+pub(crate) fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut t = TarOut::new(Vec::new(), None);
+    for (p, d) in files {
+        t.file(p, d).expect("a Vec takes any write");
+    }
+    t.finish().expect("a Vec takes any write").0
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut t = TarOut::new(Vec::new(), None);
-        for (p, d) in files {
-            t.file(p, d).unwrap();
-        }
-        t.finish().unwrap().0
-    }
 
     #[test]
     fn index_reads_entries_by_offset() {
