@@ -49,6 +49,55 @@ pub fn require_peer(peer: &str) -> bool {
     false
 }
 
+/// The built `ddiff` binary, kept apart from the developer's environment: no default
+/// registry (`DDIFF_URL`, `DDIFF_PORT` removed) and the test engine as `DOCKER_HOST`. A test
+/// that needs another value sets it on the returned command.
+pub fn ddiff() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
+    c.env(
+        "DOCKER_HOST",
+        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
+    )
+    .env_remove("DDIFF_URL")
+    .env_remove("DDIFF_PORT");
+    c
+}
+
+/// [`ddiff`] with `--quiet` (no progress lines on stderr).
+pub fn ddiff_quiet() -> Command {
+    let mut c = ddiff();
+    c.arg("--quiet");
+    c
+}
+
+/// Runs a command that must succeed and returns its stdout, which must be UTF-8 (panics with
+/// its output if not).
+pub fn ok(cmd: &mut Command) -> String {
+    String::from_utf8(run(cmd).stdout).expect("stdout is UTF-8")
+}
+
+/// Runs a command that must fail and returns its output (panics with its output if not).
+pub fn fails(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded but should have failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A command's stdout, lossily decoded.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stderr, lossily decoded.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -110,7 +159,7 @@ impl DdiffServer {
     /// [`DdiffServer::start`] with extra environment variables.
     pub fn start_with_env(root: &Path, extra: &[&str], env: &[(&str, &str)]) -> DdiffServer {
         let log = root.with_extension(format!("ddiff-{}.log", std::process::id()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ddiff"))
+        let mut child = ddiff()
             .args(["server", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra)

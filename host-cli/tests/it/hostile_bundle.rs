@@ -9,10 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, require_peer, run, skopeo, DdiffServer, RefRegistry};
+use crate::common::{
+    ddiff_quiet, docker, require_peer, run, skopeo, stderr, DdiffServer, RefRegistry,
+};
 use crate::hostile_util::{
-    ddiff, diff_listing, entries, files, good_bundle, listing, push, rebuild, special_header,
-    stderr, with_extra, GoodBundle, Group,
+    diff_listing, entries, files, good_bundle, listing, push, rebuild, special_header, with_extra,
+    GoodBundle, Group,
 };
 
 const G1: &str = "1 damaged or crafted bundle refused, destination unchanged";
@@ -464,7 +466,7 @@ fn matrix(t: &Target<'_>, good: &GoodBundle, dir: &Path) -> Vec<String> {
     for c in cases(good) {
         let file: PathBuf = dir.join(if c.gz { "case.tar.gz" } else { "case.ddiff" });
         std::fs::write(&file, &c.bytes).unwrap();
-        let child = ddiff()
+        let child = ddiff_quiet()
             .args(["load", "--no-pull"])
             .arg(&file)
             .args(["--to", &t.to])
@@ -531,7 +533,7 @@ fn matrix(t: &Target<'_>, good: &GoodBundle, dir: &Path) -> Vec<String> {
         failures.extend(g.finish());
     }
     // The good bundle loads and the listing sees it: the comparison above could fail.
-    let out = ddiff()
+    let out = ddiff_quiet()
         .args(["load", "--no-pull"])
         .arg(&good.path)
         .args(["--to", &t.to])
@@ -574,7 +576,7 @@ fn missing_base(t: &Target<'_>, good: &GoodBundle) -> Vec<String> {
         ),
     );
     let before = (t.list)();
-    let out = ddiff()
+    let out = ddiff_quiet()
         .args(["load", "--no-pull"])
         .arg(&good.path)
         .args(["--to", &t.to])

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, require_peer, run, DdiffServer};
-use crate::hostile_util::{ddiff, listing, push, Group};
+use crate::common::{ddiff_quiet, docker, require_peer, run, DdiffServer};
+use crate::hostile_util::{listing, push, Group};
 
 const G2: &str = "2 interrupted load finishes when re-run";
 
@@ -32,7 +32,7 @@ fn big_bundle(prefix: &str, dir: &Path) -> (std::path::PathBuf, String) {
     push(&base, &format!("{}/{prefix}/base:1", online.addr));
     push(&big, &format!("{}/{prefix}/big:1", online.addr));
     let bundle = dir.join("big.ddiff");
-    run(ddiff()
+    run(ddiff_quiet()
         .args([
             "diff",
             &format!("docker://{}/{prefix}/base:1", online.addr),
@@ -94,7 +94,7 @@ fn hostile_load_killed_at_many_points_into_ddiff_server() {
         let root = dir.path().join(format!("dest-{round}"));
         let dest = DdiffServer::start(&root, &[]);
         push(&base, &format!("{}/{prefix}/base:1", dest.addr));
-        let mut child = ddiff()
+        let mut child = ddiff_quiet()
             .args([
                 "load",
                 "--no-pull",
@@ -131,7 +131,7 @@ fn hostile_load_killed_at_many_points_into_ddiff_server() {
                 format!("killed at {threshold} bytes: a tag on an incomplete image")
             });
         }
-        let out = ddiff()
+        let out = ddiff_quiet()
             .args(["load", "--no-pull"])
             .arg(&bundle)
             .args(["--to", &format!("docker://{}", dest.addr)])
@@ -187,7 +187,7 @@ fn base_from_engine(base: &str, dest: &str) {
 /// Starts `ddiff load BUNDLE --to DEST` and SIGKILLs it after `ms`; whether it was still
 /// running (a kill that landed before it finished).
 fn load_killed_after(bundle: &Path, dest: &str, ms: u64) -> bool {
-    let mut child = ddiff()
+    let mut child = ddiff_quiet()
         .args(["load"])
         .arg(bundle)
         .args(["--to", dest])
@@ -204,7 +204,7 @@ fn load_killed_after(bundle: &Path, dest: &str, ms: u64) -> bool {
 
 /// `ddiff load BUNDLE --to DEST`, run to the end.
 fn load_to(bundle: &Path, dest: &str) -> std::process::Output {
-    ddiff()
+    ddiff_quiet()
         .args(["load"])
         .arg(bundle)
         .args(["--to", dest])
@@ -308,7 +308,7 @@ fn hostile_load_killed_at_many_points_into_an_oci_archive() {
         let target = format!("{dest}:1");
         // Ok(()) when `ddiff inspect` verifies the target, else its error.
         let inspect = || -> Result<(), String> {
-            let o = ddiff()
+            let o = ddiff_quiet()
                 .args(["inspect", &target])
                 .output()
                 .map_err(|e| e.to_string())?;

@@ -6,13 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ddiff_core::Digest;
 use serde_json::json;
 
-use crate::common::DdiffServer;
+use crate::common::{ddiff, DdiffServer};
 use crate::hostile_util::{listing, Group};
 
 /// A small image: a config and one layer of `n` bytes made from `seed`, its manifest.
@@ -273,7 +272,7 @@ fn hostile_kill_9_during_uploads_and_gc_never_serves_a_wrong_byte() {
             }
         });
         drop(server);
-        let mut gc = Command::new(env!("CARGO_BIN_EXE_ddiff"))
+        let mut gc = ddiff()
             .args(["server", "gc", "--min-age", "0", "--root"])
             .arg(&root)
             .stdout(std::process::Stdio::null())

@@ -6,12 +6,12 @@
 //! peers: the bundles are the core's synthetic sample with hostile strings put in.
 
 use std::path::Path;
-use std::process::Command;
 
 use ddiff_core::synth_bundle::{
     sample, Sample, SampleOptions, HOSTILE_CREATED, HOSTILE_CREATED_BY, HOSTILE_NAMES, HOSTILE_TOOL,
 };
 
+use crate::common::ddiff;
 use crate::hostile_util::Group;
 
 const GUARANTEE: &str = "7 what a bundle says is shown, never obeyed";
@@ -19,10 +19,8 @@ const GUARANTEE: &str = "7 what a bundle says is shown, never obeyed";
 const MAX_LINE: usize = 10_000;
 
 /// `ddiff ARGS` with no registry or engine to reach: (exit code, stdout, stderr).
-fn ddiff(args: &[&str], bundle: &Path) -> (Option<i32>, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_ddiff"))
-        .env_remove("DDIFF_URL")
-        .env_remove("DDIFF_PORT")
+fn ddiff_on(args: &[&str], bundle: &Path) -> (Option<i32>, String, String) {
+    let o = ddiff()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(args)
         .arg(bundle)
@@ -95,7 +93,7 @@ fn check_all(g: &mut Group, bundle: &Path, dir: &Path) -> Vec<(String, String, S
         &["load", "--no-pull", "--to", to.as_str()],
     ];
     for args in commands {
-        let (_, out, err) = ddiff(args, bundle);
+        let (_, out, err) = ddiff_on(args, bundle);
         let what = args.join(" ");
         for (stream, text) in [("stdout", &out), ("stderr", &err)] {
             let problem = unsafe_in(text);
@@ -156,7 +154,7 @@ fn hostile_text_from_an_intact_bundle_is_escaped_and_exact_in_json() {
         });
     }
     // --json: the exact strings (JSON escapes control characters itself).
-    let (_, json, _) = ddiff(&["--json", "inspect", "--files"], &bundle);
+    let (_, json, _) = ddiff_on(&["--json", "inspect", "--files"], &bundle);
     g.check(unsafe_in(&json).is_none(), || {
         "inspect --json: raw control characters".into()
     });
@@ -186,7 +184,7 @@ fn hostile_text_from_an_intact_bundle_is_escaped_and_exact_in_json() {
     g.check(paths.iter().any(|p| p.len() == 5000), || {
         "--json lacks the 5000-byte path".into()
     });
-    let (_, json, _) = ddiff(&["--json", "verify"], &bundle);
+    let (_, json, _) = ddiff_on(&["--json", "verify"], &bundle);
     g.check(unsafe_in(&json).is_none(), || {
         "verify --json: raw control characters".into()
     });

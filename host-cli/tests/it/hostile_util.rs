@@ -5,24 +5,11 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use ddiff_core::tar::{TarEvent, TarReader};
 
-use crate::common::{docker, run, DdiffServer};
-
-/// `ddiff` aimed at the test engine, quiet, with no default registry.
-pub fn ddiff() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
-    c.env(
-        "DOCKER_HOST",
-        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
-    )
-    .env_remove("DDIFF_URL")
-    .env_remove("DDIFF_PORT")
-    .arg("--quiet");
-    c
-}
+use crate::common::{ddiff_quiet, docker, run, DdiffServer};
 
 /// One result line for `tests/reliability.sh`: guarantee, case, times tried, result.
 pub fn report(guarantee: &str, case: &str, tried: usize, result: &str) {
@@ -212,7 +199,7 @@ pub fn good_bundle(prefix: &str, dir: &Path) -> GoodBundle {
     push(&base, &format!("{}/{prefix}/base:1", online.addr));
     push(&delta, &format!("{}/{prefix}/delta:1", online.addr));
     let path = dir.join("good.ddiff");
-    run(ddiff()
+    run(ddiff_quiet()
         .args([
             "diff",
             &format!("docker://{}/{prefix}/base:1", online.addr),
@@ -243,8 +230,4 @@ pub fn push(local: &str, remote: &str) {
     run(docker().args(["tag", local, remote]));
     run(docker().args(["push", remote]).stdout(Stdio::null()));
     run(docker().args(["rmi", remote]).stdout(Stdio::null()));
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -8,11 +8,7 @@ use std::process::Command;
 use ddiff_core::synth::{config_json, layer_tar, manifest, plain_layer};
 use ddiff_core::{Digest, MediaType, RawManifest};
 
-use crate::common::run;
-
-fn ddiff() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ddiff"))
-}
+use crate::common::{ddiff, run};
 
 /// Writes an OCI image layout holding `blobs` and one manifest tagged `tag`.
 fn write_layout(dir: &Path, blobs: &[&[u8]], m: &RawManifest, tag: &str) {

@@ -5,23 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::common::{docker, require_peer, run, DdiffServer, RefRegistry};
-
-fn ddiff() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
-    c.env(
-        "DOCKER_HOST",
-        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
-    );
-    c.env_remove("DDIFF_URL").env_remove("DDIFF_PORT");
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::common::{ddiff, docker, require_peer, run, stderr, DdiffServer, RefRegistry};
 
 /// Base and delta exactly as the original project's test: FROM base + RUN echo.
 fn build_base_and_delta(prefix: &str) -> (String, String) {

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use ddiff_core::{Algorithm, Digest};
 use serde_json::{json, Value};
 
-use crate::common::{docker, docker_image, require_peer, run, skopeo, DdiffServer, RefRegistry};
+use crate::common::{
+    ddiff, docker, docker_image, fails, require_peer, run, skopeo, stderr, DdiffServer, RefRegistry,
+};
 
 /// A tiny but real image: one gzip layer holding `/msg.txt`, an OCI config with its diff_id.
 struct TestImage {
@@ -838,24 +840,22 @@ fn basic_auth_from_an_htpasswd_file_with_skopeo() {
 fn clear_errors_for_a_taken_port_and_an_unwritable_root() {
     let dir = tempfile::tempdir().unwrap();
     let server = DdiffServer::start(&dir.path().join("root"), &[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_ddiff"))
-        .args(["server", "--addr", &server.addr, "--root"])
-        .arg(dir.path().join("other"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = fails(
+        ddiff()
+            .args(["server", "--addr", &server.addr, "--root"])
+            .arg(dir.path().join("other")),
+    );
+    let err = stderr(&out);
     assert!(err.contains("port is taken"), "{err}");
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ddiff"))
-        .args(["server", "--addr", "127.0.0.1:0", "--root"])
-        .arg(file.join("sub"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = fails(
+        ddiff()
+            .args(["server", "--addr", "127.0.0.1:0", "--root"])
+            .arg(file.join("sub")),
+    );
+    let err = stderr(&out);
     assert!(err.contains("is not writable"), "{err}");
 }
 
