@@ -323,14 +323,57 @@ pub fn docker_image(tag: &str, msg: &str) {
             .arg("bin"));
         run(docker().arg("import").arg(&tar).arg(base));
     }
+    docker_build(
+        base,
+        tag,
+        &[
+            &format!("RUN echo {msg} > /msg.txt"),
+            "CMD [\"cat\", \"/msg.txt\"]",
+        ],
+    );
+}
+
+/// Builds `tag` in the test engine from `FROM from` and these Dockerfile lines, with the
+/// legacy builder and no network.
+pub fn docker_build(from: &str, tag: &str, lines: &[&str]) {
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {base}\nRUN echo {msg} > /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n"),
-    )
-    .unwrap();
+    let mut df = format!("FROM {from}\n");
+    for l in lines {
+        df.push_str(l);
+        df.push('\n');
+    }
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
     run(docker()
         .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", tag])
+        .args(["build", "-q", "--network", "none", "-t", tag])
         .arg(ctx.path()));
+}
+
+/// `docker push` under another name, leaving the local image as it was.
+pub fn push(local: &str, remote: &str) {
+    run(docker().args(["tag", local, remote]));
+    run(docker().args(["push", remote]).stdout(Stdio::null()));
+    run(docker().args(["rmi", remote]).stdout(Stdio::null()));
+}
+
+/// A tar of these (path, data) entries written by the core's tar writer, as the bundle
+/// writer lays them out.
+pub fn tar_of<P: AsRef<str>, D: AsRef<[u8]>>(entries: &[(P, D)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (p, d) in entries {
+        ddiff_core::tar::write_file(&mut out, p.as_ref(), d.as_ref(), 0o644, 0);
+    }
+    ddiff_core::tar::write_end(&mut out);
+    out
+}
+
+/// The names directly in `dir`, sorted.
+pub fn top_level(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

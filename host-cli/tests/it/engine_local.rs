@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{ddiff_quiet, docker, require_peer, run, DdiffServer};
+use crate::common::{ddiff_quiet, docker, docker_build, require_peer, run, DdiffServer};
 
 fn text(o: &Output) -> String {
     format!(
@@ -27,21 +27,6 @@ fn image_id(name: &str) -> Option<String> {
     o.status
         .success()
         .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
-/// Builds `tag` from `from` with the legacy builder and the given Dockerfile lines.
-fn build(from: &str, tag: &str, lines: &[&str]) {
-    let ctx = tempfile::tempdir().unwrap();
-    let mut df = format!("FROM {from}\n");
-    for l in lines {
-        df.push_str(l);
-        df.push('\n');
-    }
-    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "--network", "none", "-t", tag])
-        .arg(ctx.path()));
 }
 
 fn docker_run(image: &str, cmd: &str) -> String {
@@ -102,8 +87,8 @@ fn engine_missing_base_is_refused_and_nothing_is_loaded() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (base, app) = ("ddiff-it-engine/mbase:1", "ddiff-it-engine/mapp:1");
-    build(&base_image(), base, &["RUN echo base > /base.txt"]);
-    build(base, app, &["RUN echo app > /app.txt"]);
+    docker_build(&base_image(), base, &["RUN echo base > /base.txt"]);
+    docker_build(base, app, &["RUN echo app > /app.txt"]);
     let bundle = dir.path().join("m.ddiff");
     run(ddiff_quiet().args(["diff", base, app, "-o"]).arg(&bundle));
     run(docker().args(["rmi", app, base]));
@@ -135,7 +120,7 @@ fn archives_to_oci_layout_and_back_without_engine() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let app = "ddiff-it-engine/arch:1";
-    build(&base_image(), app, &["RUN echo archived > /a.txt"]);
+    docker_build(&base_image(), app, &["RUN echo archived > /a.txt"]);
     run(docker()
         .args(["save", "-o"])
         .arg(d.join("base.tar"))
@@ -202,8 +187,8 @@ fn engine_bundle_into_registry_and_registry_bundle_into_engine() {
     let d = dir.path();
     let srv = DdiffServer::start(&d.join("reg"), &[]);
     let (base, app) = ("ddiff-it-engine/rbase:1", "ddiff-it-engine/rapp:1");
-    build(&base_image(), base, &["RUN echo rbase > /b.txt"]);
-    build(base, app, &["RUN echo rapp > /a.txt"]);
+    docker_build(&base_image(), base, &["RUN echo rbase > /b.txt"]);
+    docker_build(base, app, &["RUN echo rapp > /a.txt"]);
     let id = image_id(app).unwrap();
     let with_reg = |c: &mut Command| {
         c.env("DDIFF_URL", format!("http://{}", srv.addr));

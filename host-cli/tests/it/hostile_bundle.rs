@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    ddiff_quiet, docker, require_peer, run, skopeo, stderr, DdiffServer, RefRegistry,
+    ddiff_quiet, docker, push, require_peer, run, skopeo, stderr, tar_of, top_level, DdiffServer,
+    RefRegistry,
 };
 use crate::hostile_util::{
-    diff_listing, entries, files, good_bundle, listing, push, rebuild, special_header, with_extra,
-    GoodBundle, Group,
+    diff_listing, entries, files, good_bundle, listing, special_header, with_extra, GoodBundle,
+    Group,
 };
 
 const G1: &str = "1 damaged or crafted bundle refused, destination unchanged";
@@ -134,7 +135,7 @@ fn cases(good: &GoodBundle) -> Vec<Case> {
         fs[0].1 = serde_json::to_vec_pretty(&m).unwrap();
         let typed: ddiff_core::bundle::BundleMeta = serde_json::from_slice(&fs[0].1).unwrap();
         fs[2].1 = typed.oci_index_json(&fs[0].1);
-        rebuild(&fs)
+        tar_of(&fs)
     };
     // Issue 15, item 1: one flipped bit in a target's name, in ddiff.json or in index.json,
     // once loaded the image under another name.
@@ -158,7 +159,7 @@ fn cases(good: &GoodBundle) -> Vec<Case> {
                 r[repo_start] ^= 0x10;
                 String::from_utf8(r).unwrap()
             }),
-            rebuild(&fs),
+            tar_of(&fs),
             &[needle],
         ));
     }
@@ -555,16 +556,6 @@ fn matrix(t: &Target<'_>, good: &GoodBundle, dir: &Path) -> Vec<String> {
     failures
 }
 
-fn top_level(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Case "relied on but absent at the destination": the good bundle into a destination that
 /// holds something else but not the base. Returns whether it held.
 fn missing_base(t: &Target<'_>, good: &GoodBundle) -> Vec<String> {
@@ -741,7 +732,7 @@ fn every_bit_of_the_metadata_matters() {
             for bit in 0..8 {
                 let mut v = fs.clone();
                 v[doc].1[byte] ^= 1 << bit;
-                let ok = decode(&rebuild(&v)).is_err();
+                let ok = decode(&tar_of(&v)).is_err();
                 g.check(ok, || {
                     format!(
                         "{}: bit {bit} of byte {byte} flipped, still accepted",

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{ddiff_quiet, docker, require_peer, run, DdiffServer};
-use crate::hostile_util::{listing, push, Group};
+use crate::common::{ddiff_quiet, docker, push, require_peer, run, DdiffServer};
+use crate::hostile_util::{bundle_from_engine, listing, Group};
 
 const G2: &str = "2 interrupted load finishes when re-run";
 
@@ -17,29 +17,14 @@ const G2: &str = "2 interrupted load finishes when re-run";
 fn big_bundle(prefix: &str, dir: &Path) -> (std::path::PathBuf, String) {
     let base = format!("{prefix}-base:1");
     let big = format!("{prefix}-big:1");
-    crate::common::docker_image(&base, prefix);
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {base}\nRUN /bin/busybox dd if=/dev/urandom of=/big bs=1048576 count=24 2>/dev/null\n"),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "--network", "none", "-t", &big])
-        .arg(ctx.path()));
-    let online = DdiffServer::start(&dir.join("online"), &[]);
-    push(&base, &format!("{}/{prefix}/base:1", online.addr));
-    push(&big, &format!("{}/{prefix}/big:1", online.addr));
     let bundle = dir.join("big.ddiff");
-    run(ddiff_quiet()
-        .args([
-            "diff",
-            &format!("docker://{}/{prefix}/base:1", online.addr),
-            &format!("docker://{}/{prefix}/big:1", online.addr),
-            "-o",
-        ])
-        .arg(&bundle));
+    bundle_from_engine(
+        prefix,
+        dir,
+        "big",
+        &["RUN /bin/busybox dd if=/dev/urandom of=/big bs=1048576 count=24 2>/dev/null"],
+        &bundle,
+    );
     let _ = docker().args(["rmi", &big]).output();
     (bundle, base)
 }

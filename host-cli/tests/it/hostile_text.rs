@@ -11,7 +11,7 @@ use ddiff_core::synth_bundle::{
     sample, Sample, SampleOptions, HOSTILE_CREATED, HOSTILE_CREATED_BY, HOSTILE_NAMES, HOSTILE_TOOL,
 };
 
-use crate::common::ddiff;
+use crate::common::{ddiff, tar_of};
 use crate::hostile_util::Group;
 
 const GUARANTEE: &str = "7 what a bundle says is shown, never obeyed";
@@ -64,19 +64,17 @@ fn write(dir: &Path, name: &str, s: &Sample) -> std::path::PathBuf {
 /// an invalid target reference), and a crafter does not use it. Sealed as ddiff seals.
 fn write_crafted(dir: &Path, name: &str, s: &Sample) -> std::path::PathBuf {
     let meta_bytes = s.meta.to_bytes();
-    let mut out = Vec::new();
-    ddiff_core::tar::write_file(&mut out, "ddiff.json", &meta_bytes, 0o644, 0);
-    let layout = ddiff_core::bundle::meta::OCI_LAYOUT;
-    ddiff_core::tar::write_file(&mut out, "oci-layout", layout, 0o644, 0);
     let index = s.meta.oci_index_json(&meta_bytes);
-    ddiff_core::tar::write_file(&mut out, "index.json", &index, 0o644, 0);
+    let mut entries: Vec<(String, &[u8])> = vec![
+        ("ddiff.json".into(), &meta_bytes),
+        ("oci-layout".into(), ddiff_core::bundle::meta::OCI_LAYOUT),
+        ("index.json".into(), &index),
+    ];
     for b in &s.meta.blobs {
-        let path = b.digest.layout_path();
-        ddiff_core::tar::write_file(&mut out, &path, &s.blobs[&b.digest], 0o644, 0);
+        entries.push((b.digest.layout_path(), &s.blobs[&b.digest]));
     }
-    ddiff_core::tar::write_end(&mut out);
     let p = dir.join(name);
-    std::fs::write(&p, out).unwrap();
+    std::fs::write(&p, tar_of(&entries)).unwrap();
     p
 }
 

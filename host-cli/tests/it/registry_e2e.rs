@@ -7,30 +7,21 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::common::{ddiff, docker, require_peer, run, stderr, DdiffServer, RefRegistry};
+use crate::common::{
+    ddiff, docker, docker_build, push, require_peer, run, stderr, DdiffServer, RefRegistry,
+};
 
 /// Base and delta exactly as the original project's test: FROM base + RUN echo.
 fn build_base_and_delta(prefix: &str) -> (String, String) {
     let base = format!("{prefix}-base:1");
     let delta = format!("{prefix}-delta:1");
     crate::common::docker_image(&base, "base");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {base}\nRUN echo \"Hello DockerDiff!\" > hello_ddiff.txt\n"),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", &delta])
-        .arg(ctx.path()));
+    docker_build(
+        &base,
+        &delta,
+        &["RUN echo \"Hello DockerDiff!\" > hello_ddiff.txt"],
+    );
     (base, delta)
-}
-
-fn push(local: &str, remote: &str) {
-    run(docker().args(["tag", local, remote]));
-    run(docker().args(["push", remote]).stdout(Stdio::null()));
-    run(docker().args(["rmi", remote]).stdout(Stdio::null()));
 }
 
 /// Every file under a registry's storage, with sizes: what "unchanged" is compared on.

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ddiff_core::{Algorithm, Digest};
+use ddiff_core::synth::{self, SynthLayer};
+use ddiff_core::{Algorithm, Descriptor, Digest, MediaType};
 use serde_json::{json, Value};
 
 use crate::common::{
@@ -46,19 +47,20 @@ fn test_image(msg: &str) -> TestImage {
         "rootfs": {"type": "layers", "diff_ids": [Digest::sha256(&tar).to_string()]},
     }))
     .unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": Digest::sha256(&config).to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": Digest::sha256(&layer).to_string(), "size": layer.len()}],
-    }))
-    .unwrap();
+    let gzip_layer = SynthLayer {
+        descriptor: Descriptor::new(
+            MediaType::OciLayerGzip,
+            Digest::sha256(&layer),
+            layer.len() as u64,
+        ),
+        diff_id: Digest::sha256(&tar),
+        created_by: String::new(),
+    };
+    let manifest = synth::manifest(&MediaType::OciManifest, &config, &[gzip_layer]);
     TestImage {
         config,
         layer,
-        manifest,
+        manifest: manifest.bytes().to_vec(),
     }
 }
 
