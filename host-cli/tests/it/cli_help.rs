@@ -2,9 +2,7 @@
 //! summary), with an example where one helps. A doc comment on a subcommand variant once
 //! replaced these descriptions silently.
 
-use std::process::Command;
-
-use crate::common::run;
+use crate::common::{ddiff, ok};
 
 #[test]
 fn every_command_help_has_its_description_and_example() {
@@ -12,8 +10,7 @@ fn every_command_help_has_its_description_and_example() {
         "server", "diff", "load", "list", "build", "push", "pull", "verify",
     ];
     for cmd in with_example.iter().chain(&["demo", "inspect"]) {
-        let out = run(Command::new(env!("CARGO_BIN_EXE_ddiff")).args([cmd, "--help"]));
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = ok(ddiff().args([cmd, "--help"]));
         let before_usage = text.split("Usage:").next().unwrap_or_default();
         // A summary line, a blank line, then at least one more paragraph.
         assert!(

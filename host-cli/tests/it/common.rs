@@ -49,6 +49,55 @@ pub fn require_peer(peer: &str) -> bool {
     false
 }
 
+/// The built `ddiff` binary, kept apart from the developer's environment: no default
+/// registry (`DDIFF_URL`, `DDIFF_PORT` removed) and the test engine as `DOCKER_HOST`. A test
+/// that needs another value sets it on the returned command.
+pub fn ddiff() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
+    c.env(
+        "DOCKER_HOST",
+        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
+    )
+    .env_remove("DDIFF_URL")
+    .env_remove("DDIFF_PORT");
+    c
+}
+
+/// [`ddiff`] with `--quiet` (no progress lines on stderr).
+pub fn ddiff_quiet() -> Command {
+    let mut c = ddiff();
+    c.arg("--quiet");
+    c
+}
+
+/// Runs a command that must succeed and returns its stdout, which must be UTF-8 (panics with
+/// its output if not).
+pub fn ok(cmd: &mut Command) -> String {
+    String::from_utf8(run(cmd).stdout).expect("stdout is UTF-8")
+}
+
+/// Runs a command that must fail and returns its output (panics with its output if not).
+pub fn fails(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded but should have failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A command's stdout, lossily decoded.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stderr, lossily decoded.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -110,7 +159,7 @@ impl DdiffServer {
     /// [`DdiffServer::start`] with extra environment variables.
     pub fn start_with_env(root: &Path, extra: &[&str], env: &[(&str, &str)]) -> DdiffServer {
         let log = root.with_extension(format!("ddiff-{}.log", std::process::id()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ddiff"))
+        let mut child = ddiff()
             .args(["server", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra)
@@ -274,14 +323,57 @@ pub fn docker_image(tag: &str, msg: &str) {
             .arg("bin"));
         run(docker().arg("import").arg(&tar).arg(base));
     }
+    docker_build(
+        base,
+        tag,
+        &[
+            &format!("RUN echo {msg} > /msg.txt"),
+            "CMD [\"cat\", \"/msg.txt\"]",
+        ],
+    );
+}
+
+/// Builds `tag` in the test engine from `FROM from` and these Dockerfile lines, with the
+/// legacy builder and no network.
+pub fn docker_build(from: &str, tag: &str, lines: &[&str]) {
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {base}\nRUN echo {msg} > /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n"),
-    )
-    .unwrap();
+    let mut df = format!("FROM {from}\n");
+    for l in lines {
+        df.push_str(l);
+        df.push('\n');
+    }
+    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
     run(docker()
         .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", tag])
+        .args(["build", "-q", "--network", "none", "-t", tag])
         .arg(ctx.path()));
+}
+
+/// `docker push` under another name, leaving the local image as it was.
+pub fn push(local: &str, remote: &str) {
+    run(docker().args(["tag", local, remote]));
+    run(docker().args(["push", remote]).stdout(Stdio::null()));
+    run(docker().args(["rmi", remote]).stdout(Stdio::null()));
+}
+
+/// A tar of these (path, data) entries written by the core's tar writer, as the bundle
+/// writer lays them out.
+pub fn tar_of<P: AsRef<str>, D: AsRef<[u8]>>(entries: &[(P, D)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (p, d) in entries {
+        ddiff_core::tar::write_file(&mut out, p.as_ref(), d.as_ref(), 0o644, 0);
+    }
+    ddiff_core::tar::write_end(&mut out);
+    out
+}
+
+/// The names directly in `dir`, sorted.
+pub fn top_level(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

@@ -5,20 +5,7 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{docker, require_peer, run, DdiffServer};
-
-fn ddiff() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
-    c.env(
-        "DOCKER_HOST",
-        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
-    )
-    .env("DOCKER_BUILDKIT", "0")
-    .env_remove("DDIFF_URL")
-    .env_remove("DDIFF_PORT")
-    .arg("--quiet");
-    c
-}
+use crate::common::{ddiff_quiet, docker, docker_build, require_peer, run, DdiffServer};
 
 fn text(o: &Output) -> String {
     format!(
@@ -40,21 +27,6 @@ fn image_id(name: &str) -> Option<String> {
     o.status
         .success()
         .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
-/// Builds `tag` from `from` with the legacy builder and the given Dockerfile lines.
-fn build(from: &str, tag: &str, lines: &[&str]) {
-    let ctx = tempfile::tempdir().unwrap();
-    let mut df = format!("FROM {from}\n");
-    for l in lines {
-        df.push_str(l);
-        df.push('\n');
-    }
-    std::fs::write(ctx.path().join("Dockerfile"), df).unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "--network", "none", "-t", tag])
-        .arg(ctx.path()));
 }
 
 fn docker_run(image: &str, cmd: &str) -> String {
@@ -84,7 +56,7 @@ fn engine_build_multistage_rmi_load_run() {
     .unwrap();
     let tag = "ddiff-it-engine/build:1";
     let bundle = dir.path().join("b.ddiff");
-    let o = run(ddiff()
+    let o = run(ddiff_quiet()
         .args(["build", "--bundle"])
         .arg(&bundle)
         .args(["-t", tag, "--network", "none"])
@@ -92,7 +64,7 @@ fn engine_build_multistage_rmi_load_run() {
     assert!(text(&o).contains("ddiff load"), "{}", text(&o));
     let id = image_id(tag).expect("built");
     run(docker().args(["rmi", tag]));
-    let o = run(ddiff()
+    let o = run(ddiff_quiet()
         .arg("load")
         .arg(&bundle)
         .args(["--to", "docker-daemon:"]));
@@ -115,12 +87,12 @@ fn engine_missing_base_is_refused_and_nothing_is_loaded() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (base, app) = ("ddiff-it-engine/mbase:1", "ddiff-it-engine/mapp:1");
-    build(&base_image(), base, &["RUN echo base > /base.txt"]);
-    build(base, app, &["RUN echo app > /app.txt"]);
+    docker_build(&base_image(), base, &["RUN echo base > /base.txt"]);
+    docker_build(base, app, &["RUN echo app > /app.txt"]);
     let bundle = dir.path().join("m.ddiff");
-    run(ddiff().args(["diff", base, app, "-o"]).arg(&bundle));
+    run(ddiff_quiet().args(["diff", base, app, "-o"]).arg(&bundle));
     run(docker().args(["rmi", app, base]));
-    let o = ddiff()
+    let o = ddiff_quiet()
         .arg("load")
         .arg(&bundle)
         .args(["--to", "docker-daemon:"])
@@ -148,7 +120,7 @@ fn archives_to_oci_layout_and_back_without_engine() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let app = "ddiff-it-engine/arch:1";
-    build(&base_image(), app, &["RUN echo archived > /a.txt"]);
+    docker_build(&base_image(), app, &["RUN echo archived > /a.txt"]);
     run(docker()
         .args(["save", "-o"])
         .arg(d.join("base.tar"))
@@ -160,7 +132,7 @@ fn archives_to_oci_layout_and_back_without_engine() {
     let id = image_id(app).unwrap();
     // From here on there is no engine.
     let offline = |args: &[&str]| {
-        let mut c = ddiff();
+        let mut c = ddiff_quiet();
         c.current_dir(d)
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
             .args(args);
@@ -215,34 +187,34 @@ fn engine_bundle_into_registry_and_registry_bundle_into_engine() {
     let d = dir.path();
     let srv = DdiffServer::start(&d.join("reg"), &[]);
     let (base, app) = ("ddiff-it-engine/rbase:1", "ddiff-it-engine/rapp:1");
-    build(&base_image(), base, &["RUN echo rbase > /b.txt"]);
-    build(base, app, &["RUN echo rapp > /a.txt"]);
+    docker_build(&base_image(), base, &["RUN echo rbase > /b.txt"]);
+    docker_build(base, app, &["RUN echo rapp > /a.txt"]);
     let id = image_id(app).unwrap();
     let with_reg = |c: &mut Command| {
         c.env("DDIFF_URL", format!("http://{}", srv.addr));
     };
     // The base reaches the registry with ddiff push (no docker push, no insecure-registries).
-    let mut c = ddiff();
+    let mut c = ddiff_quiet();
     with_reg(&mut c);
     run(c.args(["push", base]));
     // Engine -> bundle -> registry: relied layers are matched by diff_id there.
     let b1 = d.join("e.ddiff");
-    run(ddiff().args(["diff", base, app, "-o"]).arg(&b1));
-    run(ddiff()
+    run(ddiff_quiet().args(["diff", base, app, "-o"]).arg(&b1));
+    run(ddiff_quiet()
         .arg("load")
         .arg(&b1)
         .args(["--no-pull", "--to"])
         .arg(format!("docker://{}", srv.addr)));
     // Registry -> bundle -> engine.
     let b2 = d.join("r.ddiff");
-    run(ddiff()
+    run(ddiff_quiet()
         .arg("diff")
         .arg(format!("docker://{}/{base}", srv.addr))
         .arg(format!("docker://{}/{app}", srv.addr))
         .arg("-o")
         .arg(&b2));
     run(docker().args(["rmi", app]));
-    let o = run(ddiff()
+    let o = run(ddiff_quiet()
         .arg("load")
         .arg(&b2)
         .args(["--to", &format!("docker-daemon:{app}")]));
@@ -251,7 +223,7 @@ fn engine_bundle_into_registry_and_registry_bundle_into_engine() {
     assert_eq!(docker_run(app, "cat /b.txt /a.txt"), "rbase\nrapp\n");
     // ddiff pull from the registry back into the engine, by the same ID.
     run(docker().args(["rmi", app]));
-    let mut c = ddiff();
+    let mut c = ddiff_quiet();
     with_reg(&mut c);
     run(c.args(["pull", app]));
     assert_eq!(image_id(app).as_deref(), Some(id.as_str()));

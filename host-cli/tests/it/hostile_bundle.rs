@@ -9,10 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, require_peer, run, skopeo, DdiffServer, RefRegistry};
+use crate::common::{
+    ddiff_quiet, docker, push, require_peer, run, skopeo, stderr, tar_of, top_level, DdiffServer,
+    RefRegistry,
+};
 use crate::hostile_util::{
-    ddiff, diff_listing, entries, files, good_bundle, listing, push, rebuild, special_header,
-    stderr, with_extra, GoodBundle, Group,
+    diff_listing, entries, files, good_bundle, listing, special_header, with_extra, GoodBundle,
+    Group,
 };
 
 const G1: &str = "1 damaged or crafted bundle refused, destination unchanged";
@@ -132,7 +135,7 @@ fn cases(good: &GoodBundle) -> Vec<Case> {
         fs[0].1 = serde_json::to_vec_pretty(&m).unwrap();
         let typed: ddiff_core::bundle::BundleMeta = serde_json::from_slice(&fs[0].1).unwrap();
         fs[2].1 = typed.oci_index_json(&fs[0].1);
-        rebuild(&fs)
+        tar_of(&fs)
     };
     // Issue 15, item 1: one flipped bit in a target's name, in ddiff.json or in index.json,
     // once loaded the image under another name.
@@ -156,7 +159,7 @@ fn cases(good: &GoodBundle) -> Vec<Case> {
                 r[repo_start] ^= 0x10;
                 String::from_utf8(r).unwrap()
             }),
-            rebuild(&fs),
+            tar_of(&fs),
             &[needle],
         ));
     }
@@ -464,7 +467,7 @@ fn matrix(t: &Target<'_>, good: &GoodBundle, dir: &Path) -> Vec<String> {
     for c in cases(good) {
         let file: PathBuf = dir.join(if c.gz { "case.tar.gz" } else { "case.ddiff" });
         std::fs::write(&file, &c.bytes).unwrap();
-        let child = ddiff()
+        let child = ddiff_quiet()
             .args(["load", "--no-pull"])
             .arg(&file)
             .args(["--to", &t.to])
@@ -531,7 +534,7 @@ fn matrix(t: &Target<'_>, good: &GoodBundle, dir: &Path) -> Vec<String> {
         failures.extend(g.finish());
     }
     // The good bundle loads and the listing sees it: the comparison above could fail.
-    let out = ddiff()
+    let out = ddiff_quiet()
         .args(["load", "--no-pull"])
         .arg(&good.path)
         .args(["--to", &t.to])
@@ -553,16 +556,6 @@ fn matrix(t: &Target<'_>, good: &GoodBundle, dir: &Path) -> Vec<String> {
     failures
 }
 
-fn top_level(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Case "relied on but absent at the destination": the good bundle into a destination that
 /// holds something else but not the base. Returns whether it held.
 fn missing_base(t: &Target<'_>, good: &GoodBundle) -> Vec<String> {
@@ -574,7 +567,7 @@ fn missing_base(t: &Target<'_>, good: &GoodBundle) -> Vec<String> {
         ),
     );
     let before = (t.list)();
-    let out = ddiff()
+    let out = ddiff_quiet()
         .args(["load", "--no-pull"])
         .arg(&good.path)
         .args(["--to", &t.to])
@@ -739,7 +732,7 @@ fn every_bit_of_the_metadata_matters() {
             for bit in 0..8 {
                 let mut v = fs.clone();
                 v[doc].1[byte] ^= 1 << bit;
-                let ok = decode(&rebuild(&v)).is_err();
+                let ok = decode(&tar_of(&v)).is_err();
                 g.check(ok, || {
                     format!(
                         "{}: bit {bit} of byte {byte} flipped, still accepted",

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{docker, require_peer, run, DdiffServer};
-use crate::hostile_util::{ddiff, listing, push, Group};
+use crate::common::{ddiff_quiet, docker, push, require_peer, run, DdiffServer};
+use crate::hostile_util::{bundle_from_engine, listing, Group};
 
 const G2: &str = "2 interrupted load finishes when re-run";
 
@@ -17,29 +17,14 @@ const G2: &str = "2 interrupted load finishes when re-run";
 fn big_bundle(prefix: &str, dir: &Path) -> (std::path::PathBuf, String) {
     let base = format!("{prefix}-base:1");
     let big = format!("{prefix}-big:1");
-    crate::common::docker_image(&base, prefix);
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {base}\nRUN /bin/busybox dd if=/dev/urandom of=/big bs=1048576 count=24 2>/dev/null\n"),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "--network", "none", "-t", &big])
-        .arg(ctx.path()));
-    let online = DdiffServer::start(&dir.join("online"), &[]);
-    push(&base, &format!("{}/{prefix}/base:1", online.addr));
-    push(&big, &format!("{}/{prefix}/big:1", online.addr));
     let bundle = dir.join("big.ddiff");
-    run(ddiff()
-        .args([
-            "diff",
-            &format!("docker://{}/{prefix}/base:1", online.addr),
-            &format!("docker://{}/{prefix}/big:1", online.addr),
-            "-o",
-        ])
-        .arg(&bundle));
+    bundle_from_engine(
+        prefix,
+        dir,
+        "big",
+        &["RUN /bin/busybox dd if=/dev/urandom of=/big bs=1048576 count=24 2>/dev/null"],
+        &bundle,
+    );
     let _ = docker().args(["rmi", &big]).output();
     (bundle, base)
 }
@@ -94,7 +79,7 @@ fn hostile_load_killed_at_many_points_into_ddiff_server() {
         let root = dir.path().join(format!("dest-{round}"));
         let dest = DdiffServer::start(&root, &[]);
         push(&base, &format!("{}/{prefix}/base:1", dest.addr));
-        let mut child = ddiff()
+        let mut child = ddiff_quiet()
             .args([
                 "load",
                 "--no-pull",
@@ -131,7 +116,7 @@ fn hostile_load_killed_at_many_points_into_ddiff_server() {
                 format!("killed at {threshold} bytes: a tag on an incomplete image")
             });
         }
-        let out = ddiff()
+        let out = ddiff_quiet()
             .args(["load", "--no-pull"])
             .arg(&bundle)
             .args(["--to", &format!("docker://{}", dest.addr)])
@@ -187,7 +172,7 @@ fn base_from_engine(base: &str, dest: &str) {
 /// Starts `ddiff load BUNDLE --to DEST` and SIGKILLs it after `ms`; whether it was still
 /// running (a kill that landed before it finished).
 fn load_killed_after(bundle: &Path, dest: &str, ms: u64) -> bool {
-    let mut child = ddiff()
+    let mut child = ddiff_quiet()
         .args(["load"])
         .arg(bundle)
         .args(["--to", dest])
@@ -204,7 +189,7 @@ fn load_killed_after(bundle: &Path, dest: &str, ms: u64) -> bool {
 
 /// `ddiff load BUNDLE --to DEST`, run to the end.
 fn load_to(bundle: &Path, dest: &str) -> std::process::Output {
-    ddiff()
+    ddiff_quiet()
         .args(["load"])
         .arg(bundle)
         .args(["--to", dest])
@@ -308,7 +293,7 @@ fn hostile_load_killed_at_many_points_into_an_oci_archive() {
         let target = format!("{dest}:1");
         // Ok(()) when `ddiff inspect` verifies the target, else its error.
         let inspect = || -> Result<(), String> {
-            let o = ddiff()
+            let o = ddiff_quiet()
                 .args(["inspect", &target])
                 .output()
                 .map_err(|e| e.to_string())?;

@@ -6,13 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ddiff_core::Digest;
+use ddiff_core::{synth, Digest, MediaType};
 use serde_json::json;
 
-use crate::common::DdiffServer;
+use crate::common::{ddiff, top_level, DdiffServer};
 use crate::hostile_util::{listing, Group};
 
 /// A small image: a config and one layer of `n` bytes made from `seed`, its manifest.
@@ -31,16 +30,12 @@ fn image(seed: u64, n: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         "rootfs": {"type": "layers", "diff_ids": [Digest::sha256(&layer).to_string()]},
     }))
     .unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": Digest::sha256(&config).to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": Digest::sha256(&layer).to_string(), "size": layer.len()}],
-    }))
-    .unwrap();
-    (config, layer, manifest)
+    let manifest = synth::manifest(
+        &MediaType::OciManifest,
+        &config,
+        &[synth::plain_layer(&layer, "")],
+    );
+    (config, layer, manifest.bytes().to_vec())
 }
 
 /// Pushes an image (chunked upload of each blob, then the manifest under `tag`).
@@ -273,7 +268,7 @@ fn hostile_kill_9_during_uploads_and_gc_never_serves_a_wrong_byte() {
             }
         });
         drop(server);
-        let mut gc = Command::new(env!("CARGO_BIN_EXE_ddiff"))
+        let mut gc = ddiff()
             .args(["server", "gc", "--min-age", "0", "--root"])
             .arg(&root)
             .stdout(std::process::Stdio::null())
@@ -513,7 +508,7 @@ fn hostile_no_one_gets_in_without_credentials() {
             "A/one", "a/One", "a//one", "a/one/", "/a/one", "a\\one", "a/./one", "a%00b",
             "a/one%00", long.as_str(), deep.as_str(), "-a", "a-", "a..b",
         ];
-        let parent_before = top(dir.path());
+        let parent_before = top_level(dir.path());
         let mut g = Group::new(G5, format!("ddiff server: {} repository-name tricks (.., encoded slashes, uppercase, NUL, very long) × 4 requests → 4xx, nothing written outside the root", tricks.len()));
         for name in tricks {
             for (m, suffix) in [
@@ -527,7 +522,7 @@ fn hostile_no_one_gets_in_without_credentials() {
                 g.check((400..500).contains(&st), || format!("{m} /v2/{name}{suffix}: {st}"));
             }
         }
-        g.check(top(dir.path()) == parent_before, || "something appeared beside the root".into());
+        g.check(top_level(dir.path()) == parent_before, || "something appeared beside the root".into());
         let bad_dirs: Vec<String> = listing(&root)
             .into_iter()
             .map(|(p, _)| p)
@@ -554,16 +549,6 @@ fn hostile_no_one_gets_in_without_credentials() {
         failures.extend(g.finish());
     });
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-fn top(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Sends one request byte for byte as given (path included) and returns the status code.

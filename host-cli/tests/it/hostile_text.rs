@@ -6,12 +6,12 @@
 //! peers: the bundles are the core's synthetic sample with hostile strings put in.
 
 use std::path::Path;
-use std::process::Command;
 
 use ddiff_core::synth_bundle::{
     sample, Sample, SampleOptions, HOSTILE_CREATED, HOSTILE_CREATED_BY, HOSTILE_NAMES, HOSTILE_TOOL,
 };
 
+use crate::common::{ddiff, tar_of};
 use crate::hostile_util::Group;
 
 const GUARANTEE: &str = "7 what a bundle says is shown, never obeyed";
@@ -19,10 +19,8 @@ const GUARANTEE: &str = "7 what a bundle says is shown, never obeyed";
 const MAX_LINE: usize = 10_000;
 
 /// `ddiff ARGS` with no registry or engine to reach: (exit code, stdout, stderr).
-fn ddiff(args: &[&str], bundle: &Path) -> (Option<i32>, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_ddiff"))
-        .env_remove("DDIFF_URL")
-        .env_remove("DDIFF_PORT")
+fn ddiff_on(args: &[&str], bundle: &Path) -> (Option<i32>, String, String) {
+    let o = ddiff()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(args)
         .arg(bundle)
@@ -66,19 +64,17 @@ fn write(dir: &Path, name: &str, s: &Sample) -> std::path::PathBuf {
 /// an invalid target reference), and a crafter does not use it. Sealed as ddiff seals.
 fn write_crafted(dir: &Path, name: &str, s: &Sample) -> std::path::PathBuf {
     let meta_bytes = s.meta.to_bytes();
-    let mut out = Vec::new();
-    ddiff_core::tar::write_file(&mut out, "ddiff.json", &meta_bytes, 0o644, 0);
-    let layout = ddiff_core::bundle::meta::OCI_LAYOUT;
-    ddiff_core::tar::write_file(&mut out, "oci-layout", layout, 0o644, 0);
     let index = s.meta.oci_index_json(&meta_bytes);
-    ddiff_core::tar::write_file(&mut out, "index.json", &index, 0o644, 0);
+    let mut entries: Vec<(String, &[u8])> = vec![
+        ("ddiff.json".into(), &meta_bytes),
+        ("oci-layout".into(), ddiff_core::bundle::meta::OCI_LAYOUT),
+        ("index.json".into(), &index),
+    ];
     for b in &s.meta.blobs {
-        let path = b.digest.layout_path();
-        ddiff_core::tar::write_file(&mut out, &path, &s.blobs[&b.digest], 0o644, 0);
+        entries.push((b.digest.layout_path(), &s.blobs[&b.digest]));
     }
-    ddiff_core::tar::write_end(&mut out);
     let p = dir.join(name);
-    std::fs::write(&p, out).unwrap();
+    std::fs::write(&p, tar_of(&entries)).unwrap();
     p
 }
 
@@ -95,7 +91,7 @@ fn check_all(g: &mut Group, bundle: &Path, dir: &Path) -> Vec<(String, String, S
         &["load", "--no-pull", "--to", to.as_str()],
     ];
     for args in commands {
-        let (_, out, err) = ddiff(args, bundle);
+        let (_, out, err) = ddiff_on(args, bundle);
         let what = args.join(" ");
         for (stream, text) in [("stdout", &out), ("stderr", &err)] {
             let problem = unsafe_in(text);
@@ -156,7 +152,7 @@ fn hostile_text_from_an_intact_bundle_is_escaped_and_exact_in_json() {
         });
     }
     // --json: the exact strings (JSON escapes control characters itself).
-    let (_, json, _) = ddiff(&["--json", "inspect", "--files"], &bundle);
+    let (_, json, _) = ddiff_on(&["--json", "inspect", "--files"], &bundle);
     g.check(unsafe_in(&json).is_none(), || {
         "inspect --json: raw control characters".into()
     });
@@ -186,7 +182,7 @@ fn hostile_text_from_an_intact_bundle_is_escaped_and_exact_in_json() {
     g.check(paths.iter().any(|p| p.len() == 5000), || {
         "--json lacks the 5000-byte path".into()
     });
-    let (_, json, _) = ddiff(&["--json", "verify"], &bundle);
+    let (_, json, _) = ddiff_on(&["--json", "verify"], &bundle);
     g.check(unsafe_in(&json).is_none(), || {
         "verify --json: raw control characters".into()
     });

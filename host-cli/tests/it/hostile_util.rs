@@ -5,24 +5,10 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use ddiff_core::tar::{TarEvent, TarReader};
 
-use crate::common::{docker, run, DdiffServer};
-
-/// `ddiff` aimed at the test engine, quiet, with no default registry.
-pub fn ddiff() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
-    c.env(
-        "DOCKER_HOST",
-        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
-    )
-    .env_remove("DDIFF_URL")
-    .env_remove("DDIFF_PORT")
-    .arg("--quiet");
-    c
-}
+use crate::common::{ddiff_quiet, docker_build, docker_image, push, run, DdiffServer};
 
 /// One result line for `tests/reliability.sh`: guarantee, case, times tried, result.
 pub fn report(guarantee: &str, case: &str, tried: usize, result: &str) {
@@ -136,16 +122,6 @@ pub fn entries(bytes: &[u8]) -> (Vec<Entry>, usize) {
     }
 }
 
-/// A tar of these (path, data) entries, as the bundle writer lays them out.
-pub fn rebuild(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (p, d) in files {
-        ddiff_core::tar::write_file(&mut out, p, d, 0o644, 0);
-    }
-    ddiff_core::tar::write_end(&mut out);
-    out
-}
-
 /// The (path, data) entries of a bundle.
 pub fn files(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     entries(bytes)
@@ -179,6 +155,29 @@ pub fn with_extra(bundle: &[u8], extra: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Builds `{prefix}-base:1` ([`docker_image`]) and `{prefix}-{name}:1` from it with these
+/// Dockerfile lines in the test engine, pushes both to a `ddiff server` under `dir/online`
+/// (removed afterwards) and writes `ddiff diff` of the two to `out`.
+pub fn bundle_from_engine(prefix: &str, dir: &Path, name: &str, lines: &[&str], out: &Path) {
+    let base = format!("{prefix}-base:1");
+    let target = format!("{prefix}-{name}:1");
+    docker_image(&base, prefix);
+    docker_build(&base, &target, lines);
+    let online = DdiffServer::start(&dir.join("online"), &[]);
+    push(&base, &format!("{}/{prefix}/base:1", online.addr));
+    push(&target, &format!("{}/{prefix}/{name}:1", online.addr));
+    run(ddiff_quiet()
+        .args([
+            "diff",
+            &format!("docker://{}/{prefix}/base:1", online.addr),
+            &format!("docker://{}/{prefix}/{name}:1", online.addr),
+            "-o",
+        ])
+        .arg(out));
+    drop(online);
+    std::fs::remove_dir_all(dir.join("online")).unwrap();
+}
+
 /// A real bundle: base (busybox + one RUN layer) and a target adding two layers (one of
 /// 300 KB of random bytes, so it spans many tar blocks), pushed to a `ddiff server` and
 /// diffed there, as on a real online side. Returns (bundle path, base image name, the
@@ -195,33 +194,18 @@ pub struct GoodBundle {
 pub fn good_bundle(prefix: &str, dir: &Path) -> GoodBundle {
     let base = format!("{prefix}-base:1");
     let delta = format!("{prefix}-delta:1");
-    crate::common::docker_image(&base, prefix);
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!(
-            "FROM {base}\nRUN /bin/busybox dd if=/dev/urandom of=/rand bs=1000 count=300 2>/dev/null\nRUN echo {prefix} > /hello\nCMD [\"cat\", \"/hello\"]\n"
-        ),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "--network", "none", "-t", &delta])
-        .arg(ctx.path()));
-    let online = DdiffServer::start(&dir.join("online"), &[]);
-    push(&base, &format!("{}/{prefix}/base:1", online.addr));
-    push(&delta, &format!("{}/{prefix}/delta:1", online.addr));
     let path = dir.join("good.ddiff");
-    run(ddiff()
-        .args([
-            "diff",
-            &format!("docker://{}/{prefix}/base:1", online.addr),
-            &format!("docker://{}/{prefix}/delta:1", online.addr),
-            "-o",
-        ])
-        .arg(&path));
-    drop(online);
-    std::fs::remove_dir_all(dir.join("online")).unwrap();
+    bundle_from_engine(
+        prefix,
+        dir,
+        "delta",
+        &[
+            "RUN /bin/busybox dd if=/dev/urandom of=/rand bs=1000 count=300 2>/dev/null",
+            &format!("RUN echo {prefix} > /hello"),
+            "CMD [\"cat\", \"/hello\"]",
+        ],
+        &path,
+    );
     let bytes = std::fs::read(&path).unwrap();
     let meta: serde_json::Value =
         serde_json::from_slice(&files(&bytes)[0].1).expect("ddiff.json first");
@@ -236,15 +220,4 @@ pub fn good_bundle(prefix: &str, dir: &Path) -> GoodBundle {
         image_id,
         bytes,
     }
-}
-
-/// `docker push` under another name, leaving the local image as it was.
-pub fn push(local: &str, remote: &str) {
-    run(docker().args(["tag", local, remote]));
-    run(docker().args(["push", remote]).stdout(Stdio::null()));
-    run(docker().args(["rmi", remote]).stdout(Stdio::null()));
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }

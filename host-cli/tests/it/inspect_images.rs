@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{require_peer, run};
+use crate::common::{ddiff, fails, require_peer, run, stderr};
 
 #[test]
 fn inspects_an_oci_layout_image() {
@@ -18,9 +18,7 @@ fn inspects_an_oci_layout_image() {
         .arg(format!("dir:{}", fixture.display()))
         .arg(format!("oci:{}:base", layout.display())));
     let image = format!("oci:{}:base", layout.display());
-    let out =
-        run(Command::new(env!("CARGO_BIN_EXE_ddiff"))
-            .args(["--json", "inspect", "--files", &image]));
+    let out = run(ddiff().args(["--json", "inspect", "--files", &image]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = v.to_string();
     // skopeo's OCI manifest of bb:base, its one busybox layer, and the file list.
@@ -34,20 +32,16 @@ fn inspects_an_oci_layout_image() {
     );
     assert!(text.contains("bin/busybox"), "{text}");
     assert_eq!(v["ok"], true, "{text}");
-    let human = run(Command::new(env!("CARGO_BIN_EXE_ddiff")).args(["inspect", &image]));
+    let human = run(ddiff().args(["inspect", &image]));
     let h = String::from_utf8_lossy(&human.stdout);
     assert!(
         h.starts_with(&format!("Bundle   {image}")) && h.contains("none (self-contained)"),
         "{h}"
     );
     // A path that is not an image layout: one clear line.
-    let bad = Command::new(env!("CARGO_BIN_EXE_ddiff"))
-        .args([
-            "inspect",
-            &format!("oci:{}", dir.path().join("nope").display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("is this an OCI image layout?"));
+    let bad = fails(ddiff().args([
+        "inspect",
+        &format!("oci:{}", dir.path().join("nope").display()),
+    ]));
+    assert!(stderr(&bad).contains("is this an OCI image layout?"));
 }

@@ -1,9 +1,7 @@
 //! `ddiff list`: a bare NAME:TAG means the default registry ($DDIFF_URL), as in the original
 //! tool; engine and docker-archive references get a pointer to `inspect`.
 
-use std::process::Command;
-
-use crate::common::{push_bb_base, require_peer, DdiffServer};
+use crate::common::{ddiff, push_bb_base, require_peer, DdiffServer};
 
 const LAYER: &str = "sha256:feb157206a4db810badbff0da9a6c48c9f399cbf83ae6b0d7df8ce9daa022749";
 
@@ -16,7 +14,7 @@ fn list_reads_bare_names_from_the_default_registry() {
     let server = DdiffServer::start(&dir.path().join("root"), &[]);
     push_bb_base(&format!("docker://{}/team/bb:base", server.addr));
     let list = |arg: &str| {
-        Command::new(env!("CARGO_BIN_EXE_ddiff"))
+        ddiff()
             .args(["list", arg])
             .env("DDIFF_URL", format!("http://{}", server.addr))
             .env_remove("DDIFF_PORT")

@@ -12,7 +12,7 @@ use ddiff_cli::progress::{Mode, Progress};
 use ddiff_core::synth_bundle::{legacy_many, many, ManyOptions};
 use ddiff_core::Digest;
 
-use crate::common::{run, DdiffServer};
+use crate::common::{ddiff, ok, run, DdiffServer};
 use crate::hostile_util::report;
 
 /// The guarantee's name in docs/reliability.md (reached by `tests/reliability.sh`).
@@ -37,7 +37,7 @@ fn shared_bundle(dir: &Path, n: usize) -> (PathBuf, u64) {
 }
 
 fn load_json(bundle: &Path, to: &str) -> serde_json::Value {
-    let out = run(Command::new(env!("CARGO_BIN_EXE_ddiff"))
+    let out = run(ddiff()
         .args(["--quiet", "--json", "load", "--no-pull"])
         .arg(bundle)
         .args(["--to", to]));
@@ -45,11 +45,10 @@ fn load_json(bundle: &Path, to: &str) -> serde_json::Value {
 }
 
 fn load_text(bundle: &Path, to: &str) -> String {
-    let out = run(Command::new(env!("CARGO_BIN_EXE_ddiff"))
+    ok(ddiff()
         .args(["--quiet", "load", "--no-pull"])
         .arg(bundle)
-        .args(["--to", to]));
-    String::from_utf8(out.stdout).unwrap()
+        .args(["--to", to]))
 }
 
 /// Every file under `dir`, relative.
@@ -264,7 +263,7 @@ fn targets_sharing_layers_stream_them_once_into_the_engine() {
             .output();
     };
     rmi();
-    let out = run(crate::hostile_util::ddiff()
+    let out = run(crate::common::ddiff_quiet()
         .args(["--json", "load"])
         .arg(&bundle)
         .args(["--to", "docker-daemon:"]));

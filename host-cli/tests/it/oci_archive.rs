@@ -8,11 +8,7 @@ use std::process::Command;
 use ddiff_core::synth::{config_json, layer_tar, manifest, plain_layer};
 use ddiff_core::{Digest, MediaType, RawManifest};
 
-use crate::common::run;
-
-fn ddiff() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ddiff"))
-}
+use crate::common::{ddiff, run, tar_of};
 
 /// Writes an OCI image layout holding `blobs` and one manifest tagged `tag`.
 fn write_layout(dir: &Path, blobs: &[&[u8]], m: &RawManifest, tag: &str) {
@@ -22,7 +18,7 @@ fn write_layout(dir: &Path, blobs: &[&[u8]], m: &RawManifest, tag: &str) {
         let d = Digest::sha256(b);
         std::fs::write(blob_dir.join(d.hex()), b).unwrap();
     }
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(dir.join("oci-layout"), ddiff_core::bundle::meta::OCI_LAYOUT).unwrap();
     let index = serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
@@ -215,9 +211,7 @@ fn hostile_oci_archives_are_refused_and_write_nothing() {
     );
 
     // A path that climbs out of the archive.
-    let mut evil = Vec::new();
-    ddiff_core::tar::write_file(&mut evil, "../../etc/index.json", b"{}", 0o644, 0);
-    ddiff_core::tar::write_end(&mut evil);
+    let evil = tar_of(&[("../../etc/index.json", b"{}")]);
     let evil_path = dir.path().join("evil.tar");
     std::fs::write(&evil_path, &evil).unwrap();
     let err = fails(
@@ -227,9 +221,7 @@ fn hostile_oci_archives_are_refused_and_write_nothing() {
     assert!(err.contains("evil.tar") && err.contains("../"), "{err}");
 
     // Not an OCI layout at all, and a missing file.
-    let mut other = Vec::new();
-    ddiff_core::tar::write_file(&mut other, "manifest.json", b"[]", 0o644, 0);
-    ddiff_core::tar::write_end(&mut other);
+    let other = tar_of(&[("manifest.json", b"[]")]);
     let other_path = dir.path().join("docker-save.tar");
     std::fs::write(&other_path, &other).unwrap();
     let err = fails(

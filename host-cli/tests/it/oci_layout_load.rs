@@ -3,9 +3,7 @@
 //! blob; the config and layer bytes must be the registry's, and a second load must change
 //! nothing.
 
-use std::process::Command;
-
-use crate::common::{push_bb_base, require_peer, run, skopeo, DdiffServer};
+use crate::common::{ddiff, push_bb_base, require_peer, run, skopeo, DdiffServer};
 
 #[test]
 fn docker_images_loaded_into_an_oci_layout_are_found_by_skopeo() {
@@ -18,12 +16,12 @@ fn docker_images_loaded_into_an_oci_layout_are_found_by_skopeo() {
     let image = format!("docker://{}/bb:base", server.addr);
     push_bb_base(&image);
     let bundle = dir.path().join("bb.ddiff");
-    run(Command::new(env!("CARGO_BIN_EXE_ddiff"))
+    run(ddiff()
         .args(["--quiet", "diff", "scratch", &image, "-o"])
         .arg(&bundle));
     let layout = dir.path().join("layout");
     let load = || {
-        run(Command::new(env!("CARGO_BIN_EXE_ddiff"))
+        run(ddiff()
             .args(["--quiet", "load"])
             .arg(&bundle)
             .arg("--to")

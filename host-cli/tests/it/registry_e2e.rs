@@ -5,46 +5,23 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::common::{docker, require_peer, run, DdiffServer, RefRegistry};
-
-fn ddiff() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
-    c.env(
-        "DOCKER_HOST",
-        std::env::var("DDIFF_TEST_DOCKER_HOST").unwrap_or_default(),
-    );
-    c.env_remove("DDIFF_URL").env_remove("DDIFF_PORT");
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::common::{
+    ddiff, docker, docker_build, push, require_peer, run, stderr, DdiffServer, RefRegistry,
+};
 
 /// Base and delta exactly as the original project's test: FROM base + RUN echo.
 fn build_base_and_delta(prefix: &str) -> (String, String) {
     let base = format!("{prefix}-base:1");
     let delta = format!("{prefix}-delta:1");
     crate::common::docker_image(&base, "base");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {base}\nRUN echo \"Hello DockerDiff!\" > hello_ddiff.txt\n"),
-    )
-    .unwrap();
-    run(docker()
-        .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "-q", "-t", &delta])
-        .arg(ctx.path()));
+    docker_build(
+        &base,
+        &delta,
+        &["RUN echo \"Hello DockerDiff!\" > hello_ddiff.txt"],
+    );
     (base, delta)
-}
-
-fn push(local: &str, remote: &str) {
-    run(docker().args(["tag", local, remote]));
-    run(docker().args(["push", remote]).stdout(Stdio::null()));
-    run(docker().args(["rmi", remote]).stdout(Stdio::null()));
 }
 
 /// Every file under a registry's storage, with sizes: what "unchanged" is compared on.

@@ -11,10 +11,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ddiff_core::{Algorithm, Digest};
+use ddiff_core::synth::{self, SynthLayer};
+use ddiff_core::{Algorithm, Descriptor, Digest, MediaType};
 use serde_json::{json, Value};
 
-use crate::common::{docker, docker_image, require_peer, run, skopeo, DdiffServer, RefRegistry};
+use crate::common::{
+    ddiff, docker, docker_image, fails, require_peer, run, skopeo, stderr, DdiffServer, RefRegistry,
+};
 
 /// A tiny but real image: one gzip layer holding `/msg.txt`, an OCI config with its diff_id.
 struct TestImage {
@@ -44,19 +47,20 @@ fn test_image(msg: &str) -> TestImage {
         "rootfs": {"type": "layers", "diff_ids": [Digest::sha256(&tar).to_string()]},
     }))
     .unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": Digest::sha256(&config).to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": Digest::sha256(&layer).to_string(), "size": layer.len()}],
-    }))
-    .unwrap();
+    let gzip_layer = SynthLayer {
+        descriptor: Descriptor::new(
+            MediaType::OciLayerGzip,
+            Digest::sha256(&layer),
+            layer.len() as u64,
+        ),
+        diff_id: Digest::sha256(&tar),
+        created_by: String::new(),
+    };
+    let manifest = synth::manifest(&MediaType::OciManifest, &config, &[gzip_layer]);
     TestImage {
         config,
         layer,
-        manifest,
+        manifest: manifest.bytes().to_vec(),
     }
 }
 
@@ -838,24 +842,22 @@ fn basic_auth_from_an_htpasswd_file_with_skopeo() {
 fn clear_errors_for_a_taken_port_and_an_unwritable_root() {
     let dir = tempfile::tempdir().unwrap();
     let server = DdiffServer::start(&dir.path().join("root"), &[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_ddiff"))
-        .args(["server", "--addr", &server.addr, "--root"])
-        .arg(dir.path().join("other"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = fails(
+        ddiff()
+            .args(["server", "--addr", &server.addr, "--root"])
+            .arg(dir.path().join("other")),
+    );
+    let err = stderr(&out);
     assert!(err.contains("port is taken"), "{err}");
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ddiff"))
-        .args(["server", "--addr", "127.0.0.1:0", "--root"])
-        .arg(file.join("sub"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = fails(
+        ddiff()
+            .args(["server", "--addr", "127.0.0.1:0", "--root"])
+            .arg(file.join("sub")),
+    );
+    let err = stderr(&out);
     assert!(err.contains("is not writable"), "{err}");
 }
 

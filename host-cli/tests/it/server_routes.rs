@@ -698,44 +698,80 @@ async fn manifest_errors() {
         resp.json()["errors"][0]["detail"]["digest"],
         missing.to_string()
     );
-    // The layer exists in another repository only: still unknown here.
     r.push_blob("e/other", b"never pushed").await;
-    r.put_manifest("e/img", "v1", OCI_MANIFEST, &m)
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN");
-    r.put_manifest("e/img", "v1", OCI_MANIFEST, b"not json")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
-    r.put_manifest("e/img", "v1", OCI_INDEX, &m)
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
-    r.put_manifest(
-        "e/img",
-        "v1",
-        "application/vnd.docker.distribution.manifest.v1+json",
-        br#"{"schemaVersion":1}"#,
-    )
-    .await
-    .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
     let huge = vec![b' '; 4 * 1024 * 1024 + 1];
-    r.put_manifest("e/img", "v1", OCI_MANIFEST, &huge)
-        .await
-        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "MANIFEST_INVALID");
-    r.get("/v2/e/img/manifests/nope")
-        .await
-        .assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
-    r.get(&format!("/v2/e/img/manifests/{missing}"))
-        .await
-        .assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
-    r.get("/v2/e/img/manifests/sha256:123")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    r.get("/v2/e/img/manifests/-bad")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
-    r.get("/v2/E/img/manifests/v1")
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
+    // PUT e/img:v1 with (case, content type, body): (status, error code).
+    let puts: [(&str, &str, &[u8], StatusCode, &str); 5] = [
+        (
+            "the layer exists in another repository only: still unknown here",
+            OCI_MANIFEST,
+            &m,
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_BLOB_UNKNOWN",
+        ),
+        (
+            "not JSON",
+            OCI_MANIFEST,
+            b"not json",
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            "an image manifest sent as an index",
+            OCI_INDEX,
+            &m,
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            "schema 1",
+            "application/vnd.docker.distribution.manifest.v1+json",
+            br#"{"schemaVersion":1}"#,
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            "over 4 MiB",
+            OCI_MANIFEST,
+            &huge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "MANIFEST_INVALID",
+        ),
+    ];
+    for (case, ct, body, status, code) in puts {
+        println!("PUT case: {case}");
+        r.put_manifest("e/img", "v1", ct, body)
+            .await
+            .assert_error(status, code);
+    }
+    let missing_uri = format!("/v2/e/img/manifests/{missing}");
+    let gets = [
+        (
+            "/v2/e/img/manifests/nope",
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+        ),
+        (&missing_uri, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+        (
+            "/v2/e/img/manifests/sha256:123",
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        ),
+        (
+            "/v2/e/img/manifests/-bad",
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            "/v2/E/img/manifests/v1",
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+        ),
+    ];
+    for (uri, status, code) in gets {
+        println!("GET case: {uri}");
+        r.get(uri).await.assert_error(status, code);
+    }
 }
 
 #[tokio::test]

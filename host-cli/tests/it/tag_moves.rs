@@ -6,11 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 
 use ddiff_core::synth_bundle::{many, ManyOptions};
 
-use crate::common::{run, DdiffServer};
+use crate::common::{ddiff_quiet, ok, DdiffServer};
 
 /// A one-target bundle `synth/app:0` whose single layer holds `layer_bytes` bytes: two
 /// sizes give two different images under the same name.
@@ -29,13 +28,11 @@ fn bundle(dir: &Path, layer_bytes: usize) -> (std::path::PathBuf, String) {
 }
 
 fn load(bundle: &Path, to: &str, json: bool) -> String {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
-    c.arg("--quiet");
+    let mut c = ddiff_quiet();
     if json {
         c.arg("--json");
     }
-    let out = run(c.args(["load", "--no-pull"]).arg(bundle).args(["--to", to]));
-    String::from_utf8(out.stdout).unwrap()
+    ok(c.args(["load", "--no-pull"]).arg(bundle).args(["--to", to]))
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use crate::common::{free_port, require_peer, run, wait_ready};
+use crate::common::{fails, free_port, require_peer, run, stderr, wait_ready};
 
 const USER: &str = "alice";
 const PASS: &str = "s3cret";
@@ -185,26 +185,25 @@ fn loads_into_a_token_auth_registry() {
         .arg(format!("dir:{}", base_dir.display()))
         .arg(format!("docker://{addr}/bb:base")));
     let ddiff = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ddiff"));
+        let mut c = crate::common::ddiff();
         c.env("HOME", d); // no ~/.docker/config.json credentials leak in
         c
     };
     // Wrong password: refused, with the reason.
-    let out = ddiff()
-        .args([
-            "load",
-            "--no-pull",
-            "--username",
-            USER,
-            "--password",
-            "wrong",
-        ])
-        .arg(fixtures.join("bb-new.tar.gz"))
-        .args(["--to", &format!("docker://{addr}")])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = fails(
+        ddiff()
+            .args([
+                "load",
+                "--no-pull",
+                "--username",
+                USER,
+                "--password",
+                "wrong",
+            ])
+            .arg(fixtures.join("bb-new.tar.gz"))
+            .args(["--to", &format!("docker://{addr}")]),
+    );
+    let err = stderr(&out);
     assert!(
         err.contains("token service") && err.contains("401"),
         "{err}"
