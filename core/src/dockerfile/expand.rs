@@ -2,9 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use super::stages::ArgValue;
 use super::{DockerfileError, PLATFORM_ARGS};
 use crate::digest::truncate_for_error;
+
+/// A global ARG: its value (`None` = declared without one), or the error its default hit,
+/// reported only if a resolved FROM uses it (BuildKit ignores errors in unused defaults).
+pub(super) type ArgValue = Result<Option<String>, DockerfileError>;
 
 /// Shell-style word expansion as BuildKit's `shell.Lex.ProcessWord` does it for FROM.
 pub(super) struct Expander<'a> {

@@ -2,14 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::expand::Expander;
+use super::expand::{ArgValue, Expander};
 use super::lexer::{raw_words, Instruction};
 use super::{DockerfileError, PLATFORM_ARGS};
 use crate::digest::truncate_for_error;
-
-/// A global ARG: its value (`None` = declared without one), or the error its default hit,
-/// reported only if a resolved FROM uses it (BuildKit ignores errors in unused defaults).
-pub(super) type ArgValue = Result<Option<String>, DockerfileError>;
 
 #[derive(Debug)]
 pub(super) struct Stage {
