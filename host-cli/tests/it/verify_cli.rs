@@ -116,3 +116,43 @@ fn one_flipped_byte_in_each_blob_names_that_blob() {
         assert!(render(&r).contains(&s.meta.blobs[index].digest.to_string()));
     }
 }
+
+/// On one CPU (`taskset -c 0`) `ddiff verify` reads on one thread with small buffers
+/// (issue 17); it must judge exactly as on two: intact with the same whole-file checksum,
+/// and a flipped byte in a blob refused, naming that blob.
+#[test]
+fn on_one_cpu_verify_judges_as_on_two() {
+    let s = sample(SampleOptions::default());
+    let bytes = s.encode();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.ddiff");
+    std::fs::write(&good, &bytes).unwrap();
+    let on_one_cpu = |args: &[&str], file: &Path| {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "0"])
+            .arg(crate::common::ddiff().get_program())
+            .args(args)
+            .arg(file);
+        c
+    };
+    let out = crate::common::ok(&mut on_one_cpu(&["verify", "--write-checksum"], &good));
+    assert!(out.contains("intact"), "{out}");
+    let side = std::fs::read_to_string(dir.path().join("good.ddiff.sha256")).unwrap();
+    let want = ddiff_core::Digest::sha256(&bytes);
+    assert!(side.starts_with(want.hex()), "{side} vs {want}");
+    // The side file written on one CPU is accepted on two, and the other way round.
+    crate::common::ok(crate::common::ddiff().args(["verify"]).arg(&good));
+    let (index, start, _) = blob_ranges(&bytes)[1];
+    let mut bad = bytes.clone();
+    bad[start as usize + 3] ^= 0x40;
+    let damaged = dir.path().join("damaged.ddiff");
+    std::fs::write(&damaged, &bad).unwrap();
+    let out = crate::common::fails(&mut on_one_cpu(&["verify", "--no-checksum"], &damaged));
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        crate::common::stderr(&out)
+    );
+    let digest = s.meta.blobs[index].digest.to_string();
+    assert!(err.contains("NOT INTACT") && err.contains(&digest), "{err}");
+}
