@@ -373,11 +373,7 @@ fn stream_file_two_threads(
             }
             // Signal the end with an empty buffer (the consumer may already be gone).
             let _ = full_tx.send((Vec::new(), 0));
-            Ok(ctx.map(|c| {
-                // SHA-256 output is always 32 bytes.
-                ddiff_core::Digest::from_raw(ddiff_core::Algorithm::Sha256, c.finish().as_ref())
-                    .expect("sha256 output")
-            }))
+            Ok(ctx.map(crate::hash::sha256_of))
         });
         let mut bytes = 0u64;
         let mut complete = false;
@@ -434,11 +430,7 @@ fn stream_file_one_thread(
     }
     Ok(Streamed {
         bytes,
-        file_sha256: ctx.map(|c| {
-            // SHA-256 output is always 32 bytes.
-            ddiff_core::Digest::from_raw(ddiff_core::Algorithm::Sha256, c.finish().as_ref())
-                .expect("sha256 output")
-        }),
+        file_sha256: ctx.map(crate::hash::sha256_of),
     })
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Context, Result};
-use ddiff_core::{Algorithm, Digest, MediaType};
+use ddiff_core::{Digest, MediaType};
 
 /// Compression of carried layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -314,9 +314,7 @@ impl ParallelCompressor {
             &mut self.raw,
             ring::digest::Context::new(&ring::digest::SHA256),
         );
-        // SHA-256 output is always 32 bytes.
-        let diff_id = Digest::from_raw(Algorithm::Sha256, raw.finish().as_ref())
-            .context("internal error: sha256 length")?;
+        let diff_id = crate::hash::sha256_of(raw);
         self.done = true;
         Ok(Compressed {
             path: self.path.clone(),
@@ -379,8 +377,7 @@ fn write_in_order(
     out.into_inner()
         .map_err(|e| e.into_error())
         .context("cannot write compressed layer")?;
-    let d = Digest::from_raw(Algorithm::Sha256, ctx.finish().as_ref())
-        .context("internal error: sha256 length")?;
+    let d = crate::hash::sha256_of(ctx);
     Ok((d, size))
 }
 

@@ -1,7 +1,7 @@
 //! A faster SHA-256/512 for the core's verifiers: `ring` (about twice `sha2` on CPUs without
 //! SHA extensions). The wasm build keeps the core's pure-Rust default.
 
-use ddiff_core::{Algorithm, BlobHasher};
+use ddiff_core::{Algorithm, BlobHasher, Digest};
 
 struct Ring(ring::digest::Context);
 
@@ -21,6 +21,19 @@ pub fn fast_hasher(algorithm: Algorithm) -> Box<dyn BlobHasher> {
         Algorithm::Sha512 => &ring::digest::SHA512,
     };
     Box::new(Ring(ring::digest::Context::new(alg)))
+}
+
+/// The SHA-256 a `ring` context ends with, as ddiff's digest type: the one conversion for
+/// every host place that hashes with `ring` directly (whole files, spooled and compressed
+/// layers, registry uploads).
+pub fn sha256_of(ctx: ring::digest::Context) -> Digest {
+    digest_of(Algorithm::Sha256, ctx.finish())
+}
+
+/// A `ring` digest of `algorithm` as ddiff's digest type.
+pub fn digest_of(algorithm: Algorithm, d: ring::digest::Digest) -> Digest {
+    // ring's output length always matches the algorithm it was asked for.
+    Digest::from_raw(algorithm, d.as_ref()).expect("ring digest length matches its algorithm")
 }
 
 /// Streams `src` into `sink` in pieces of up to 1 MiB, checking on the way that it is exactly `size`

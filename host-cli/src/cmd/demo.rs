@@ -166,13 +166,6 @@ fn generate_layer(
     })
 }
 
-fn file_body(path: PathBuf) -> Result<reqwest::Body> {
-    let f =
-        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(f));
-    Ok(reqwest::Body::wrap_stream(stream))
-}
-
 /// Pushes a generated image (layers from files) to a registry.
 async fn push_image(
     reg: &Registry,
@@ -185,7 +178,7 @@ async fn push_image(
         if reg.blob_exists(repo, &l.descriptor.digest).await?.is_none() {
             let p = path.clone();
             reg.upload_blob(repo, &l.descriptor.digest, l.descriptor.size, &move || {
-                file_body(p.clone())
+                Ok(crate::registry::client::body_from_file(p.clone(), |_| {}))
             })
             .await?;
         }

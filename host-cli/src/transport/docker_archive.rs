@@ -18,7 +18,7 @@ use ddiff_core::docker_archive::{normalize_entry_path, parse_manifest, ManifestE
 use ddiff_core::engine_plan::{carried_layers, engine_manifest, is_layer_path, layer_hint};
 use ddiff_core::tar::{TarEvent, TarReader};
 use ddiff_core::{
-    Algorithm, Descriptor, Digest, ExportedLayer, ImageConfig, LayerHint, LoadArchive, LoadEntry,
+    Descriptor, Digest, ExportedLayer, ImageConfig, LayerHint, LoadArchive, LoadEntry,
 };
 
 use super::tar_file::{TarIndex, TarOut, CHUNK, MAX_SMALL};
@@ -433,9 +433,7 @@ impl BufWriterHash {
     }
     fn finish(mut self) -> Result<(Digest, u64)> {
         self.out.flush().context("cannot spool layer")?;
-        let d = Digest::from_raw(Algorithm::Sha256, self.ctx.finish().as_ref())
-            .context("internal error: sha256 length")?;
-        Ok((d, self.size))
+        Ok((crate::hash::sha256_of(self.ctx), self.size))
     }
 }
 

@@ -8,7 +8,6 @@
 //! (`DestinationState`, `plan_load`, `check_tag`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -270,17 +269,20 @@ async fn write(
         summary.uploaded_blobs += 1;
         Ok::<(), anyhow::Error>(())
     };
-    for (full, repo) in sends {
-        // Started in order: the permit is taken before the task exists.
-        let permit = sem.clone().acquire_owned().await?;
-        tasks.spawn(upload_one(
+    let upload = |full: usize, repo: &str, permit| {
+        upload_one(
             client.clone(),
             bundle.clone(),
             full,
             repo.to_string(),
             progress.clone(),
             permit,
-        ));
+        )
+    };
+    for (full, repo) in sends {
+        // Started in order: the permit is taken before the task exists.
+        let permit = sem.clone().acquire_owned().await?;
+        tasks.spawn(upload(full, repo, permit));
         while let Some(r) = tasks.try_join_next() {
             sent(&mut summary, r)?;
         }
@@ -295,15 +297,7 @@ async fn write(
         } else {
             // The registry does not link across repositories: send it again.
             let permit = sem.clone().acquire_owned().await?;
-            let r = upload_one(
-                client.clone(),
-                bundle.clone(),
-                full,
-                repo.to_string(),
-                progress.clone(),
-                permit,
-            )
-            .await;
+            let r = upload(full, repo, permit).await;
             sent(&mut summary, Ok(r))?;
         }
     }
@@ -598,7 +592,13 @@ pub async fn push_local(
         let size = std::fs::metadata(path)?.len();
         let it = progress.item(format!("layer {}", d.short()), size);
         let (p, i2) = (path.clone(), it.clone());
-        let open = move || file_body(p.clone(), i2.clone());
+        let open = move || {
+            let it = i2.clone();
+            Ok(crate::registry::client::body_from_file(
+                p.clone(),
+                move |n| it.inc(n),
+            ))
+        };
         client.upload_blob(repo, d, size, &open).await?;
         it.finish("pushed");
         sent += size;
@@ -615,16 +615,4 @@ pub async fn push_local(
         .put_manifest(repo, tag, manifest.media_type().as_str(), manifest.bytes())
         .await?;
     Ok((manifest.digest().clone(), sent))
-}
-
-/// A streamed request body over a file.
-fn file_body(path: PathBuf, item: Item) -> Result<reqwest::Body> {
-    Ok(crate::registry::client::body_from_blocking_reader(
-        move || {
-            let f = std::fs::File::open(&path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
-            Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
-        },
-        move |n| item.inc(n),
-    ))
 }

@@ -682,6 +682,22 @@ impl Registry {
 
 /// A request body streamed from a blocking reader (a file, a bundle range, an inflating gzip)
 /// that `open` creates on the blocking pool; `on_read` sees each chunk's length (progress).
+/// A streamed request body over a file, read on a blocking thread; `on_read` is told the
+/// bytes as they go (progress).
+pub fn body_from_file(
+    path: std::path::PathBuf,
+    on_read: impl Fn(u64) + Send + 'static,
+) -> reqwest::Body {
+    body_from_blocking_reader(
+        move || {
+            let f = std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
+        },
+        on_read,
+    )
+}
+
 /// Errors from `open` or from reading end the body with that error.
 pub fn body_from_blocking_reader(
     open: impl FnOnce() -> Result<Box<dyn std::io::Read + Send>> + Send + 'static,

@@ -248,18 +248,13 @@ pub(crate) async fn finish(
         let len = f.metadata()?.len();
         if let (Algorithm::Sha256, Some((ctx, off))) = (algorithm, running) {
             if off == len {
-                return Ok((digest_of(algorithm, ctx.finish()), len));
+                return Ok((crate::hash::digest_of(algorithm, ctx.finish()), len));
             }
         }
         Ok((hash_file(f, algorithm)?, len))
     })
     .await
     .map_err(io::Error::other)?
-}
-
-fn digest_of(algorithm: Algorithm, d: ring::digest::Digest) -> Digest {
-    // ring's output length always matches the algorithm we asked it for.
-    Digest::from_raw(algorithm, d.as_ref()).expect("ring digest length matches its algorithm")
 }
 
 /// Hashes a file with `ring`.
@@ -277,5 +272,5 @@ pub(crate) fn hash_file(mut f: File, algorithm: Algorithm) -> io::Result<Digest>
         }
         ctx.update(&buf[..n]);
     }
-    Ok(digest_of(algorithm, ctx.finish()))
+    Ok(crate::hash::digest_of(algorithm, ctx.finish()))
 }
