@@ -408,6 +408,7 @@ impl KindLabel for ddiff_core::bundle::BlobInfo {
             _ => "manifest",
         }
     }
+    patch: None,
 }
 
 /// The destination's answers, remembered for the whole load: many targets sharing blobs
