@@ -408,7 +408,6 @@ impl KindLabel for ddiff_core::bundle::BlobInfo {
             _ => "manifest",
         }
     }
-    patch: None,
 }
 
 /// The destination's answers, remembered for the whole load: many targets sharing blobs
