@@ -46,6 +46,10 @@ pub enum PatchEncoding {
 pub struct PatchReference {
     /// The reference layer's blob digest on the source side (where to look first).
     pub digest: Digest,
+    /// Its blob size.
+    pub size: u64,
+    /// Its media type (how to decompress it).
+    pub media_type: MediaType,
     /// The reference layer's diff_id: what the loader checks the reference it found against.
     pub diff_id: Digest,
     /// The size of the reference's uncompressed tar (the loader needs it in memory).

@@ -702,6 +702,8 @@ fn patched() -> (BundleMeta, BTreeMap<Digest, Vec<u8>>) {
         encoding: PatchEncoding::Zstd,
         reference: PatchReference {
             digest: reference.digest.clone(),
+            size: reference.size,
+            media_type: reference.media_type.clone(),
             diff_id: reference.diff_id.clone().unwrap(),
             tar_size: reference.size,
         },
