@@ -1211,3 +1211,207 @@ pub async fn rebuild_patches(
     bundle.rebuilt_dir = Some(dir);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A tar of `n` files of varied, compressible content; `salt` changes one of them.
+    fn tar(n: usize, salt: u8) -> Vec<u8> {
+        let files: Vec<(String, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let body: Vec<u8> = (0..20_000u32)
+                    .map(|k| ((k * 31 + i as u32 * 7) % 97) as u8 + if i == 3 { salt } else { 0 })
+                    .collect();
+                (format!("usr/lib/file{i}"), body)
+            })
+            .collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect();
+        ddiff_core::synth::layer_tar(&refs, 0)
+    }
+
+    const GZ9: Recipe = Recipe::DdiffGzip {
+        level: 9,
+        chunk: 1 << 20,
+    };
+
+    /// The blob `recipe` makes of `tar`, in a file.
+    fn blob(dir: &Path, tar: &[u8], recipe: &Recipe) -> (PathBuf, Descriptor) {
+        let p = dir.join(format!("blob-{}", Digest::sha256(tar).hex()));
+        let f = File::create(&p).unwrap();
+        let mut r = Recompressor::new(recipe, Box::new(f)).unwrap();
+        r.write_all(tar).unwrap();
+        let (d, n) = r.finish().unwrap();
+        let mt = match recipe {
+            Recipe::None => MediaType::OciLayer,
+            _ => MediaType::OciLayerGzip,
+        };
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), n);
+        (p, Descriptor::new(mt, d, n))
+    }
+
+    struct Case {
+        dir: tempfile::TempDir,
+        reference: Vec<u8>,
+        patch: Vec<u8>,
+        info: PatchInfo,
+        desc: Descriptor,
+        blob: PathBuf,
+    }
+
+    fn case() -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = tar(12, 0);
+        let target = tar(12, 1);
+        let (blob, desc) = blob(dir.path(), &target, &GZ9);
+        assert_eq!(recognize(&blob, &desc, None).unwrap(), Some(GZ9));
+        let mut patch = Vec::new();
+        let (pd, ps) = encode_patch(
+            &reference,
+            &mut target.as_slice(),
+            target.len() as u64,
+            3,
+            &mut patch,
+        )
+        .unwrap();
+        assert_eq!(ps, patch.len() as u64);
+        assert!(ps * 10 < desc.size, "patch {ps} vs blob {}", desc.size);
+        let info = PatchInfo {
+            digest: pd,
+            size: ps,
+            encoding: PatchEncoding::Zstd,
+            reference: PatchReference {
+                digest: Digest::sha256(&reference),
+                size: reference.len() as u64,
+                media_type: MediaType::OciLayer,
+                diff_id: Digest::sha256(&reference),
+                tar_size: reference.len() as u64,
+            },
+            diff_id: Digest::sha256(&target),
+            tar_size: target.len() as u64,
+            recipe: GZ9,
+        };
+        Case {
+            dir,
+            reference,
+            patch,
+            info,
+            desc,
+            blob,
+        }
+    }
+
+    fn rebuild_case(c: &Case, reference: &[u8], patch: &[u8], info: &PatchInfo) -> Result<Vec<u8>> {
+        let out = c.dir.path().join("rebuilt");
+        let f = File::create(&out).unwrap();
+        rebuild(reference, &mut &patch[..], info, &c.desc, Box::new(f))?;
+        Ok(std::fs::read(out).unwrap())
+    }
+
+    #[test]
+    fn a_patch_rebuilds_the_exact_blob() {
+        let c = case();
+        let got = rebuild_case(&c, &c.reference, &c.patch, &c.info).unwrap();
+        assert_eq!(got, std::fs::read(&c.blob).unwrap());
+    }
+
+    #[test]
+    fn a_patch_against_the_wrong_reference_is_refused() {
+        let c = case();
+        // The same layer with a few bytes changed where the patch copies from.
+        let mut wrong = c.reference.clone();
+        for k in (1000..wrong.len()).step_by(4096) {
+            wrong[k] ^= 0x5a;
+        }
+        let e = rebuild_case(&c, &wrong, &c.patch, &c.info).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("corrupt patch") || msg.contains("wrong reference"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_patch_is_refused() {
+        let c = case();
+        let mut bad = c.patch.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x40;
+        let e = rebuild_case(&c, &c.reference, &bad, &c.info).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("corrupt patch") || msg.contains("wrong reference"),
+            "{msg}"
+        );
+        // Cut short, too.
+        let e =
+            rebuild_case(&c, &c.reference, &c.patch[..c.patch.len() - 10], &c.info).unwrap_err();
+        assert!(format!("{e:#}").contains("patch"), "{e:#}");
+    }
+
+    #[test]
+    fn a_patch_that_expands_past_its_declared_size_is_refused() {
+        let c = case();
+        let mut info = c.info.clone();
+        info.tar_size -= 1;
+        let e = rebuild_case(&c, &c.reference, &c.patch, &info).unwrap_err();
+        assert!(format!("{e:#}").contains("expands past"), "{e:#}");
+    }
+
+    #[test]
+    fn a_recipe_that_does_not_reproduce_the_digest_is_refused() {
+        let c = case();
+        let mut info = c.info.clone();
+        info.recipe = Recipe::DdiffGzip {
+            level: 6,
+            chunk: 1 << 20,
+        };
+        let e = rebuild_case(&c, &c.reference, &c.patch, &info).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("recompressing the rebuilt layer"),
+            "{e:#}"
+        );
+        // A chunk size this ddiff does not write is refused by name.
+        info.recipe = Recipe::DdiffGzip {
+            level: 9,
+            chunk: 1 << 19,
+        };
+        let e = rebuild_case(&c, &c.reference, &c.patch, &info).unwrap_err();
+        assert!(format!("{e:#}").contains("another ddiff release"), "{e:#}");
+    }
+
+    #[test]
+    fn a_compressor_we_do_not_know_is_not_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar(4, 0);
+        let p = dir.path().join("other.gz");
+        let mut e =
+            flate2::write::GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::new(9));
+        e.write_all(&t).unwrap();
+        e.finish().unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let desc = Descriptor::new(
+            MediaType::OciLayerGzip,
+            Digest::sha256(&bytes),
+            bytes.len() as u64,
+        );
+        assert_eq!(recognize(&p, &desc, None).unwrap(), None);
+        // An uncompressed layer is its own recipe.
+        let (p, d) = blob(dir.path(), &t, &Recipe::None);
+        assert_eq!(recognize(&p, &d, None).unwrap(), Some(Recipe::None));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3X").is_err());
+    }
+}
