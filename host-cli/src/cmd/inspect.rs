@@ -226,6 +226,9 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
                     l.digest.short(),
                     Safe(&by)
                 );
+                if let Some(p) = &l.patch {
+                    let _ = writeln!(s, "      {}", ddiff_core::display::patch_note(p, l.size));
+                }
             }
         }
     }

@@ -5,6 +5,7 @@
 
 mod cli_help;
 mod common;
+mod deltas;
 mod engine_local;
 mod hostile_bundle;
 mod hostile_interrupt;
