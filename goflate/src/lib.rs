@@ -63,3 +63,46 @@ pub fn candidate_levels(gzip_header: &[u8]) -> Vec<i32> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_levels_from_go_headers() {
+        assert_eq!(candidate_levels(&gzip_header(9)), vec![9]);
+        assert_eq!(candidate_levels(&gzip_header(1)), vec![1]);
+        for level in [-2, -1, 0, 2, 3, 4, 5, 6, 7, 8] {
+            let c = candidate_levels(&gzip_header(level));
+            assert_eq!(c[0], 6, "the default comes first");
+            let l = if level == -1 { 6 } else { level };
+            assert!(c.contains(&l), "level {level} missing from {c:?}");
+        }
+    }
+
+    #[test]
+    fn candidate_levels_refuse_headers_go_does_not_write() {
+        let go = gzip_header(6);
+        // GNU gzip -6 of a named file: FLG.FNAME, an MTIME, OS 3.
+        let gnu = [0x1f, 0x8b, 8, 8, 0x12, 0x34, 0x56, 0x67, 0, 3];
+        assert!(candidate_levels(&gnu).is_empty());
+        assert!(candidate_levels(&go[..9]).is_empty(), "short header");
+        for i in 0..10 {
+            let mut h = go;
+            h[i] ^= 0x40;
+            assert!(candidate_levels(&h).is_empty(), "byte {i} changed");
+        }
+        let mut h = go;
+        h[8] = 3;
+        assert!(candidate_levels(&h).is_empty(), "XFL 3");
+    }
+
+    #[test]
+    fn empty_input_is_go_s_bytes() {
+        // Go 1.19: gzip.NewWriterLevel(&b, 6); w.Close()
+        let want = [
+            0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(gzip(b"", 6).unwrap(), want);
+    }
+}

@@ -3,7 +3,11 @@
 //! every level.
 
 // Tests are a host: they read files, run Go and time things, which the library never does.
-#![allow(clippy::unwrap_used, clippy::disallowed_methods, clippy::disallowed_types)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 
 mod common;
 
