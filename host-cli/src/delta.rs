@@ -204,6 +204,8 @@ pub enum Recompressor {
     Plain(Hashing<Sink<'static>>),
     /// ddiff's parallel compressor (it hashes its output itself).
     Ddiff(ParallelCompressor),
+    /// Go's gzip writer, ported bit for bit.
+    Go(goflate::GzipWriter<Hashing<Sink<'static>>>),
 }
 
 impl Recompressor {
@@ -217,7 +219,10 @@ impl Recompressor {
             Recipe::DdiffZstd { level, chunk } => {
                 Recompressor::Ddiff(ddiff_compressor(Codec::Zstd, level, chunk, out)?)
             }
-            Recipe::GoGzip { .. } => bail!("the Go gzip recipe is not supported by this build"),
+            Recipe::GoGzip { level } => Recompressor::Go(
+                goflate::GzipWriter::new(Hashing::new(out, u64::MAX), level)
+                    .map_err(|e| anyhow!("Go gzip recipe: {e}"))?,
+            ),
         })
     }
 
@@ -232,6 +237,10 @@ impl Recompressor {
                 let c = c.finish()?;
                 Ok((c.digest, c.size))
             }
+            Recompressor::Go(g) => {
+                let (d, n, _) = g.finish()?.finish()?;
+                Ok((d, n))
+            }
         }
     }
 }
@@ -244,6 +253,7 @@ impl Write for Recompressor {
                 .write(b)
                 .map(|_| b.len())
                 .map_err(|e| io::Error::other(format!("{e:#}"))),
+            Recompressor::Go(g) => g.write(b),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -282,7 +292,12 @@ fn candidate_recipes(media_type: &MediaType, head: &[u8]) -> Vec<Recipe> {
     match media_type.layer_compression() {
         Some(Compression::None) => vec![Recipe::None],
         Some(Compression::Gzip) => {
-            let mut v = Vec::new();
+            // Go's levels whose header this is, the default first (Docker, BuildKit,
+            // containerd).
+            let mut v: Vec<Recipe> = goflate::candidate_levels(head)
+                .into_iter()
+                .map(|level| Recipe::GoGzip { level })
+                .collect();
             // ddiff's gzip header: no name, MTIME 0, XFL 0, OS 255 (`ddiff push`, or a
             // registry filled by an earlier ddiff load of an engine image).
             if head.starts_with(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]) {

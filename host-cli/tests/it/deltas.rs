@@ -5,6 +5,7 @@
 //! destination is unchanged.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::common::{
     ddiff, ddiff_quiet, docker, fails, ok, require_peer, run, skopeo, stderr, RefRegistry,
@@ -227,4 +228,70 @@ fn engine_layers_travel_as_patches_and_load_bit_for_bit_everywhere() {
     ));
     assert!(e.contains("travel as patches"), "{e}");
     assert!(!arch.exists());
+}
+
+/// Layers that `docker push` compressed (Go's gzip, level 6) travel as patches and are
+/// rebuilt at Debian's docker-registry with the source's exact digests: the loaded image's
+/// manifest digest is the source's, and skopeo pulls it verifying every blob.
+#[test]
+fn engine_pushed_layers_are_rebuilt_with_the_source_digest() {
+    if !require_peer("docker") || !require_peer("docker-registry") || !require_peer("skopeo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (v1, v2) = ("ddiff-it-delta-go/app:1", "ddiff-it-delta-go/app:2");
+    context(&d.join("c1"), false);
+    context(&d.join("c2"), true);
+    build(v1, &d.join("c1"));
+    build(v2, &d.join("c2"));
+    let online = RefRegistry::start(&d.join("online"));
+    let site = RefRegistry::start(&d.join("site"));
+    for v in [v1, v2] {
+        crate::common::push(v, &format!("{}/{v}", online.addr));
+    }
+    let src = |v: &str| format!("docker://{}/{v}", online.addr);
+    // The site holds app:1 as the online registry has it.
+    run(skopeo().args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &src(v1),
+        &format!("docker://{}/{v1}", site.addr),
+    ]));
+    let bundle = d.join("b.ddiff");
+    let s = json(&ok(ddiff_quiet()
+        .args(["--json", "diff", &src(v1), &src(v2), "-o"])
+        .arg(&bundle)));
+    assert_eq!(s["deltas"]["patched_layers"], 1, "{s}");
+    let meta = json(&String::from_utf8_lossy(
+        &run(Command::new("tar")
+            .arg("-xOf")
+            .arg(&bundle)
+            .arg("ddiff.json"))
+        .stdout,
+    ));
+    let recipe = meta["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|b| b.get("patch"))
+        .unwrap()["recipe"]
+        .clone();
+    assert_eq!(recipe["kind"], "go-gzip", "{recipe}");
+    ok(ddiff_quiet().arg("load").arg(&bundle).args([
+        "--no-pull",
+        "--to",
+        &format!("docker://{}", site.addr),
+    ]));
+    let (want, _) = skopeo_layers(&src(v2));
+    let (got, _) = skopeo_layers(&format!("docker://{}/{v2}", site.addr));
+    assert_eq!(got, want);
+    run(skopeo()
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{}/{v2}", site.addr),
+        ])
+        .arg(format!("oci:{}", d.join("pulled").display())));
 }
