@@ -204,8 +204,8 @@ pub enum Recompressor {
     Plain(Hashing<Sink<'static>>),
     /// ddiff's parallel compressor (it hashes its output itself).
     Ddiff(ParallelCompressor),
-    /// Go's gzip writer, ported bit for bit.
-    Go(goflate::GzipWriter<Hashing<Sink<'static>>>),
+    /// Go's gzip writer, ported bit for bit (boxed: it holds Go's window and tables).
+    Go(Box<goflate::GzipWriter<Hashing<Sink<'static>>>>),
 }
 
 impl Recompressor {
@@ -219,10 +219,10 @@ impl Recompressor {
             Recipe::DdiffZstd { level, chunk } => {
                 Recompressor::Ddiff(ddiff_compressor(Codec::Zstd, level, chunk, out)?)
             }
-            Recipe::GoGzip { level } => Recompressor::Go(
+            Recipe::GoGzip { level } => Recompressor::Go(Box::new(
                 goflate::GzipWriter::new(Hashing::new(out, u64::MAX), level)
                     .map_err(|e| anyhow!("Go gzip recipe: {e}"))?,
-            ),
+            )),
         })
     }
 
