@@ -50,7 +50,8 @@
 //!   `cur > 1<<30` (about 1 GiB in) with `shiftOffsets` (golang/go#34121), and Go 1.16 fixed
 //!   a false match that allowed about every 2 GiB (golang/go#41420). This port is the fixed
 //!   code, so level-1 streams over 1 GiB match Go 1.16 and later only (as far as the issues
-//!   tell; not tested).
+//!   tell); a 2.25 GiB stream at levels 1 and 6 matches Go 1.19 (`matches_go_past_2_gib`,
+//!   ignored by default: a minute).
 //! - Go 1.27 (Aug 2026) replaced the encoder with klauspost/compress's (golang/go#75532):
 //!   its output differs at every level and is **not** matched.
 //!
