@@ -57,11 +57,13 @@
 //!
 //! Go's output does not depend on how the input is split into `Write` calls (only `Flush`
 //! changes it, which this API does not offer): levels -2, 0 and 1 cut blocks at fixed 65535
-//! byte boundaries, and levels 2..=9 make the same decisions whatever the window fill. One
-//! corner is theoretical: when the window slides, a block still open from more than 32 KiB
-//! back loses its stored-block option, and in Go (and here) the slide point can move by one
-//! match with the write size; it only matters for a block of 16384 tokens spanning more than
-//! 32 KiB that stored coding would beat, which we have not seen happen.
+//! byte boundaries, and levels 2..=9 take the same steps whatever the window fill, with one
+//! corner, in Go and here alike: if the step that ends exactly at window position 65274 is
+//! followed by one that closes a 16384-token block opened more than 32 KiB earlier, that
+//! block may be written stored only when the write that filled the window ended at 65536
+//! (the window slides after that step rather than before it). Stored must also be the
+//! smallest coding of such a dense block, so we have never seen it; to be exact even there,
+//! feed the writer as the Go program was fed (Docker: `io.Copy`, 32 KiB writes).
 //!
 //! # API
 //!
