@@ -45,24 +45,30 @@ fn matches_go_on_generated_inputs() {
 fn matches_go_on_a_real_tar() {
     let Some(gz) = go_gz() else { return };
     let dir = temp_dir("tar");
-    let mut files = Vec::new();
+    // Alternately a shared library and a doc file (every third of each, sorted), until
+    // 32 MB: binary and text, compressed and not.
+    let mut roots: Vec<Vec<(String, u64)>> = Vec::new();
     for root in ["/usr/lib/x86_64-linux-gnu", "/usr/share/doc"] {
+        let mut files = Vec::new();
         collect(std::path::Path::new(root), &mut files);
+        files.sort();
+        files.retain(|(_, len)| *len <= 4 << 20);
+        roots.push(files.into_iter().step_by(3).collect());
     }
-    files.sort();
-    // Every third file until 32 MB: a varied subset.
     let mut list = String::new();
     let mut total = 0u64;
-    for (f, len) in files.iter().step_by(3) {
-        if total > 32 << 20 {
-            break;
+    let longest = roots.iter().map(Vec::len).max().unwrap_or(0);
+    'fill: for i in 0..longest {
+        for files in &roots {
+            if let Some((f, len)) = files.get(i) {
+                if total > 32 << 20 {
+                    break 'fill;
+                }
+                total += len;
+                list.push_str(f);
+                list.push('\n');
+            }
         }
-        if *len > 8 << 20 {
-            continue;
-        }
-        total += len;
-        list.push_str(f);
-        list.push('\n');
     }
     std::fs::write(dir.join("list"), list).unwrap();
     let tar = dir.join("t.tar");
