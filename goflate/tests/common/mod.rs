@@ -215,7 +215,9 @@ pub fn temp_dir(name: &str) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let p = std::env::temp_dir().join(format!("goflate-{name}-{}-{nanos}", std::process::id()));
+    // Cargo's scratch dir for integration tests (under target/), not the shared /tmp.
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("goflate-{name}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&p).unwrap();
     p
 }
