@@ -87,7 +87,8 @@
 //! 34, GNU gzip -6: 28), level 1 167 MB/s (Go 110, gzip -1 77), level 9 7 MB/s (Go 6),
 //! HuffmanOnly 268 MB/s (Go 176), NoCompression 870 MB/s (Go 1039). No `unsafe`; pure
 //! computation (no IO but the `Write` sink, no clock); `tests/wasm/core-tests.sh` builds it
-//! for wasm32-unknown-unknown.
+//! for wasm32-unknown-unknown and runs its golden and chunking tests on wasm32-wasip1, where
+//! `usize` is 32 bits.
 #![forbid(unsafe_code)]
 // The ported loops keep Go's index-based shape so they can be read side by side with Go.
 #![allow(clippy::needless_range_loop, clippy::explicit_counter_loop)]

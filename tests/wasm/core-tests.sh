@@ -19,3 +19,6 @@ cargo build -p ddiff-goflate --target wasm32-unknown-unknown
 # node prints one ExperimentalWarning for WASI; it is not a failure.
 CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/tests/wasm/wasi-run.mjs" \
     cargo test -p ddiff-core --lib --target wasm32-wasip1 "$@"
+# goflate's Go digests and chunking checks, where usize is 32 bits (no Go needed).
+CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/tests/wasm/wasi-run.mjs" \
+    cargo test -p ddiff-goflate --lib --test golden --test chunking --target wasm32-wasip1
