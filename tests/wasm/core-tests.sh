@@ -14,6 +14,11 @@ for t in wasm32-unknown-unknown wasm32-wasip1; do
     fi
 done
 cargo build -p ddiff-core --target wasm32-unknown-unknown
+# goflate (Go-exact gzip) is pure computation too, for the same page.
+cargo build -p ddiff-goflate --target wasm32-unknown-unknown
 # node prints one ExperimentalWarning for WASI; it is not a failure.
 CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/tests/wasm/wasi-run.mjs" \
     cargo test -p ddiff-core --lib --target wasm32-wasip1 "$@"
+# goflate's Go digests and chunking checks, where usize is 32 bits (no Go needed).
+CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/tests/wasm/wasi-run.mjs" \
+    cargo test -p ddiff-goflate --lib --test golden --test chunking --target wasm32-wasip1

@@ -215,7 +215,9 @@ pub fn temp_dir(name: &str) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let p = std::env::temp_dir().join(format!("goflate-{name}-{}-{nanos}", std::process::id()));
+    // Cargo's scratch dir for integration tests (under target/), not the shared /tmp.
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("goflate-{name}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&p).unwrap();
     p
 }
@@ -224,14 +226,34 @@ const GO_MAIN: &str = r#"package main
 
 // gz IN OUTDIR: for every level Go accepts, OUTDIR/<level>.gz = gzip of IN, written the
 // way Docker's layer compression writes it (io.Copy into gzip.NewWriterLevel).
+// gz LEVEL: the same from stdin to stdout.
 import (
 	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 )
 
 func main() {
+	if len(os.Args) == 2 {
+		// gz LEVEL: stdin to stdout.
+		level, err := strconv.Atoi(os.Args[1])
+		if err != nil {
+			panic(err)
+		}
+		w, err := gzip.NewWriterLevel(os.Stdout, level)
+		if err != nil {
+			panic(err)
+		}
+		if _, err := io.Copy(w, os.Stdin); err != nil {
+			panic(err)
+		}
+		if err := w.Close(); err != nil {
+			panic(err)
+		}
+		return
+	}
 	for level := -2; level <= 9; level++ {
 		in, err := os.Open(os.Args[1])
 		if err != nil {
