@@ -253,7 +253,9 @@ impl Write for Recompressor {
                 .write(b)
                 .map(|_| b.len())
                 .map_err(|e| io::Error::other(format!("{e:#}"))),
-            Recompressor::Go(g) => g.write(b),
+            // In 32 KiB pieces, as `docker push` feeds Go's writer (`io.Copy`): Go's block
+            // decisions can depend on write sizes in one corner (goflate's crate docs).
+            Recompressor::Go(g) => g.write(&b[..b.len().min(32 * 1024)]),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
