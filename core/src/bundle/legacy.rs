@@ -443,6 +443,7 @@ impl LegacyDecoder {
                         size: l.size,
                         media_type: l.media_type.clone(),
                         diff_id,
+                        repositories: Vec::new(),
                     });
                 }
             } else {
@@ -465,6 +466,7 @@ impl LegacyDecoder {
                 references: vec![base],
                 manifests: Vec::new(),
                 diff_ids: relied.iter().filter_map(|r| r.diff_id.clone()).collect(),
+                inventories: Vec::new(),
             }),
             targets: vec![TargetInfo {
                 reference: target,
