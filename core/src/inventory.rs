@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::BundleMeta;
+use crate::destination::Destination;
 use crate::diff::{BaseImage, BaseLayer};
-use crate::{Digest, ImageConfig, MediaType, RawManifest};
+use crate::{Digest, ImageConfig, ImageRef, MediaType, RawManifest};
 
 /// The `format` of an inventory document.
 pub const INVENTORY_FORMAT: &str = "ddiff-inventory";
@@ -42,14 +43,132 @@ pub enum InventoryError {
     #[error("format is {found:?}, expected \"ddiff-inventory\"")]
     Format { found: String },
     /// A newer version.
-    #[error("inventory version {found} is newer than this ddiff reads (up to {INVENTORY_VERSION})")]
+    #[error(
+        "inventory version {found} is newer than this ddiff reads (up to {INVENTORY_VERSION})"
+    )]
     Version { found: u32 },
     /// The content digest does not match.
     #[error("content digest mismatch: the document says {stated}, its content is {computed} (damaged or edited)")]
     Digest { stated: Digest, computed: Digest },
+    /// Not a source `ddiff inventory` reads.
+    #[error("{text:?} is not an inventory source (docker://HOST[/REPO[:TAG]], oci:DIR, oci-archive:FILE or docker-daemon:)")]
+    Source { text: String },
     /// The bytes are not the canonical form of what they say.
     #[error("not in canonical form at byte {offset} (damaged or edited: an inventory is compact JSON with sorted keys and lists)")]
     NotCanonical { offset: usize },
+}
+
+/// What `ddiff inventory` reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InventorySource {
+    /// A registry: every repository (`docker://HOST`), one repository (`docker://HOST/REPO`)
+    /// or one image (`docker://HOST/REPO:TAG`, `@DIGEST`).
+    Registry {
+        /// `host[:port]`.
+        host: String,
+        /// The repository, when one is named.
+        repository: Option<String>,
+        /// The tag or digest, when one is named.
+        reference: Option<String>,
+    },
+    /// An OCI layout (`oci:DIR`) or a tar of one (`oci-archive:FILE`): every entry.
+    Layout(ImageRef),
+    /// The local Docker engine (`docker-daemon:`): every image.
+    Engine,
+}
+
+impl InventorySource {
+    /// Parses a source as `ddiff inventory` takes it.
+    pub fn parse(s: &str) -> Result<InventorySource, InventoryError> {
+        let unsupported = || InventoryError::Source {
+            text: crate::digest::truncate_for_error(s),
+        };
+        if s == "docker-daemon:" || s == "docker-daemon" {
+            return Ok(InventorySource::Engine);
+        }
+        if let Some(rest) = s.strip_prefix("docker://") {
+            let rest = rest.trim_end_matches('/');
+            if !rest.contains('/') {
+                let ok = !rest.is_empty()
+                    && rest.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')
+                    });
+                return if ok {
+                    Ok(InventorySource::Registry {
+                        host: rest.to_string(),
+                        repository: None,
+                        reference: None,
+                    })
+                } else {
+                    Err(unsupported())
+                };
+            }
+        }
+        match ImageRef::parse(s).map_err(|_| unsupported())? {
+            ImageRef::Docker(r) => {
+                // A reference fills in `latest`; here no tag means the whole repository.
+                let last = s.rsplit('/').next().unwrap_or(s);
+                let named = last.contains(':') || last.contains('@');
+                Ok(InventorySource::Registry {
+                    host: r.registry().to_string(),
+                    repository: Some(r.repository().to_string()),
+                    reference: named
+                        .then(|| {
+                            r.digest()
+                                .map(ToString::to_string)
+                                .or_else(|| r.tag().map(str::to_string))
+                        })
+                        .flatten(),
+                })
+            }
+            r @ (ImageRef::Oci { .. } | ImageRef::OciArchive { .. }) => {
+                Ok(InventorySource::Layout(r))
+            }
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// What `ddiff load --update-inventory` reads again after a load into `dest`, and how
+    /// the inventory names it; `None` for a `docker-archive:` file (not a site).
+    pub fn of_destination(dest: &Destination) -> Option<(InventorySource, String)> {
+        match dest {
+            Destination::Registry { host, .. } => Some((
+                InventorySource::Registry {
+                    host: host.clone(),
+                    repository: None,
+                    reference: None,
+                },
+                format!("docker://{host}"),
+            )),
+            Destination::Engine { .. } => {
+                Some((InventorySource::Engine, "docker-daemon:".to_string()))
+            }
+            Destination::Layout { path } => Some((
+                InventorySource::Layout(ImageRef::Oci {
+                    path: path.clone(),
+                    reference: None,
+                }),
+                format!("oci:{path}"),
+            )),
+            Destination::OciArchive { path } => Some((
+                InventorySource::Layout(ImageRef::OciArchive {
+                    path: path.clone(),
+                    reference: None,
+                }),
+                format!("oci-archive:{path}"),
+            )),
+            Destination::DockerArchive { .. } => None,
+        }
+    }
+
+    /// The kind of inventory it gives.
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            InventorySource::Registry { .. } => SourceKind::Registry,
+            InventorySource::Layout(_) => SourceKind::Layout,
+            InventorySource::Engine => SourceKind::Engine,
+        }
+    }
 }
 
 /// What kind of place an inventory describes: how its blobs are known.
@@ -391,10 +510,16 @@ impl Have {
             .map(|i| i.blobs.iter().filter_map(|b| b.diff_id.as_ref()).collect())
             .collect();
         let every_site_holds = |b: &InventoryBlob| {
-            inventories.iter().enumerate().all(|(i, _)| match &by_digest[i] {
-                Some(set) => set.contains(&b.digest),
-                None => b.diff_id.as_ref().is_some_and(|d| by_diff_id[i].contains(d)),
-            })
+            inventories
+                .iter()
+                .enumerate()
+                .all(|(i, _)| match &by_digest[i] {
+                    Some(set) => set.contains(&b.digest),
+                    None => b
+                        .diff_id
+                        .as_ref()
+                        .is_some_and(|d| by_diff_id[i].contains(d)),
+                })
         };
         // Candidates come from a site that knows blob digests when there is one.
         let lead = inventories

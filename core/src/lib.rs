@@ -80,7 +80,9 @@ pub use dockerfile::{DockerfileError, ResolveOptions};
 pub use engine_plan::{EngineError, ExportedLayer, LayerHint, LoadArchive, LoadEntry};
 pub use error::Error;
 pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
-pub use inventory::{Have, Inventory, InventoryBuilder, InventoryError, SourceKind};
+pub use inventory::{
+    Have, Inventory, InventoryBuilder, InventoryError, InventorySource, SourceKind,
+};
 pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
 pub use load::{
     check_tag, plan_load, restrict_to_target, DestinationState, LoadError, LoadPlan, ManifestPut,

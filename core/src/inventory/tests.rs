@@ -48,8 +48,16 @@ fn bytes_are_canonical_and_round_trip() {
     let one = image(&[&a, &b]);
     let two = image(&[&a]);
     // Order of reading does not matter: the same content gives the same bytes.
-    let x = registry(&[(&one, "app", "1"), (&two, "base", "1"), (&one, "app", "latest")]);
-    let y = registry(&[(&one, "app", "latest"), (&two, "base", "1"), (&one, "app", "1")]);
+    let x = registry(&[
+        (&one, "app", "1"),
+        (&two, "base", "1"),
+        (&one, "app", "latest"),
+    ]);
+    let y = registry(&[
+        (&one, "app", "latest"),
+        (&two, "base", "1"),
+        (&one, "app", "1"),
+    ]);
     assert_eq!(x.to_bytes(), y.to_bytes());
     let bytes = x.to_bytes();
     assert!(!bytes.contains(&b'\n') && !bytes.contains(&b' '));
@@ -58,15 +66,31 @@ fn bytes_are_canonical_and_round_trip() {
     assert_eq!(back.to_bytes(), bytes);
     // Keys sorted at the top level.
     let s = String::from_utf8(bytes.clone()).unwrap();
-    let keys = ["{\"blobs\"", "],\"digest\"", "\"format\"", "\"kind\"", "\"manifests\"", "\"source\"", "\"version\""];
+    let keys = [
+        "{\"blobs\"",
+        "],\"digest\"",
+        "\"format\"",
+        "\"kind\"",
+        "\"manifests\"",
+        "\"source\"",
+        "\"version\"",
+    ];
     let pos: Vec<usize> = keys.iter().map(|k| s.find(k).unwrap()).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "{s}");
     // a and b's layers, config blobs of both; `a` held by both repositories.
-    let la = x.blobs.iter().find(|bl| bl.digest == a.descriptor.digest).unwrap();
+    let la = x
+        .blobs
+        .iter()
+        .find(|bl| bl.digest == a.descriptor.digest)
+        .unwrap();
     assert_eq!(la.repositories, ["app", "base"]);
     assert_eq!(la.diff_id.as_ref(), Some(&a.diff_id));
     assert_eq!(x.blobs.len(), 4);
-    let m = x.manifests.iter().find(|m| m.digest == *one.manifest.digest()).unwrap();
+    let m = x
+        .manifests
+        .iter()
+        .find(|m| m.digest == *one.manifest.digest())
+        .unwrap();
     assert_eq!(m.references, ["app:1", "app:latest"]);
     let s = x.summary();
     assert_eq!((s.manifests, s.references, s.blobs, s.layers), (2, 3, 4, 2));
@@ -80,16 +104,25 @@ fn every_changed_byte_is_refused() {
         for flip in [0x01u8, 0x20] {
             let mut bad = bytes.clone();
             bad[i] ^= flip;
-            assert!(Inventory::parse(&bad).is_err(), "byte {i} ^ {flip:#x} accepted");
+            assert!(
+                Inventory::parse(&bad).is_err(),
+                "byte {i} ^ {flip:#x} accepted"
+            );
         }
     }
     // Cut anywhere, or a byte added.
     for n in 0..bytes.len() {
-        assert!(Inventory::parse(&bytes[..n]).is_err(), "cut at {n} accepted");
+        assert!(
+            Inventory::parse(&bytes[..n]).is_err(),
+            "cut at {n} accepted"
+        );
     }
     let mut longer = bytes.clone();
     longer.push(b'\n');
-    assert!(matches!(Inventory::parse(&longer), Err(InventoryError::NotCanonical { .. })));
+    assert!(matches!(
+        Inventory::parse(&longer),
+        Err(InventoryError::NotCanonical { .. })
+    ));
 }
 
 #[test]
@@ -104,13 +137,19 @@ fn edited_content_names_the_digest_mismatch() {
     // Pretty-printed (same content): refused as not canonical, with the offset.
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
     let pretty = serde_json::to_vec_pretty(&v).unwrap();
-    assert!(matches!(Inventory::parse(&pretty), Err(InventoryError::NotCanonical { offset: 1 })));
+    assert!(matches!(
+        Inventory::parse(&pretty),
+        Err(InventoryError::NotCanonical { offset: 1 })
+    ));
 }
 
 #[test]
 fn format_version_and_shape() {
     let e = Inventory::parse(br#"{"format":"ddiff","version":1}"#).unwrap_err();
-    assert_eq!(e.to_string(), "format is \"ddiff\", expected \"ddiff-inventory\"");
+    assert_eq!(
+        e.to_string(),
+        "format is \"ddiff\", expected \"ddiff-inventory\""
+    );
     let e = Inventory::parse(br#"{"format":"ddiff-inventory","version":2,"new":[]}"#).unwrap_err();
     assert!(matches!(e, InventoryError::Version { found: 2 }), "{e}");
     let e = Inventory::parse(b"not json").unwrap_err();
@@ -119,7 +158,11 @@ fn format_version_and_shape() {
     // reserved slot).
     let one = image(&[&layer("a")]);
     let s = String::from_utf8(registry(&[(&one, "app", "1")]).to_bytes()).unwrap();
-    let e = Inventory::parse(s.replacen("{\"blobs\"", "{\"aaa\":1,\"blobs\"", 1).as_bytes()).unwrap_err();
+    let e = Inventory::parse(
+        s.replacen("{\"blobs\"", "{\"aaa\":1,\"blobs\"", 1)
+            .as_bytes(),
+    )
+    .unwrap_err();
     assert!(matches!(e, InventoryError::Syntax { .. }), "{e}");
 }
 
@@ -127,17 +170,29 @@ fn format_version_and_shape() {
 fn the_reserved_fingerprints_field_is_kept_and_covered() {
     let one = image(&[&layer("a")]);
     let mut inv = registry(&[(&one, "app", "1")]);
-    let l = inv.blobs.iter_mut().find(|b| b.media_type.is_layer()).unwrap();
+    let l = inv
+        .blobs
+        .iter_mut()
+        .find(|b| b.media_type.is_layer())
+        .unwrap();
     l.fingerprints = Some(serde_json::json!({"a": [1, 2], "b": "x"}));
     let bytes = inv.to_bytes();
     let back = Inventory::parse(&bytes).unwrap();
     assert_eq!(back.to_bytes(), bytes);
-    assert!(String::from_utf8(bytes).unwrap().contains("\"fingerprints\":{\"a\":[1,2],\"b\":\"x\"}"));
+    assert!(String::from_utf8(bytes)
+        .unwrap()
+        .contains("\"fingerprints\":{\"a\":[1,2],\"b\":\"x\"}"));
 }
 
 #[test]
 fn plan_relies_on_what_the_site_holds_and_carries_each_blob_once() {
-    let (base, mid, old, new1, new2) = (layer("base"), layer("mid"), layer("old"), layer("n1"), layer("n2"));
+    let (base, mid, old, new1, new2) = (
+        layer("base"),
+        layer("mid"),
+        layer("old"),
+        layer("n1"),
+        layer("n2"),
+    );
     let site = registry(&[
         (&image(&[&base, &old]), "app", "1"),
         (&image(&[&base, &mid]), "tool", "1"),
@@ -160,7 +215,11 @@ fn plan_relies_on_what_the_site_holds_and_carries_each_blob_once() {
     assert_eq!(p.meta.relied[0].repositories, ["app", "tool"]);
     assert_eq!(p.meta.relied[1].repositories, ["tool"]);
     let b = p.meta.base.as_ref().unwrap();
-    assert!(b.references[0].starts_with("inventory sha256:"), "{:?}", b.references);
+    assert!(
+        b.references[0].starts_with("inventory sha256:"),
+        "{:?}",
+        b.references
+    );
     assert!(b.manifests.is_empty() && b.diff_ids.is_empty());
     assert_eq!(b.inventories.len(), 1);
 }
@@ -172,7 +231,11 @@ fn several_sites_rely_only_on_what_every_site_holds() {
     let b = registry(&[(&image(&[&base]), "base", "1")]);
     // An engine knows diff_ids only.
     let mut e = InventoryBuilder::new(SourceKind::Engine, "docker-daemon:");
-    e.engine_image(&Digest::sha256(b"id"), &["base:1".into()], &[base.diff_id.clone(), mid.diff_id.clone()]);
+    e.engine_image(
+        &Digest::sha256(b"id"),
+        &["base:1".into()],
+        &[base.diff_id.clone(), mid.diff_id.clone()],
+    );
     let e = e.finish();
     let t = image(&[&base, &mid, &top]);
     let relied = |sites: &[Inventory]| -> Vec<Digest> {
@@ -180,11 +243,35 @@ fn several_sites_rely_only_on_what_every_site_holds() {
         let p = plan(&have.bases(), &[target(&t, "app:2")], "test", None).unwrap();
         p.meta.relied.iter().map(|r| r.digest.clone()).collect()
     };
-    assert_eq!(relied(&[a.clone()]), [base.descriptor.digest.clone(), mid.descriptor.digest.clone()]);
-    assert_eq!(relied(&[a.clone(), b.clone()]), [base.descriptor.digest.clone()]);
-    assert_eq!(relied(&[b.clone(), a.clone()]), [base.descriptor.digest.clone()]);
-    assert_eq!(relied(&[e.clone(), a.clone()]), [base.descriptor.digest.clone(), mid.descriptor.digest.clone()]);
-    assert_eq!(relied(&[e.clone()]), [base.descriptor.digest.clone(), mid.descriptor.digest.clone()]);
+    assert_eq!(
+        relied(&[a.clone()]),
+        [
+            base.descriptor.digest.clone(),
+            mid.descriptor.digest.clone()
+        ]
+    );
+    assert_eq!(
+        relied(&[a.clone(), b.clone()]),
+        [base.descriptor.digest.clone()]
+    );
+    assert_eq!(
+        relied(&[b.clone(), a.clone()]),
+        [base.descriptor.digest.clone()]
+    );
+    assert_eq!(
+        relied(&[e.clone(), a.clone()]),
+        [
+            base.descriptor.digest.clone(),
+            mid.descriptor.digest.clone()
+        ]
+    );
+    assert_eq!(
+        relied(&[e.clone()]),
+        [
+            base.descriptor.digest.clone(),
+            mid.descriptor.digest.clone()
+        ]
+    );
     assert_eq!(relied(&[e, a, b]), [base.descriptor.digest.clone()]);
     // An empty site: everything is carried.
     let empty = InventoryBuilder::new(SourceKind::Registry, "docker://empty").finish();
@@ -200,7 +287,60 @@ fn a_recompressed_layer_at_a_registry_site_is_carried() {
     other.descriptor.digest = Digest::sha256(b"gzip of base");
     let site = registry(&[(&image(&[&other]), "base", "1")]);
     let have = Have::new(&[site]);
-    let p = plan(&have.bases(), &[target(&image(&[&base]), "app:2")], "test", None).unwrap();
+    let p = plan(
+        &have.bases(),
+        &[target(&image(&[&base]), "app:2")],
+        "test",
+        None,
+    )
+    .unwrap();
     assert!(p.meta.relied.is_empty());
     assert_eq!(p.layers_to_fetch().count(), 1);
+}
+
+#[test]
+fn sources() {
+    let reg = |h: &str, r: Option<&str>, t: Option<&str>| InventorySource::Registry {
+        host: h.into(),
+        repository: r.map(Into::into),
+        reference: t.map(Into::into),
+    };
+    assert_eq!(
+        InventorySource::parse("docker://site:5000").unwrap(),
+        reg("site:5000", None, None)
+    );
+    assert_eq!(
+        InventorySource::parse("docker://site:5000/").unwrap(),
+        reg("site:5000", None, None)
+    );
+    assert_eq!(
+        InventorySource::parse("docker://site:5000/team/app").unwrap(),
+        reg("site:5000", Some("team/app"), None)
+    );
+    assert_eq!(
+        InventorySource::parse("docker://site:5000/app:2").unwrap(),
+        reg("site:5000", Some("app"), Some("2"))
+    );
+    assert_eq!(
+        InventorySource::parse("docker-daemon:").unwrap(),
+        InventorySource::Engine
+    );
+    assert!(matches!(
+        InventorySource::parse("oci:/tmp/x").unwrap(),
+        InventorySource::Layout(_)
+    ));
+    assert!(matches!(
+        InventorySource::parse("oci-archive:/tmp/x.tar").unwrap(),
+        InventorySource::Layout(_)
+    ));
+    for bad in [
+        "app:1",
+        "docker://",
+        "docker://a b",
+        "docker-archive:/x.tar",
+        "",
+    ] {
+        let e = InventorySource::parse(bad).unwrap_err();
+        assert!(matches!(e, InventoryError::Source { .. }), "{bad}: {e}");
+    }
 }

@@ -364,6 +364,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             bundle: bundle.clone(),
             to: Some(format!("docker://{}", offline.host)),
             no_pull: true,
+            update_inventory: None,
             jobs: 4,
         },
         &quiet,
