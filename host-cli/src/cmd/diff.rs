@@ -30,7 +30,8 @@ use crate::transport::{Location, Resolved, SourceImage, Sources};
 /// Several targets share blobs once.
 ///
 /// Example: ddiff diff docker://localhost:5000/base:1 docker://localhost:5000/app:2
-///          ddiff diff --have site.inventory.json --targets release.txt -o release.ddiff
+///
+/// Example: ddiff diff --have site.inventory.json --targets release.txt -o release.ddiff
 #[derive(clap::Args, Debug)]
 pub struct DiffCli {
     /// BASE then TARGET... (without --have), or TARGET... (with --have).

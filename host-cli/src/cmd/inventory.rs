@@ -30,7 +30,7 @@ use crate::transport::Location;
 /// The file lists manifests (digest, media type, the references naming them) and blobs
 /// (digest, size, media type, diff_id where known, the repositories holding them), as compact
 /// JSON with sorted keys and its own content digest inside: any changed byte is refused when
-/// it is read. About 250 bytes per layer (docs/inventory.md). It is written atomically.
+/// it is read. About 300 bytes per layer (docs/inventory.md). It is written atomically.
 ///
 /// Example: ddiff inventory docker://registry.local:5000 -o site.inventory.json
 #[derive(clap::Args, Debug)]
