@@ -475,7 +475,11 @@ impl<'a> Probe<'a> {
         // Bundles planned against an inventory say where the site held each relied blob:
         // link it from there (the core's hint, asked by HEAD like the rest).
         for r in state.missing_relied(report) {
-            for from in r.repositories.iter().filter(|f| f.as_str() != repo) {
+            // A hint from the bundle: only repository names in the grammar are asked.
+            let valid = |f: &&String| {
+                f.as_str() != repo && ddiff_core::reference::validate_repository(f).is_ok()
+            };
+            for from in r.repositories.iter().filter(valid) {
                 if self.has(from, &r.digest).await? {
                     state.present.insert(r.digest.clone());
                     mounts.push((r.digest.clone(), from.clone()));
