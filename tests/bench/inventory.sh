@@ -65,11 +65,12 @@ for b in 0 1 2; do
 done
 for n in $(seq 0 19); do
   b=$((n % 3))
-  build "bench-inv/base$b:1" "bench-inv/img-$n:1" "RUN head -c $((TOP_KB << 10)) /dev/urandom > /top"
+  # The image number in each command: the build cache must not make two images share a layer.
+  build "bench-inv/base$b:1" "bench-inv/img-$n:1" "RUN head -c $((TOP_KB << 10)) /dev/urandom > /top$n"
   if ((n < 10)); then
-    build "bench-inv/img-$n:1" "bench-inv/img-$n:2" "RUN head -c $((TOP_KB << 10)) /dev/urandom > /top2"
+    build "bench-inv/img-$n:1" "bench-inv/img-$n:2" "RUN head -c $((TOP_KB << 10)) /dev/urandom > /top$n.2"
   else
-    build "bench-inv/base$b:2" "bench-inv/img-$n:2" "RUN head -c $((TOP_KB << 10)) /dev/urandom > /top"
+    build "bench-inv/base$b:2" "bench-inv/img-$n:2" "RUN head -c $((TOP_KB << 10)) /dev/urandom > /top$n.2"
   fi
 done
 site=$(bench_serve "$ddiff" "$work/site")

@@ -21,7 +21,8 @@ use crate::transport::{Location, Resolved, SourceImage, Sources};
 /// destination holds what the inventory lists (written there by `ddiff inventory`), and
 /// every image named is a target. With several --have (several sites) one bundle is made
 /// that loads at every site: a layer is relied on only when every site holds it. --targets
-/// FILE adds targets, one reference per line (# starts a comment, blank lines are skipped).
+/// FILE adds targets, one reference per line (# starts a comment, blank lines are skipped);
+/// --repository docker://HOST/REPO adds every tag of a repository.
 ///
 /// References take a transport prefix as skopeo does: docker://HOST/REPO:TAG (a registry),
 /// oci:DIR[:REF] (an OCI image layout), oci-archive:FILE[:REF] (a tar of one, read in place),
@@ -35,7 +36,7 @@ use crate::transport::{Location, Resolved, SourceImage, Sources};
 #[derive(clap::Args, Debug)]
 pub struct DiffCli {
     /// BASE then TARGET... (without --have), or TARGET... (with --have).
-    #[arg(value_name = "IMAGE", required_unless_present_any = ["have", "targets"])]
+    #[arg(value_name = "IMAGE", required_unless_present_any = ["have", "targets", "repository"])]
     pub images: Vec<String>,
     /// An inventory of what the destination site holds (from `ddiff inventory`); repeat for
     /// several sites (what any of them lacks is carried).
@@ -44,6 +45,9 @@ pub struct DiffCli {
     /// A file of targets, one reference per line (# comments and blank lines skipped).
     #[arg(long, value_name = "FILE")]
     pub targets: Option<PathBuf>,
+    /// Every tag of a registry repository as targets (docker://HOST/REPO); repeatable.
+    #[arg(long, value_name = "docker://HOST/REPO")]
+    pub repository: Vec<String>,
     /// Output file [default: <repository with / as -->-<tag>.ddiff after the first target].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -85,12 +89,38 @@ pub fn targets_file(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Every tag of the registry repository `arg` (`docker://HOST/REPO`) as a reference.
+async fn repository_tags(arg: &str, global: &Global) -> Result<Vec<String>> {
+    let what = || format!("--repository {arg}");
+    let (host, repo) = match ddiff_core::InventorySource::parse(arg).with_context(what)? {
+        ddiff_core::InventorySource::Registry {
+            host,
+            repository: Some(repo),
+            reference: None,
+        } => (host, repo),
+        _ => anyhow::bail!("--repository {arg}: expected docker://HOST/REPO (no tag)"),
+    };
+    let client = crate::registry::client::Registry::new(&host, global.client_options())?;
+    let mut tags = client.tags(&repo).await.with_context(what)?;
+    if tags.is_empty() {
+        anyhow::bail!("--repository {arg}: the repository has no tags");
+    }
+    tags.sort();
+    Ok(tags
+        .into_iter()
+        .map(|t| format!("docker://{host}/{repo}:{t}"))
+        .collect())
+}
+
 impl DiffCli {
     /// The named-base arguments and the inventories, from the command line.
-    fn split(self) -> Result<(DiffArgs, Option<Have>)> {
+    async fn split(self, global: &Global) -> Result<(DiffArgs, Option<Have>)> {
         let mut images = self.images;
         if let Some(f) = &self.targets {
             images.extend(targets_file(f)?);
+        }
+        for r in &self.repository {
+            images.extend(repository_tags(r, global).await?);
         }
         let have = if self.have.is_empty() {
             None
@@ -148,7 +178,7 @@ pub struct DiffSummary {
 
 /// Runs `diff`.
 pub async fn run(args: DiffCli, global: &Global) -> Result<ExitCode> {
-    let (args, have) = args.split()?;
+    let (args, have) = args.split(global).await?;
     let summary = diff_against(&args, have.as_ref(), global).await?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

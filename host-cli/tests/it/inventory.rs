@@ -323,13 +323,22 @@ fn inventories_of_a_layout_and_the_engine_work_as_have() {
     assert_eq!(linv.kind, ddiff_core::SourceKind::Layout);
     let target = format!("docker://{}/inv/a:2", w.online.addr);
     let bundle = w.dir.join("layout.ddiff");
+    // The whole repository inv/a of the online side (its one tag, 2) as the targets.
     run(ddiff_quiet()
         .args(["diff", "--have"])
         .arg(&lpath)
-        .arg(&target)
+        .arg("--repository")
+        .arg(format!("docker://{}/inv/a", w.online.addr))
         .arg("-o")
         .arg(&bundle));
     let r = report(&bundle);
+    let names: Vec<&str> = r
+        .meta
+        .targets
+        .iter()
+        .map(|t| t.reference.as_str())
+        .collect();
+    assert_eq!(names, ["inv/a:2"]);
     // inv/a:1 is busybox, the base's message and a1: relied on; a2 carried.
     assert_eq!(
         r.meta
