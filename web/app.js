@@ -155,6 +155,9 @@ function showInspection(ins, layers) {
         el("td", { class: "small", text: l.mediaTypeText }),
         el("td", { class: "mono small", title: l.digest, text: l.digestText }),
         el("td", { class: "mono small created", title: l.createdBy || "", text: (l.createdBy || "—").replace(/\s+/g, " ") })));
+      if (l.patchText) {
+        tbody.append(el("tr", { class: "patch" }, el("td", {}), el("td", { colspan: "5", class: "small muted", text: l.patchText })));
+      }
     });
     host.append(el("h3", { text: `${tg.reference} · ${img.platform}` }),
       el("table", { class: "layers" },

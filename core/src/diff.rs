@@ -193,6 +193,7 @@ pub fn plan(
                     size: d.size,
                     media_type: d.media_type.clone(),
                     kind,
+                    patch: None,
                 });
             }
         };

@@ -352,6 +352,27 @@ fn write_safe<W: fmt::Write>(out: &mut W, s: &str, max: usize) -> fmt::Result {
     s[tail_start..].chars().try_for_each(|c| write_char(out, c))
 }
 
+/// Why `inspect --files` lists no files for a layer that travels as a patch.
+pub const PATCH_FILES_UNKNOWN: &str =
+    "travels as a patch: its files are known once it is rebuilt at load";
+
+/// What a layer that travels as a patch costs and saves, and how it is rebuilt:
+/// `travels as a 367.1 kB patch against sha256:5e826a655b5c (saves 99.5% of 66.9 MB); rebuilt as ddiff gzip level 9`.
+pub fn patch_note(p: &crate::delta::PatchInfo, layer_size: u64) -> String {
+    let saved = if layer_size == 0 {
+        0.0
+    } else {
+        100.0 * (1.0 - p.size as f64 / layer_size as f64)
+    };
+    format!(
+        "travels as a {} patch against {} (saves {saved:.1}% of {}); rebuilt as {}",
+        human_bytes(p.size),
+        p.reference.diff_id.short(),
+        human_bytes(layer_size),
+        p.recipe.describe()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

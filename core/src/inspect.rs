@@ -124,6 +124,9 @@ pub struct LayerRow {
     /// When that step ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Set when the layer travels as a patch (it is rebuilt at load).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<crate::delta::PatchInfo>,
 }
 
 impl Inspection {
@@ -234,8 +237,12 @@ impl Ctx<'_> {
                 .or_else(|| self.relied.get(&l.digest).and_then(|r| r.diff_id.clone()));
             let step = history.as_ref().and_then(|h| h.get(i).copied().flatten());
             full_bytes += l.size;
+            let patch = self
+                .carried
+                .get(&l.digest)
+                .and_then(|(_, b)| b.patch.clone());
             if blob_index.is_some() {
-                carried_bytes += l.size;
+                carried_bytes += patch.as_ref().map_or(l.size, |p| p.size);
             }
             layers.push(LayerRow {
                 digest: l.digest.clone(),
@@ -247,6 +254,7 @@ impl Ctx<'_> {
                 diff_id,
                 created_by: step.and_then(|h| h.created_by.clone()),
                 created: step.and_then(|h| h.created.clone()),
+                patch,
             });
         }
         Ok(ImageView {
@@ -542,7 +550,18 @@ impl Inspector {
                         let meta = self.meta.as_ref().ok_or(BundleError::Misuse("no meta"))?;
                         self.inspection = Some(inspect(meta, &self.json)?);
                     }
-                    if self.opts.list_files {
+                    if self.opts.list_files && b.patch.is_some() {
+                        // A patch is not a layer: its files are known once it is rebuilt
+                        // against the destination's reference (at load).
+                        self.layers.push(LayerListing {
+                            blob_index: index,
+                            digest: b.digest.clone(),
+                            files: Vec::new(),
+                            file_count: 0,
+                            uncompressed_bytes: 0,
+                            error: Some(crate::display::PATCH_FILES_UNKNOWN.into()),
+                        });
+                    } else if self.opts.list_files {
                         if let Some(c) = b.media_type.layer_compression() {
                             let out = LayerListing {
                                 blob_index: index,

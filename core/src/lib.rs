@@ -45,6 +45,7 @@ macro_rules! string_form {
 
 pub mod bundle;
 pub mod config;
+pub mod delta;
 pub mod descriptor;
 pub mod destination;
 pub mod diff;

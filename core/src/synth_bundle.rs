@@ -329,6 +329,7 @@ pub fn many(o: ManyOptions) -> Sample {
                 size: m.bytes().len() as u64,
                 media_type: MediaType::OciManifest,
                 kind: BlobKind::Manifest,
+                patch: None,
             });
             blobs.insert(md.clone(), m.bytes().to_vec());
         }
@@ -338,6 +339,7 @@ pub fn many(o: ManyOptions) -> Sample {
                 size: c.len() as u64,
                 media_type: MediaType::OciConfig,
                 kind: BlobKind::Config,
+                patch: None,
             });
             blobs.insert(cd.clone(), c);
         }
@@ -364,6 +366,7 @@ pub fn many(o: ManyOptions) -> Sample {
                 size: l.descriptor.size,
                 media_type: MediaType::OciLayer,
                 kind: BlobKind::Layer,
+                patch: None,
             });
         } else {
             blobs.remove(&l.descriptor.digest);

@@ -38,6 +38,11 @@ pub struct VerifiedBundle {
     pub file_size: u64,
     /// Inflaters of an original `.tar.gz` bundle parked between blob reads.
     inflaters: Arc<Inflaters>,
+    /// Layers that travel as patches, rebuilt (`crate::delta::rebuild_patches`) into files:
+    /// by blob index. [`open_blob`] reads these instead of the patch entries.
+    pub rebuilt: std::collections::BTreeMap<usize, PathBuf>,
+    /// The directory of the rebuilt files, removed with the bundle.
+    pub rebuilt_dir: Option<tempfile::TempDir>,
 }
 
 impl VerifiedBundle {
@@ -120,6 +125,8 @@ pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Ve
         report,
         file_size,
         inflaters: Arc::default(),
+        rebuilt: Default::default(),
+        rebuilt_dir: None,
     })
 }
 
@@ -180,8 +187,42 @@ pub fn open_blob(bundle: &VerifiedBundle, index: usize) -> Result<Box<dyn Read +
     open_blob_range(bundle, index, 0, bundle.report.meta.blobs[index].size)
 }
 
-/// Opens `len` bytes of blob `index` from offset `from` within the blob.
+/// Opens `len` bytes of blob `index` from offset `from` within the blob. A layer that
+/// travels as a patch is read from its rebuilt file; reading one that was not rebuilt is an
+/// error, so a patch can never be sent where its layer belongs.
 pub fn open_blob_range(
+    bundle: &VerifiedBundle,
+    index: usize,
+    from: u64,
+    len: u64,
+) -> Result<Box<dyn Read + Send>> {
+    let b = &bundle.report.meta.blobs[index];
+    if b.patch.is_some() {
+        let Some(path) = bundle.rebuilt.get(&index) else {
+            bail!(
+                "internal error: layer {} travels as a patch and was not rebuilt",
+                b.digest
+            );
+        };
+        let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        f.seek(SeekFrom::Start(from))?;
+        return Ok(Box::new(f.take(len)));
+    }
+    open_entry_range(bundle, index, from, len)
+}
+
+/// Opens the bundle entry of blob `index` as it is stored: for a layer that travels as a
+/// patch, the patch.
+pub fn open_entry(bundle: &VerifiedBundle, index: usize) -> Result<Box<dyn Read + Send>> {
+    open_entry_range(
+        bundle,
+        index,
+        0,
+        bundle.report.meta.blobs[index].entry_size(),
+    )
+}
+
+fn open_entry_range(
     bundle: &VerifiedBundle,
     index: usize,
     from: u64,

@@ -54,7 +54,9 @@ impl Codec {
         }
     }
 
-    fn chunk(self) -> usize {
+    /// Input bytes per chunk (each compressed on its own; part of the output's identity,
+    /// so it is recorded in a patch's recipe).
+    pub fn chunk(self) -> usize {
         match self {
             // Small enough that a 100 MB layer keeps both cores busy; each chunk restarts the
             // deflate window (as pigz without dictionaries), costing well under 1%.
@@ -180,7 +182,8 @@ pub struct ParallelCompressor {
     raw: ring::digest::Context,
     raw_size: u64,
     crc: flate2::Crc,
-    path: PathBuf,
+    /// The file written, removed again unless finished (none for [`Self::to_writer`]).
+    path: Option<PathBuf>,
     done: bool,
 }
 
@@ -189,6 +192,15 @@ impl ParallelCompressor {
     pub fn create(path: &Path, settings: Settings) -> Result<ParallelCompressor> {
         let file = File::create(path)
             .with_context(|| format!("cannot create temporary file {}", path.display()))?;
+        let mut c = ParallelCompressor::to_writer(Box::new(file), settings);
+        c.path = Some(path.to_path_buf());
+        Ok(c)
+    }
+
+    /// Starts compressing into `out` (the rebuild of a patched layer at load, and the proof
+    /// that a layer is this compressor's output, write through here: one compressor).
+    pub fn to_writer(out: Box<dyn Write + Send>, settings: Settings) -> ParallelCompressor {
+        let file = out;
         let threads = settings.threads;
         let (jobs_tx, jobs_rx) = sync_channel::<Job>(threads);
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
@@ -224,7 +236,7 @@ impl ParallelCompressor {
         let (trailer_tx, trailer_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let writer =
             std::thread::spawn(move || write_in_order(file, header, res_rx, tok_rx, trailer_rx));
-        Ok(ParallelCompressor {
+        ParallelCompressor {
             settings,
             buf: Vec::with_capacity(settings.codec.chunk()),
             dict: Vec::new(),
@@ -237,9 +249,9 @@ impl ParallelCompressor {
             raw: ring::digest::Context::new(&ring::digest::SHA256),
             raw_size: 0,
             crc: flate2::Crc::new(),
-            path: path.to_path_buf(),
+            path: None,
             done: false,
-        })
+        }
     }
 
     /// Adds uncompressed bytes.
@@ -317,7 +329,7 @@ impl ParallelCompressor {
         let diff_id = crate::hash::sha256_of(raw);
         self.done = true;
         Ok(Compressed {
-            path: self.path.clone(),
+            path: self.path.clone().unwrap_or_default(),
             digest,
             size,
             diff_id,
@@ -330,14 +342,16 @@ impl Drop for ParallelCompressor {
     fn drop(&mut self) {
         if !self.done {
             self.jobs = None;
-            let _ = std::fs::remove_file(&self.path);
+            if let Some(p) = &self.path {
+                let _ = std::fs::remove_file(p);
+            }
         }
     }
 }
 
 /// Writes compressed chunks in sequence order, hashing them.
 fn write_in_order(
-    file: File,
+    file: Box<dyn Write + Send>,
     header: Vec<u8>,
     results: Receiver<Result<(u64, Vec<u8>)>>,
     tokens: Receiver<()>,
@@ -376,6 +390,7 @@ fn write_in_order(
     // No fsync: this is an intermediate file; the bundle it goes into is synced.
     out.into_inner()
         .map_err(|e| e.into_error())
+        .and_then(|mut inner| inner.flush())
         .context("cannot write compressed layer")?;
     let d = crate::hash::sha256_of(ctx);
     Ok((d, size))

@@ -5,6 +5,7 @@ pub mod bundle_io;
 pub mod bundle_write;
 pub mod cmd;
 pub mod compress;
+pub mod delta;
 pub mod durable;
 pub mod hash;
 pub mod progress;

@@ -286,7 +286,8 @@ impl Decoder {
                         expected: "the end of the archive (all listed blobs were read)".into(),
                     });
                 };
-                let expected_path = b.digest.layout_path();
+                // A patched layer's entry is its patch, named and sized by the patch.
+                let expected_path = b.entry_digest().layout_path();
                 if e.path != expected_path {
                     return Err(BundleError::UnexpectedEntry {
                         offset: at,
@@ -298,15 +299,15 @@ impl Decoder {
                         ),
                     });
                 }
-                if e.size != b.size {
+                if e.size != b.entry_size() {
                     return Err(BundleError::SizeMismatch {
                         offset: at,
-                        digest: b.digest.clone(),
-                        expected: b.size,
+                        digest: b.entry_digest().clone(),
+                        expected: b.entry_size(),
                         found: e.size,
                     });
                 }
-                let (kind, digest, size) = (b.kind, b.digest.clone(), b.size);
+                let (kind, digest, size) = (b.kind, b.entry_digest().clone(), b.entry_size());
                 if kind == BlobKind::Layer && !self.checked {
                     self.cross_check()?;
                 }
@@ -403,7 +404,7 @@ impl Decoder {
                 // A layer read by an unverified_layers decoder: only its size is known good
                 // (the tar entry's size was checked against ddiff.json, and the tar reader
                 // delivered exactly that many bytes).
-                let size = self.meta.as_ref().map(|m| m.blobs[index].size);
+                let size = self.meta.as_ref().map(|m| m.blobs[index].entry_size());
                 if Some(verifier.bytes_seen()) != size {
                     return Err(BundleError::Misuse("layer ended before its size"));
                 }
@@ -495,12 +496,12 @@ impl Decoder {
                 let b = &m.blobs[*index];
                 format!(
                     "inside blob {} ({:?} {} of {}), {} of {} bytes read",
-                    b.digest,
+                    b.entry_digest(),
                     b.kind,
                     index + 1,
                     m.blobs.len(),
                     verifier.bytes_seen(),
-                    b.size
+                    b.entry_size()
                 )
             }
             (Current::Small { name, .. }, _) => format!("inside {name}"),
@@ -508,7 +509,7 @@ impl Decoder {
                 Phase::Blobs { next } if next < m.blobs.len() => {
                     format!(
                         "before blob {} ({} of {})",
-                        m.blobs[next].digest,
+                        m.blobs[next].entry_digest(),
                         next + 1,
                         m.blobs.len()
                     )

@@ -108,11 +108,13 @@ impl Encoder {
         let Some(b) = self.meta.blobs.get(next) else {
             return Err(BundleError::Misuse("begin_blob after the last listed blob"));
         };
-        tar::write_header(out, &b.digest.layout_path(), b.size, 0o644, self.opts.mtime);
+        // A patched layer's entry is the patch, named by its own digest.
+        let (digest, size) = (b.entry_digest(), b.entry_size());
+        tar::write_header(out, &digest.layout_path(), size, 0o644, self.opts.mtime);
         let verifier = self
             .opts
             .verify
-            .then(|| Verifier::with_factory(b.digest.clone(), b.size, self.opts.hasher));
+            .then(|| Verifier::with_factory(digest.clone(), size, self.opts.hasher));
         self.state = State::InBlob {
             index: next,
             written: 0,
@@ -133,18 +135,18 @@ impl Encoder {
         };
         let b = &self.meta.blobs[*index];
         let found = *written + data.len() as u64;
-        if found > b.size {
+        if found > b.entry_size() {
             return Err(BundleError::SizeMismatch {
                 offset: 0,
-                digest: b.digest.clone(),
-                expected: b.size,
+                digest: b.entry_digest().clone(),
+                expected: b.entry_size(),
                 found,
             });
         }
         if let Some(v) = verifier {
             v.update(data).map_err(|source| BundleError::CorruptBlob {
                 offset: 0,
-                digest: b.digest.clone(),
+                digest: b.entry_digest().clone(),
                 source,
             })?;
         }
@@ -165,22 +167,22 @@ impl Encoder {
             return Err(BundleError::Misuse("end_blob outside of a blob"));
         };
         let b = &self.meta.blobs[index];
-        if written != b.size {
+        if written != b.entry_size() {
             return Err(BundleError::SizeMismatch {
                 offset: 0,
-                digest: b.digest.clone(),
-                expected: b.size,
+                digest: b.entry_digest().clone(),
+                expected: b.entry_size(),
                 found: written,
             });
         }
         if let Some(v) = verifier {
             v.finish().map_err(|source| BundleError::CorruptBlob {
                 offset: 0,
-                digest: b.digest.clone(),
+                digest: b.entry_digest().clone(),
                 source,
             })?;
         }
-        out.extend(std::iter::repeat_n(0u8, tar::padding(b.size)));
+        out.extend(std::iter::repeat_n(0u8, tar::padding(b.entry_size())));
         self.state = State::Between { next: index + 1 };
         Ok(())
     }
@@ -213,7 +215,7 @@ impl Encoder {
             + small("oci-layout", OCI_LAYOUT.len() as u64)
             + small("index.json", m.oci_index_json(&meta_bytes).len() as u64);
         for b in &m.blobs {
-            n += small(&b.digest.layout_path(), b.size);
+            n += small(&b.entry_digest().layout_path(), b.entry_size());
         }
         n + 2 * tar::BLOCK as u64
     }

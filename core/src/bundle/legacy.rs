@@ -384,6 +384,7 @@ impl LegacyDecoder {
             size: m.bytes().len() as u64,
             media_type: m.media_type().clone(),
             kind: BlobKind::Manifest,
+            patch: None,
         }];
         let mut offsets = vec![manifest_offset];
         let mut json_blobs = BTreeMap::new();
@@ -410,6 +411,7 @@ impl LegacyDecoder {
                 size: img.config.size,
                 media_type: img.config.media_type.clone(),
                 kind: BlobKind::Config,
+                patch: None,
             });
             if let Some(b) = config_bytes {
                 json_blobs.insert(img.config.digest.clone(), b);
@@ -435,6 +437,7 @@ impl LegacyDecoder {
                     size: l.size,
                     media_type: l.media_type.clone(),
                     kind: BlobKind::Layer,
+                    patch: None,
                 });
             } else if mount.contains(&l.digest) {
                 if relied_seen.insert(&l.digest) {

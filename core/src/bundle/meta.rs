@@ -7,14 +7,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::delta::PatchInfo;
 use crate::{Digest, MediaType, Platform, Reference, ReferenceError};
 
 use super::BundleError;
 
 /// The value of `format`.
 pub const FORMAT_NAME: &str = "ddiff-bundle";
-/// The format version this crate reads and writes.
+/// The format version of a bundle that needs nothing a version 1 reader lacks: what ddiff
+/// writes unless a layer travels as a patch.
 pub const FORMAT_VERSION: u32 = 1;
+/// The version of a bundle with layers carried as patches (`blobs[].patch`): a version 1
+/// reader would take a patch entry for the layer itself, so such bundles say version 2 and
+/// version 1 readers refuse them by version.
+pub const FORMAT_VERSION_PATCHES: u32 = 2;
+/// Every version this crate reads.
+pub const SUPPORTED_VERSIONS: [u32; 2] = [FORMAT_VERSION, FORMAT_VERSION_PATCHES];
 /// Largest `ddiff.json` accepted.
 pub const MAX_META_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest config blob accepted (configs are buffered for cross-checks).
@@ -65,6 +73,23 @@ pub struct BlobInfo {
     pub media_type: MediaType,
     /// Role.
     pub kind: BlobKind,
+    /// Set when the layer travels as a patch: the bundle entry then holds the patch (named by
+    /// its own digest) and the loader rebuilds this blob from it (docs/bundle-format.md
+    /// section 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchInfo>,
+}
+
+impl BlobInfo {
+    /// The digest that names this blob's bundle entry: the patch's when it travels as one.
+    pub fn entry_digest(&self) -> &Digest {
+        self.patch.as_ref().map_or(&self.digest, |p| &p.digest)
+    }
+
+    /// The size of this blob's bundle entry: the patch's when it travels as one.
+    pub fn entry_size(&self) -> u64 {
+        self.patch.as_ref().map_or(self.size, |p| p.size)
+    }
 }
 
 /// A blob the bundle does not carry: the destination must already have it.
@@ -153,7 +178,7 @@ impl TargetInfo {
 pub struct BundleMeta {
     /// Always `ddiff-bundle`.
     pub format: String,
-    /// Format version (1).
+    /// Format version: [`BundleMeta::needed_version`].
     pub version: u32,
     /// Writer, e.g. `ddiff 0.1.0`.
     pub tool: String,
@@ -189,7 +214,10 @@ impl BundleMeta {
                 found: head.format.unwrap_or_default(),
             });
         }
-        if head.version != Some(FORMAT_VERSION) {
+        if !head
+            .version
+            .is_some_and(|v| SUPPORTED_VERSIONS.contains(&v))
+        {
             return Err(BundleError::UnsupportedVersion {
                 found: head.version.unwrap_or(0),
             });
@@ -217,6 +245,12 @@ impl BundleMeta {
             };
         if self.targets.is_empty() {
             return Err(bad(None, "no targets"));
+        }
+        if self.version != self.needed_version() {
+            return Err(bad(
+                None,
+                "version does not match the content (2 exactly when a layer travels as a patch)",
+            ));
         }
         let mut carried: BTreeMap<&Digest, &BlobInfo> = BTreeMap::new();
         let mut seen_layer = false;
@@ -254,6 +288,16 @@ impl BundleMeta {
                     Some(&b.digest),
                     "blob kind does not match its media type",
                 ));
+            }
+            if let Some(p) = &b.patch {
+                self.validate_patch(b, p)?;
+            }
+        }
+        // Entry names are unique too: a patch is never named like another blob or patch.
+        let mut entries = BTreeSet::new();
+        for b in &self.blobs {
+            if !entries.insert(b.entry_digest()) {
+                return Err(bad(Some(b.entry_digest()), "bundle entry named twice"));
             }
         }
         if json_total > MAX_JSON_TOTAL_BYTES {
@@ -325,13 +369,65 @@ impl BundleMeta {
         Ok(())
     }
 
+    /// The version this content needs: [`FORMAT_VERSION_PATCHES`] when a layer travels as a
+    /// patch, else [`FORMAT_VERSION`] (so bundles without patches stay readable by version 1
+    /// readers, and a version number never claims what the content does not hold).
+    pub fn needed_version(&self) -> u32 {
+        if self.blobs.iter().any(|b| b.patch.is_some()) {
+            FORMAT_VERSION_PATCHES
+        } else {
+            FORMAT_VERSION
+        }
+    }
+
+    /// The diff_ids a patch may be made against: layers the destination is known to hold
+    /// (the base's, and those of relied-on layers).
+    pub fn reference_diff_ids(&self) -> BTreeSet<&Digest> {
+        let mut ids: BTreeSet<&Digest> = self.base.iter().flat_map(|b| b.diff_ids.iter()).collect();
+        ids.extend(self.relied.iter().filter_map(|r| r.diff_id.as_ref()));
+        ids
+    }
+
+    fn validate_patch(&self, b: &BlobInfo, p: &PatchInfo) -> Result<(), BundleError> {
+        let bad = |problem: &'static str| BundleError::MetadataInconsistent {
+            digest: Some(b.digest.clone()),
+            problem,
+        };
+        if b.kind != BlobKind::Layer {
+            return Err(bad("only layers may travel as patches"));
+        }
+        if !p.recipe.makes(&b.media_type) {
+            return Err(bad("the patch's recipe cannot make the layer's media type"));
+        }
+        if p.tar_size > crate::delta::MAX_PATCH_TAR
+            || p.reference.tar_size > crate::delta::MAX_PATCH_TAR
+        {
+            return Err(bad("patched layer or reference larger than 2 GiB"));
+        }
+        if p.recipe == crate::delta::Recipe::None && (p.tar_size != b.size || p.diff_id != b.digest)
+        {
+            return Err(bad("an uncompressed layer's diff_id and size are its own"));
+        }
+        if !self.reference_diff_ids().contains(&p.reference.diff_id) {
+            return Err(bad(
+                "the patch's reference is not a layer the destination is known to hold",
+            ));
+        }
+        Ok(())
+    }
+
     /// Looks up a carried blob.
     pub fn blob(&self, digest: &Digest) -> Option<&BlobInfo> {
         self.blobs.iter().find(|b| &b.digest == digest)
     }
 
-    /// Bytes of carried blobs.
+    /// Bytes of carried blobs, as they travel (a patch counts its own size).
     pub fn carried_bytes(&self) -> u64 {
+        self.blobs.iter().map(BlobInfo::entry_size).sum()
+    }
+
+    /// Bytes of the carried blobs once rebuilt (patches count the layer they make).
+    pub fn delivered_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
     }
 

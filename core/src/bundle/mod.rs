@@ -70,7 +70,7 @@ pub enum BundleError {
     #[error("not a ddiff bundle: ddiff.json has format {found:?}")]
     NotABundle { found: String },
     /// A newer (or unknown) format version.
-    #[error("unsupported bundle format version {found} (this ddiff reads version 1)")]
+    #[error("unsupported bundle format version {found} (this ddiff reads versions 1 and 2: use a newer ddiff)")]
     UnsupportedVersion { found: u32 },
     /// `ddiff.json` contradicts itself or the blobs.
     #[error("inconsistent metadata{}: {problem}", digest.as_ref().map(|d| format!(" at {d}")).unwrap_or_default())]

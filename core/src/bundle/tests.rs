@@ -86,7 +86,7 @@ fn encode_meta(meta: BundleMeta, blobs: &BTreeMap<Digest, Vec<u8>>) -> Vec<u8> {
     e.start(&mut out).unwrap();
     for b in &meta.blobs {
         e.begin_blob(&mut out).unwrap();
-        for chunk in blobs[&b.digest].chunks(1000) {
+        for chunk in blobs[b.entry_digest()].chunks(1000) {
             e.blob_data(chunk, &mut out).unwrap();
         }
         e.end_blob(&mut out).unwrap();
@@ -413,8 +413,8 @@ fn raw_bundle(
     for b in &meta.blobs {
         crate::tar::write_file(
             &mut out,
-            &b.digest.layout_path(),
-            &blobs[&b.digest],
+            &b.entry_digest().layout_path(),
+            &blobs[b.entry_digest()],
             0o644,
             0,
         );
@@ -619,6 +619,7 @@ fn metadata_refuses_what_loaders_would_refuse() {
                         size: 15 * 1024 * 1024,
                         media_type: MediaType::OciConfig,
                         kind: BlobKind::Config,
+                        patch: None,
                     };
                     m.blobs.insert(0, b);
                 }
@@ -679,6 +680,140 @@ fn special(path: &str, flag: u8, link: &str) -> Vec<u8> {
     }
     b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     b.to_vec()
+}
+
+/// The fixture with its first carried layer (L3, uncompressed) travelling as a "patch"
+/// against the base's first layer. The core never decodes patches (hosts do, with the
+/// reference): it names, sizes and verifies the entry by the patch's own digest.
+fn patched() -> (BundleMeta, BTreeMap<Digest, Vec<u8>>) {
+    use crate::delta::{PatchEncoding, PatchInfo, PatchReference, Recipe};
+    let f = fixture();
+    let mut meta = f.plan.meta.clone();
+    let mut blobs = f.blobs.clone();
+    let reference = meta.relied[0].clone();
+    let l = meta.blobs[2].clone();
+    assert_eq!(l.kind, BlobKind::Layer);
+    let patch = b"the bytes of a zstd patch".to_vec();
+    let pd = Digest::sha256(&patch);
+    blobs.insert(pd.clone(), patch.clone());
+    meta.blobs[2].patch = Some(PatchInfo {
+        digest: pd,
+        size: patch.len() as u64,
+        encoding: PatchEncoding::Zstd,
+        reference: PatchReference {
+            digest: reference.digest.clone(),
+            size: reference.size,
+            media_type: reference.media_type.clone(),
+            diff_id: reference.diff_id.clone().unwrap(),
+            tar_size: reference.size,
+        },
+        diff_id: l.digest.clone(),
+        tar_size: l.size,
+        recipe: Recipe::None,
+    });
+    meta.version = meta::FORMAT_VERSION_PATCHES;
+    (meta, blobs)
+}
+
+#[test]
+fn a_patched_layer_travels_as_its_patch_and_round_trips() {
+    let (meta, blobs) = patched();
+    let bytes = encode_meta(meta.clone(), &blobs);
+    let patch = meta.blobs[2].patch.clone().unwrap();
+    for chunk in [1, 7, 512, 65536] {
+        let evs = decode(&bytes, chunk).unwrap();
+        let Some(Ev::Done(r)) = evs.last() else {
+            panic!("no report")
+        };
+        assert_eq!(r.meta, meta);
+        assert_eq!(r.meta.version, 2);
+        // The entry's data is the patch, verified against the patch's digest.
+        assert!(evs.contains(&Ev::Data(2, blobs[&patch.digest].clone())));
+    }
+    // The bundle is smaller by what the patch saves, and says so.
+    assert_eq!(
+        meta.carried_bytes() + meta.blobs[2].size - patch.size,
+        meta.delivered_bytes()
+    );
+    // A flipped byte in the patch names the patch entry.
+    let at = find(&bytes, &blobs[&patch.digest]);
+    let mut bad = bytes.clone();
+    bad[at + 3] ^= 1;
+    let e = decode(&bad, 4096).unwrap_err();
+    assert!(e.to_string().contains(&patch.digest.to_string()), "{e}");
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).position(|w| w == needle).unwrap()
+}
+
+#[test]
+fn crafted_patches_are_refused() {
+    use crate::delta::Recipe;
+    let bad = |edit: fn(&mut BundleMeta)| {
+        let (mut meta, blobs) = patched();
+        edit(&mut meta);
+        let meta_bytes = meta.to_bytes();
+        let index = meta.oci_index_json(&meta_bytes);
+        let bytes = raw_bundle(&meta_bytes, meta::OCI_LAYOUT, &index, &meta, &blobs);
+        crate::display::error_chain(&decode(&bytes, 4096).unwrap_err())
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a version 1 bundle with a patch",
+            bad(|m| m.version = 1),
+            "version does not match",
+        ),
+        (
+            "a patch on a config",
+            bad(|m| {
+                let p = m.blobs[2].patch.take();
+                m.blobs[1].patch = p;
+            }),
+            "only layers may travel as patches",
+        ),
+        (
+            "a recipe that cannot make the media type",
+            bad(|m| m.blobs[2].patch.as_mut().unwrap().recipe = Recipe::GoGzip { level: 6 }),
+            "cannot make the layer's media type",
+        ),
+        (
+            "a recipe out of range",
+            bad(|m| {
+                m.blobs[2].media_type = MediaType::OciLayerGzip;
+                m.blobs[2].patch.as_mut().unwrap().recipe = Recipe::GoGzip { level: 42 };
+            }),
+            "cannot make the layer's media type",
+        ),
+        (
+            "a reference the destination is not known to hold",
+            bad(|m| {
+                m.blobs[2].patch.as_mut().unwrap().reference.diff_id = m.blobs[3].digest.clone()
+            }),
+            "not a layer the destination is known to hold",
+        ),
+        (
+            "an uncompressed layer whose diff_id is not its digest",
+            bad(|m| m.blobs[2].patch.as_mut().unwrap().diff_id = m.blobs[3].digest.clone()),
+            "diff_id and size are its own",
+        ),
+        (
+            "a patch named like another blob",
+            bad(|m| {
+                let other = m.blobs[3].digest.clone();
+                m.blobs[2].patch.as_mut().unwrap().digest = other;
+            }),
+            "bundle entry named twice",
+        ),
+        (
+            "a reference larger than a patch may use",
+            bad(|m| m.blobs[2].patch.as_mut().unwrap().reference.tar_size = 1 << 40),
+            "larger than 2 GiB",
+        ),
+    ];
+    for (name, got, want) in cases {
+        assert!(got.contains(want), "{name}: {got:?} lacks {want:?}");
+    }
 }
 
 #[test]
@@ -747,8 +882,13 @@ fn crafted_bundles_are_refused_with_the_right_error() {
         ),
         (
             "unknown format version",
+            crafted(|m, _| m.version = 3),
+            "unsupported bundle format version 3",
+        ),
+        (
+            "version 2 without a patch",
             crafted(|m, _| m.version = 2),
-            "unsupported bundle format version 2",
+            "version does not match the content",
         ),
         (
             "unknown media type in manifest list",

@@ -129,6 +129,9 @@ impl Shown for LayerRow {
         let t = short_media_type(self.media_type.as_str()).into_owned();
         put(json, "mediaTypeText", t);
         put(json, "digestText", self.digest.short());
+        if let Some(p) = &self.patch {
+            put(json, "patchText", crate::display::patch_note(p, self.size));
+        }
     }
 }
 

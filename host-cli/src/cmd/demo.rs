@@ -29,7 +29,10 @@ use crate::transport::tar_file::TarOut;
 ///
 /// Starts two ddiff registries on free loopback ports, makes a base image and an app image
 /// on top of it, pushes both online and only the base offline, then runs the real diff,
-/// verify and load, and checks the loaded image. Needs no Docker and no network.
+/// verify and load, and checks the loaded image. A second round rebuilds the app with one
+/// file edited: its layer gets a new digest, travels as a small patch against the layer the
+/// offline side already has, and the load rebuilds it bit for bit. Needs no Docker and no
+/// network.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
     /// Size of the generated base image's content, in MB.
@@ -102,7 +105,9 @@ impl Filler {
 }
 
 /// Writes a gzip layer of `files` generated files totalling `bytes` to `path`, streaming;
-/// returns its descriptor and diff_id.
+/// returns its descriptor and diff_id. Compressed as `docker push` does (Go's gzip at its
+/// default level, through ddiff's bit-exact port), so the delta round can rebuild it. With
+/// `changed`, that file's first 4 KiB differ (a rebuilt app with one file edited).
 fn generate_layer(
     path: &Path,
     prefix: &str,
@@ -110,6 +115,7 @@ fn generate_layer(
     bytes: u64,
     seed: u64,
     created_by: &str,
+    changed: Option<u64>,
 ) -> Result<SynthLayer> {
     struct Tee<W: Write> {
         inner: W,
@@ -131,7 +137,8 @@ fn generate_layer(
         inner: std::io::BufWriter::new(file),
         hash: DigestBuilder::with_factory(ddiff_core::Algorithm::Sha256, fast_hasher),
     };
-    let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
+    let gz = goflate::GzipWriter::new(compressed, goflate::DEFAULT_COMPRESSION)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tar = TarOut::new(
         Tee {
             inner: gz,
@@ -145,9 +152,16 @@ fn generate_layer(
     for i in 0..files {
         tar.entry(&format!("{prefix}/file-{i:05}.bin"), per_file, |sink| {
             let mut left = per_file;
+            let mut first = true;
             while left > 0 {
                 let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
                 filler.fill(&mut buf[..n]);
+                if first && changed == Some(i) {
+                    for b in buf[..n.min(4096)].iter_mut() {
+                        *b ^= 0x5a;
+                    }
+                }
+                first = false;
                 sink(&buf[..n])?;
                 left -= n as u64;
             }
@@ -258,13 +272,12 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         let path = layer_dir.join(format!("base-{seed}.tar.gz"));
         let l = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || generate_layer(&path, prefix, files, bytes, seed, by)
+            move || generate_layer(&path, prefix, files, bytes, seed, by, None)
         })
         .await??;
         base_layers.push((l, path));
     }
-    let mut app_layers = base_layers.clone();
-    for (prefix, files, bytes, seed, by) in [
+    let app_specs = [
         (
             "app",
             50u64,
@@ -279,14 +292,21 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             22,
             "RUN echo \"Hello DockerDiff!\" > /hello_ddiff.txt",
         ),
-    ] {
-        let path = layer_dir.join(format!("app-{seed}.tar.gz"));
-        let l = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || generate_layer(&path, prefix, files, bytes, seed, by)
-        })
-        .await??;
-        app_layers.push((l, path));
+    ];
+    // app:2, and app:3: the same app rebuilt with one file of its big layer edited.
+    let mut app_layers = base_layers.clone();
+    let mut app3_layers = base_layers.clone();
+    for (round, layers) in [(2, &mut app_layers), (3, &mut app3_layers)] {
+        for (k, (prefix, files, bytes, seed, by)) in app_specs.into_iter().enumerate() {
+            let changed = (round == 3 && k == 0).then_some(7);
+            let path = layer_dir.join(format!("app{round}-{seed}.tar.gz"));
+            let l = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || generate_layer(&path, prefix, files, bytes, seed, by, changed)
+            })
+            .await??;
+            layers.push((l, path));
+        }
     }
     let created = "2026-01-01T00:00:00Z";
     let synth =
@@ -303,10 +323,17 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         crate::transport::host_platform().architecture.as_str(),
         created,
     );
+    let app3_config = config_json(
+        &synth(&app3_layers),
+        "linux",
+        crate::transport::host_platform().architecture.as_str(),
+        created,
+    );
     let on = Registry::new(&online.host, ClientOptions::default())?;
     let off = Registry::new(&offline.host, ClientOptions::default())?;
     push_image(&on, "demo/base", "1", &base_layers, &base_config).await?;
     let app_manifest = push_image(&on, "demo/app", "2", &app_layers, &app_config).await?;
+    let app3_manifest = push_image(&on, "demo/app", "3", &app3_layers, &app3_config).await?;
     push_image(&off, "demo/base", "1", &base_layers, &base_config).await?;
     let full: u64 = app_layers
         .iter()
@@ -315,7 +342,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         + app_config.len() as u64
         + app_manifest.bytes().len() as u64;
     say(format!(
-        "2. generated base demo/base:1 ({} layers) and app demo/app:2 (+{} layers, {} in all); pushed both online and only the base offline",
+        "2. generated base demo/base:1 ({} layers) and app demo/app:2 (+{} layers, {} in all), layers gzipped as docker push does; pushed both online (and demo/app:3, the app rebuilt with one file edited) and only the base offline",
         base_layers.len(),
         app_layers.len() - base_layers.len(),
         human_bytes(full)
@@ -336,6 +363,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             output: Some(bundle.clone()),
             platform: PlatformArgs::default(),
             compress: Default::default(),
+            delta: Default::default(),
         },
         &quiet,
     )
@@ -366,6 +394,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             no_pull: true,
             update_inventory: None,
             jobs: 4,
+            delta_memory: 4 << 30,
         },
         &quiet,
     )
@@ -403,21 +432,90 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         got.digest(),
         human_bytes(checked)
     ));
+
+    // Round 2: the app rebuilt with one file edited. Its big layer has a new digest, so a
+    // layer-level tool carries it whole; ddiff carries a patch against the offline side's
+    // copy of app:2's layer and the load rebuilds the exact blob.
+    let bundle3 = dir.join("demo--app-3.ddiff");
+    let t = Instant::now();
+    let s3 = diff(
+        &DiffArgs {
+            base: format!("docker://{}/demo/app:2", online.host),
+            targets: vec![format!("docker://{}/demo/app:3", online.host)],
+            output: Some(bundle3.clone()),
+            platform: PlatformArgs::default(),
+            compress: Default::default(),
+            delta: Default::default(),
+        },
+        &quiet,
+    )
+    .await?;
+    if s3.deltas.patched_layers == 0 {
+        bail!("check failed: the rebuilt app layer did not travel as a patch");
+    }
+    say(format!(
+        "7. round 2, demo/app:3 (one file edited, so its {} layer has a new digest): ddiff diff in {:.2}s wrote {}: the layer travels as a {} patch against demo/app:2's layer, which the offline side has",
+        human_bytes(s3.deltas.patched_layer_bytes),
+        t.elapsed().as_secs_f64(),
+        human_bytes(s3.bundle_bytes),
+        human_bytes(s3.deltas.patch_bytes)
+    ));
+    let t = Instant::now();
+    load(
+        &LoadArgs {
+            bundle: bundle3.clone(),
+            to: Some(format!("docker://{}", offline.host)),
+            no_pull: true,
+            update_inventory: None,
+            jobs: 4,
+            delta_memory: 4 << 30,
+        },
+        &quiet,
+    )
+    .await?;
+    let got3 = off.get_manifest("demo/app", "3").await?;
+    if got3.digest() != app3_manifest.digest() {
+        bail!(
+            "check failed: offline demo/app:3 is {}, online it is {}",
+            got3.digest(),
+            app3_manifest.digest()
+        );
+    }
+    for d in got3
+        .as_image()
+        .context("check failed: not an image manifest")?
+        .layers
+        .iter()
+    {
+        off.download_blob("demo/app", d, &mut |_| Ok(()))
+            .await
+            .with_context(|| format!("check failed: blob {}", d.digest))?;
+    }
+    say(format!(
+        "8. ddiff load in {:.2}s rebuilt the layer bit for bit (Go's gzip, ported): offline demo/app:3 has manifest {} like online; a layer-level bundle would have carried {}",
+        t.elapsed().as_secs_f64(),
+        got3.digest(),
+        human_bytes(s3.bundle_bytes - s3.deltas.patch_bytes + s3.deltas.patched_layer_bytes)
+    ));
     let report = serde_json::json!({
         "bundle_bytes": summary.bundle_bytes,
         "full_bytes": summary.full_bytes,
         "carried_bytes": summary.carried_bytes,
         "manifest": got.digest().to_string(),
+        "delta_bundle_bytes": s3.bundle_bytes,
+        "delta_layer_level_bytes": s3.bundle_bytes - s3.deltas.patch_bytes + s3.deltas.patched_layer_bytes,
+        "delta_manifest": got3.digest().to_string(),
         "seconds": started.elapsed().as_secs_f64(),
     });
     if global.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "done in {:.1}s: the offline side got demo/app:2 by carrying {} instead of {}.",
+            "done in {:.1}s: the offline side got demo/app:2 by carrying {} instead of {}, and its rebuild demo/app:3 by carrying {}.",
             started.elapsed().as_secs_f64(),
             human_bytes(summary.bundle_bytes),
-            human_bytes(summary.full_bytes)
+            human_bytes(summary.full_bytes),
+            human_bytes(s3.bundle_bytes)
         );
     }
     online.stop().await?;

@@ -55,6 +55,8 @@ pub struct DiffCli {
     pub platform: PlatformArgs,
     #[command(flatten)]
     pub compress: crate::compress::CompressArgs,
+    #[command(flatten)]
+    pub delta: crate::delta::DeltaArgs,
 }
 
 /// `diff` against a named base (also what `build` and `demo` run).
@@ -70,6 +72,8 @@ pub struct DiffArgs {
     pub platform: PlatformArgs,
     /// Compression of layers taken from an engine or archive.
     pub compress: crate::compress::CompressArgs,
+    /// Deltas inside layers.
+    pub delta: crate::delta::DeltaArgs,
 }
 
 /// The references of a `--targets` file: one per line, `#` starts a comment.
@@ -149,6 +153,7 @@ impl DiffCli {
                 output: self.output,
                 platform: self.platform,
                 compress: self.compress,
+                delta: self.delta,
             },
             have,
         ))
@@ -174,6 +179,9 @@ pub struct DiffSummary {
     pub relied_bytes: u64,
     /// What a full copy of the targets would move.
     pub full_bytes: u64,
+    /// Layers that travel as patches, their bytes as layers and as patches, and why other
+    /// layers travel whole.
+    pub deltas: crate::delta::DeltaReport,
 }
 
 /// Runs `diff`.
@@ -193,6 +201,14 @@ pub async fn run(args: DiffCli, global: &Global) -> Result<ExitCode> {
             human_bytes(summary.full_bytes),
             human_bytes(summary.relied_bytes),
         );
+        if summary.deltas.patched_layers > 0 {
+            println!(
+                "{} layer(s) of {} travel as patches of {} against layers the destination holds; they are rebuilt bit for bit at load",
+                summary.deltas.patched_layers,
+                human_bytes(summary.deltas.patched_layer_bytes),
+                human_bytes(summary.deltas.patch_bytes),
+            );
+        }
         println!("offline, run: ddiff load {}", summary.bundle);
     }
     Ok(ExitCode::SUCCESS)
@@ -223,7 +239,7 @@ pub async fn diff_against(
         args.platform.choice()?,
         global.client_options(),
         args.compress.settings()?,
-        tmp_dir,
+        tmp_dir.clone(),
         &progress,
     );
     // Every reference parses before anything is read.
@@ -273,11 +289,45 @@ pub async fn diff_against(
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(default_name(&p.meta.targets[0].reference)));
+    // Deltas: carried layers that are close to a layer of the base travel as patches.
+    let mut delta_temps = crate::durable::TempSet::new();
+    let mut deltas = crate::delta::DeltaReport::default();
+    // With inventories there is no named base to take references from: patches against
+    // inventory layers need the per-layer fingerprints (docs/inventory.md, reserved field).
+    if !args.delta.no_deltas && have.is_none() {
+        let ids: Vec<Digest> = p
+            .meta
+            .base
+            .as_ref()
+            .map(|b| b.diff_ids.clone())
+            .unwrap_or_default();
+        if let Some(refs) = sources.reference_source(&args.base, &ids).await? {
+            let layers = blobs
+                .local_layers(&p.meta, &sources.settings, &tmp_dir, &mut delta_temps)
+                .await?;
+            let (patches, report) = crate::delta::add_patches(
+                &mut p.meta,
+                layers,
+                &refs,
+                &args.delta,
+                &tmp_dir,
+                &mut delta_temps,
+                &progress,
+            )
+            .await?;
+            for n in &report.notes {
+                progress.println(format!("note: {n}"));
+            }
+            blobs.files.extend(patches);
+            deltas = report;
+        }
+    }
     let meta = p.meta.clone();
     // Registry and layout downloads are verified by the client; layers of engine and
     // archive images were hashed as they were compressed, and are hashed again on the way
-    // into the bundle so a temporary file damaged on disk cannot slip through.
-    let verify = targets.iter().any(|t| matches!(t, SourceImage::Local(_)));
+    // into the bundle so a temporary file damaged on disk cannot slip through (patches and
+    // layers fetched for the delta planner are local files too).
+    let verify = !blobs.files.is_empty();
     let size = blobs.write_bundle(&out, &meta, verify, &progress).await?;
     let full_bytes = targets
         .iter()
@@ -297,6 +347,7 @@ pub async fn diff_against(
         carried_blobs: meta.blobs.len(),
         relied_bytes: meta.relied_bytes(),
         full_bytes,
+        deltas,
     })
 }
 
@@ -347,6 +398,63 @@ impl BlobSources {
                 }
             }
         }
+    }
+
+    /// Every carried layer of `meta` big enough to travel as a patch, as a local file:
+    /// engine and archive layers are already (with the recipe this run compressed them by);
+    /// registry and layout layers are fetched into `temps` in `dir` (and the bundle is then
+    /// written from those files, not fetched again).
+    pub async fn local_layers(
+        &mut self,
+        meta: &ddiff_core::bundle::BundleMeta,
+        settings: &crate::compress::Settings,
+        dir: &std::path::Path,
+        temps: &mut crate::durable::TempSet,
+    ) -> Result<Vec<crate::delta::TargetLayer>> {
+        use ddiff_core::delta::Recipe;
+        let known = match settings.codec {
+            crate::compress::Codec::Gzip => Recipe::DdiffGzip {
+                level: settings.level as u32,
+                chunk: settings.codec.chunk() as u64,
+            },
+            crate::compress::Codec::Zstd => Recipe::DdiffZstd {
+                level: settings.level as u32,
+                chunk: settings.codec.chunk() as u64,
+            },
+        };
+        let mut out = Vec::new();
+        for b in &meta.blobs {
+            if b.kind != BlobKind::Layer || b.size < crate::delta::MIN_PATCHED_LAYER {
+                continue;
+            }
+            let desc = Descriptor::new(b.media_type.clone(), b.digest.clone(), b.size);
+            if let Some(f) = self.files.get(&b.digest) {
+                out.push(crate::delta::TargetLayer {
+                    desc,
+                    file: f.clone(),
+                    known: Some(known),
+                });
+            } else if let Some((loc, d)) = self.remote.get(&b.digest) {
+                use std::io::Write;
+                let (path, file) = temps
+                    .create(dir, "layer")
+                    .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+                loc.blob_stream(d, &mut |c| w.write_all(c).map_err(Into::into))
+                    .await
+                    .with_context(|| {
+                        format!("fetching layer {} from {}", b.digest, loc.describe())
+                    })?;
+                w.flush()?;
+                self.files.insert(b.digest.clone(), path.clone());
+                out.push(crate::delta::TargetLayer {
+                    desc,
+                    file: path,
+                    known: None,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Writes the bundle of `meta` to `out` (crash-safe), with progress; returns its size.

@@ -67,6 +67,7 @@ pub async fn run(mut args: InspectArgs, global: &crate::cmd::Global) -> Result<E
                     output: Some(out.clone()),
                     platform: super::PlatformArgs::default(),
                     compress: crate::compress::CompressArgs::default(),
+                    delta: crate::delta::DeltaArgs::default(),
                 },
                 &quiet,
             )
@@ -233,6 +234,9 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
                     l.digest.short(),
                     Safe(&by)
                 );
+                if let Some(p) = &l.patch {
+                    let _ = writeln!(s, "      {}", ddiff_core::display::patch_note(p, l.size));
+                }
             }
         }
     }

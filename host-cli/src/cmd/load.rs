@@ -59,6 +59,10 @@ pub struct LoadArgs {
     /// (as `ddiff inventory` does), so the next delivery is planned from the truth.
     #[arg(long, value_name = "FILE")]
     pub update_inventory: Option<PathBuf>,
+    /// The largest reference layer (uncompressed) a patched layer may be rebuilt from: it is
+    /// held in memory while its layers are rebuilt (e.g. 512M, 4G).
+    #[arg(long, default_value = "4G", value_parser = crate::delta::parse_size)]
+    pub delta_memory: u64,
     /// Parallel uploads.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub jobs: u16,
@@ -199,8 +203,19 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
 
 async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Result<LoadSummary> {
     let progress = global.progress();
-    let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);
+    let mut bundle = verify_with_progress(args.bundle.clone(), &progress).await?;
     dest.check_targets(bundle.report.meta.targets.len())?;
+    // Layers that travel as patches are rebuilt from the destination's own copy of their
+    // reference, every digest checked, before the transport writes anything.
+    crate::delta::rebuild_patches(
+        &mut bundle,
+        &dest,
+        &global.client_options(),
+        args.delta_memory,
+        &progress,
+    )
+    .await?;
+    let bundle = Arc::new(bundle);
     let b = bundle.clone();
     match dest {
         Destination::Registry { host, rename } => {

@@ -46,6 +46,7 @@ pub struct EngineImage {
 }
 
 /// A connected engine.
+#[derive(Clone)]
 pub struct Engine {
     docker: Docker,
 }

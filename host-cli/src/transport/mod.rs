@@ -405,6 +405,69 @@ impl<'a> Sources<'a> {
         }
     }
 
+    /// Where `diff` reads the layers of the base `arg` that patches may be made against
+    /// (only those whose diff_id is in `diff_ids`); `None` for `scratch`. Nothing is read
+    /// until the delta planner asks.
+    pub async fn reference_source(
+        &mut self,
+        arg: &str,
+        diff_ids: &[Digest],
+    ) -> Result<Option<crate::delta::RefSource>> {
+        use crate::delta::{RefLayer, RefSource};
+        if arg == "scratch" {
+            return Ok(None);
+        }
+        let r = ImageRef::parse(arg)?;
+        let diff_ids = diff_ids.to_vec();
+        Ok(Some(match &r {
+            ImageRef::Bare(n) | ImageRef::DockerDaemon(n) => {
+                let name = n.familiar();
+                let eng = self.engine().await?.clone();
+                let describe = format!("the Docker engine's {name}");
+                RefSource::Save {
+                    open: Arc::new(move || {
+                        Ok(Box::new(eng.export_reader(&name)) as Box<dyn std::io::Read + Send>)
+                    }),
+                    diff_ids,
+                    describe,
+                }
+            }
+            ImageRef::DockerArchive { path, .. } => {
+                let path = PathBuf::from(path);
+                let describe = path.display().to_string();
+                RefSource::Save {
+                    open: Arc::new(move || {
+                        let f = std::fs::File::open(&path)
+                            .with_context(|| format!("cannot open {}", path.display()))?;
+                        Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
+                    }),
+                    diff_ids,
+                    describe,
+                }
+            }
+            ImageRef::Docker(_) | ImageRef::Oci { .. } | ImageRef::OciArchive { .. } => {
+                let res = resolve(&r, &self.platform, &self.client)
+                    .await
+                    .with_context(|| format!("base {arg}"))?;
+                let mut layers = Vec::new();
+                for i in &res.images {
+                    if let (Some(img), Some(cfg)) = (i.manifest.as_image(), i.config.as_ref()) {
+                        for (desc, id) in img.layers.iter().zip(cfg.rootfs.diff_ids.iter()) {
+                            layers.push(RefLayer {
+                                desc: desc.clone(),
+                                diff_id: id.clone(),
+                            });
+                        }
+                    }
+                }
+                RefSource::Blobs {
+                    location: res.location,
+                    layers,
+                }
+            }
+        }))
+    }
+
     /// The target `arg` names. From an engine or archive, the layers whose diff_ids are not
     /// in `base_ids` are compressed into temporary files as they are read (the others are
     /// only counted); from a registry or layout nothing is fetched until the bundle is

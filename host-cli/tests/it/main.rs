@@ -5,6 +5,8 @@
 
 mod cli_help;
 mod common;
+mod deltas;
+mod demo;
 mod engine_local;
 mod hostile_bundle;
 mod hostile_interrupt;
