@@ -361,3 +361,47 @@ fn size_per_thousand_layers() {
     );
     assert!(per_layer < 350, "{per_layer} bytes per layer");
 }
+
+/// A bundle planned from an inventory keeps the bundle's every-bit-matters property: the new
+/// fields round trip through the codec, and a flipped bit inside them is refused.
+#[test]
+fn bundle_fields_round_trip_and_every_bit_of_them_matters() {
+    use crate::bundle::{Decoder, Event, Report};
+    fn decode_all(bytes: &[u8]) -> Result<Report, crate::bundle::BundleError> {
+        let mut d = Decoder::new();
+        let mut p = bytes;
+        loop {
+            let (n, ev) = d.decode(p)?;
+            p = &p[n..];
+            match ev {
+                Some(Event::End(r)) => return Ok(*r),
+                None if p.is_empty() => {
+                    d.finish()?;
+                    panic!("no end event");
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut f = crate::bundle::tests::fixture();
+    let inv = Digest::sha256(b"an inventory");
+    f.plan.meta.relied[0].repositories = vec!["team/zz-hint".into()];
+    f.plan.meta.base.as_mut().unwrap().inventories = vec![inv.clone()];
+    let bytes = crate::bundle::tests::encode(&f);
+    let r = decode_all(&bytes).unwrap();
+    assert_eq!(r.meta, f.plan.meta);
+    let text = String::from_utf8_lossy(&bytes);
+    for needle in ["team/zz-hint", &inv.hex()[..16]] {
+        let at = text.find(needle).unwrap();
+        for i in at..at + needle.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(
+                    decode_all(&bad).is_err(),
+                    "bit {bit} of byte {i} ({needle}) accepted"
+                );
+            }
+        }
+    }
+}
