@@ -242,6 +242,7 @@ pub fn plan(
                             size: l.size,
                             media_type: l.media_type.clone(),
                             diff_id,
+                            repositories: Vec::new(),
                         });
                     }
                 } else {
@@ -280,6 +281,7 @@ pub fn plan(
             .iter()
             .filter_map(|l| l.diff_id.clone())
             .collect(),
+        inventories: Vec::new(),
     });
     let mut blobs = indexes;
     blobs.extend(manifests);

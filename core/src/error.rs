@@ -80,6 +80,9 @@ pub enum Error {
     /// A `--to` that is not a destination.
     #[error(transparent)]
     Destination(#[from] crate::destination::DestinationError),
+    /// A site inventory that is damaged, edited or of another format.
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::InventoryError),
     /// A host that broke the tar framing contract.
     #[error(transparent)]
     Framing(#[from] crate::tar::FramingError),

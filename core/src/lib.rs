@@ -58,6 +58,7 @@ pub mod engine_plan;
 pub mod error;
 pub mod fuzz;
 pub mod inspect;
+pub mod inventory;
 pub mod layer_files;
 pub mod load;
 pub mod manifest;
@@ -80,6 +81,9 @@ pub use dockerfile::{DockerfileError, ResolveOptions};
 pub use engine_plan::{EngineError, ExportedLayer, LayerHint, LoadArchive, LoadEntry};
 pub use error::Error;
 pub use inspect::{inspect, Inspection, Inspector, Outcome, Problem, ProblemKind};
+pub use inventory::{
+    Have, Inventory, InventoryBuilder, InventoryError, InventorySource, SourceKind,
+};
 pub use layer_files::{FileEntry, FileKind, LayerFilesError, LayerLister};
 pub use load::{
     check_tag, plan_load, restrict_to_target, DestinationState, LoadError, LoadPlan, ManifestPut,

@@ -91,7 +91,7 @@ impl DestinationState {
 #[non_exhaustive]
 pub enum LoadError {
     /// Relied-on layers are at the destination neither by digest nor by diff_id.
-    #[error("the destination lacks {} layer(s) of the base {} ({} bytes), e.g. {}", missing.len(), base_names(base), missing.iter().map(|m| m.size).sum::<u64>(), missing[0].digest)]
+    #[error("the destination lacks {} layer(s) of the base {} ({} bytes): {}", missing.len(), base_names(base), missing.iter().map(|m| m.size).sum::<u64>(), missing_list(missing))]
     MissingBase {
         base: Vec<String>,
         missing: Vec<ReliedBlob>,
@@ -185,6 +185,16 @@ pub fn check_tag(
         from: h.digest.clone(),
         to: new.clone(),
     }))
+}
+
+/// Every missing blob, so the user can see what the site lost (a registry's garbage
+/// collection, a deleted image); the CLI's line is capped as a whole.
+fn missing_list(missing: &[ReliedBlob]) -> String {
+    missing
+        .iter()
+        .map(|m| m.digest.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn base_names(base: &[String]) -> String {

@@ -28,7 +28,8 @@ struct Cli {
 // is the doc comment of its Args struct; a doc comment here would replace it.
 enum Command {
     Server(ServerArgs),
-    Diff(cmd::diff::DiffArgs),
+    Diff(cmd::diff::DiffCli),
+    Inventory(cmd::inventory::InventoryArgs),
     Load(cmd::load::LoadArgs),
     List(cmd::list::ListArgs),
     Demo(cmd::demo::DemoArgs),
@@ -63,6 +64,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Diff(args) => cmd::diff::run(args, g).await,
+        Command::Inventory(args) => cmd::inventory::run(args, g).await,
         Command::Load(args) => cmd::load::run(args, g).await,
         Command::List(args) => cmd::list::run(args, g).await,
         Command::Demo(args) => cmd::demo::run(args, g).await,

@@ -446,6 +446,7 @@ impl LegacyDecoder {
                         size: l.size,
                         media_type: l.media_type.clone(),
                         diff_id,
+                        repositories: Vec::new(),
                     });
                 }
             } else {
@@ -468,6 +469,7 @@ impl LegacyDecoder {
                 references: vec![base],
                 manifests: Vec::new(),
                 diff_ids: relied.iter().filter_map(|r| r.diff_id.clone()).collect(),
+                inventories: Vec::new(),
             }),
             targets: vec![TargetInfo {
                 reference: target,

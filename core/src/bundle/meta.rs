@@ -106,6 +106,10 @@ pub struct ReliedBlob {
     /// different compression at the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_id: Option<Digest>,
+    /// Repositories of the site that held it when its inventory was taken (bundles planned
+    /// with `--have`): where a registry load looks for it (docs/inventory.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
 }
 
 /// The base image the bundle was made against.
@@ -121,6 +125,10 @@ pub struct BaseInfo {
     /// The base's layer diff_ids, base first.
     #[serde(default)]
     pub diff_ids: Vec<Digest>,
+    /// Content digests of the site inventories the bundle was planned against (`--have`);
+    /// empty for a named base.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventories: Vec<Digest>,
 }
 
 /// One image of a target: a platform-specific manifest.

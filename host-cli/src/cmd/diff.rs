@@ -1,4 +1,5 @@
-//! `ddiff diff BASE TARGET...`: write a bundle carrying only what the targets add to the base.
+//! `ddiff diff BASE TARGET...` / `ddiff diff --have INVENTORY TARGET...`: write a bundle
+//! carrying only what the targets add to the base, or to what a site holds.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -6,14 +7,22 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use ddiff_core::bundle::BlobKind;
-use ddiff_core::{plan, Descriptor, Digest};
+use ddiff_core::{plan, Descriptor, Digest, Have};
 
 use super::{parse_image_ref, Global, PlatformArgs};
 use crate::bundle_write::{default_name, BundleWriter};
 use crate::progress::human_bytes;
 use crate::transport::{Location, Resolved, SourceImage, Sources};
 
-/// Write a bundle that carries only the blobs TARGET adds to BASE.
+/// Write a bundle that carries only the blobs TARGET adds to BASE, or to what a site holds.
+///
+/// Two forms. `ddiff diff BASE TARGET...`: the first image is the base the destination
+/// already has, every other one a target. `ddiff diff --have INVENTORY TARGET...`: the
+/// destination holds what the inventory lists (written there by `ddiff inventory`), and
+/// every image named is a target. With several --have (several sites) one bundle is made
+/// that loads at every site: a layer is relied on only when every site holds it. --targets
+/// FILE adds targets, one reference per line (# starts a comment, blank lines are skipped);
+/// --repository docker://HOST/REPO adds every tag of a repository.
 ///
 /// References take a transport prefix as skopeo does: docker://HOST/REPO:TAG (a registry),
 /// oci:DIR[:REF] (an OCI image layout), oci-archive:FILE[:REF] (a tar of one, read in place),
@@ -22,13 +31,23 @@ use crate::transport::{Location, Resolved, SourceImage, Sources};
 /// Several targets share blobs once.
 ///
 /// Example: ddiff diff docker://localhost:5000/base:1 docker://localhost:5000/app:2
+///
+/// Example: ddiff diff --have site.inventory.json --targets release.txt -o release.ddiff
 #[derive(clap::Args, Debug)]
-pub struct DiffArgs {
-    /// The image the destination already has.
-    pub base: String,
-    /// The image(s) to carry.
-    #[arg(required = true)]
-    pub targets: Vec<String>,
+pub struct DiffCli {
+    /// BASE then TARGET... (without --have), or TARGET... (with --have).
+    #[arg(value_name = "IMAGE", required_unless_present_any = ["have", "targets", "repository"])]
+    pub images: Vec<String>,
+    /// An inventory of what the destination site holds (from `ddiff inventory`); repeat for
+    /// several sites (what any of them lacks is carried).
+    #[arg(long, value_name = "INVENTORY")]
+    pub have: Vec<PathBuf>,
+    /// A file of targets, one reference per line (# comments and blank lines skipped).
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+    /// Every tag of a registry repository as targets (docker://HOST/REPO); repeatable.
+    #[arg(long, value_name = "docker://HOST/REPO")]
+    pub repository: Vec<String>,
     /// Output file [default: <repository with / as -->-<tag>.ddiff after the first target].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -38,6 +57,107 @@ pub struct DiffArgs {
     pub compress: crate::compress::CompressArgs,
     #[command(flatten)]
     pub delta: crate::delta::DeltaArgs,
+}
+
+/// `diff` against a named base (also what `build` and `demo` run).
+#[derive(Debug)]
+pub struct DiffArgs {
+    /// The image the destination already has.
+    pub base: String,
+    /// The image(s) to carry.
+    pub targets: Vec<String>,
+    /// Output file [default: <repository with / as -->-<tag>.ddiff after the first target].
+    pub output: Option<PathBuf>,
+    /// Platform selection.
+    pub platform: PlatformArgs,
+    /// Compression of layers taken from an engine or archive.
+    pub compress: crate::compress::CompressArgs,
+    /// Deltas inside layers.
+    pub delta: crate::delta::DeltaArgs,
+}
+
+/// The references of a `--targets` file: one per line, `#` starts a comment.
+pub fn targets_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read targets file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        parse_image_ref(line)
+            .with_context(|| format!("targets file {} line {}", path.display(), i + 1))?;
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+/// Every tag of the registry repository `arg` (`docker://HOST/REPO`) as a reference.
+async fn repository_tags(arg: &str, global: &Global) -> Result<Vec<String>> {
+    let what = || format!("--repository {arg}");
+    let (host, repo) = match ddiff_core::InventorySource::parse(arg).with_context(what)? {
+        ddiff_core::InventorySource::Registry {
+            host,
+            repository: Some(repo),
+            reference: None,
+        } => (host, repo),
+        _ => anyhow::bail!("--repository {arg}: expected docker://HOST/REPO (no tag)"),
+    };
+    let client = crate::registry::client::Registry::new(&host, global.client_options())?;
+    let mut tags = client.tags(&repo).await.with_context(what)?;
+    if tags.is_empty() {
+        anyhow::bail!("--repository {arg}: the repository has no tags");
+    }
+    tags.sort();
+    Ok(tags
+        .into_iter()
+        .map(|t| format!("docker://{host}/{repo}:{t}"))
+        .collect())
+}
+
+impl DiffCli {
+    /// The named-base arguments and the inventories, from the command line.
+    async fn split(self, global: &Global) -> Result<(DiffArgs, Option<Have>)> {
+        let mut images = self.images;
+        if let Some(f) = &self.targets {
+            images.extend(targets_file(f)?);
+        }
+        for r in &self.repository {
+            images.extend(repository_tags(r, global).await?);
+        }
+        let have = if self.have.is_empty() {
+            None
+        } else {
+            let invs = self
+                .have
+                .iter()
+                .map(|p| super::inventory::read_file(p))
+                .collect::<Result<Vec<_>>>()?;
+            Some(Have::new(&invs))
+        };
+        let base = match &have {
+            Some(_) => String::new(),
+            None if images.len() < 2 => anyhow::bail!(
+                "diff needs BASE and at least one TARGET (or --have INVENTORY and targets)"
+            ),
+            None => images.remove(0),
+        };
+        if images.is_empty() {
+            anyhow::bail!("nothing to diff: no targets");
+        }
+        Ok((
+            DiffArgs {
+                base,
+                targets: images,
+                output: self.output,
+                platform: self.platform,
+                compress: self.compress,
+                delta: self.delta,
+            },
+            have,
+        ))
+    }
 }
 
 /// What `diff` reports (`--json`).
@@ -65,8 +185,9 @@ pub struct DiffSummary {
 }
 
 /// Runs `diff`.
-pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
-    let summary = diff(&args, global).await?;
+pub async fn run(args: DiffCli, global: &Global) -> Result<ExitCode> {
+    let (args, have) = args.split(global).await?;
+    let summary = diff_against(&args, have.as_ref(), global).await?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -99,6 +220,15 @@ pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
 /// compressed as they are read), then the core plans the bundle and it is written with
 /// every blob fetched from where it is.
 pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
+    diff_against(args, None, global).await
+}
+
+/// [`diff`], against what site inventories list (`have`) instead of `args.base` when given.
+pub async fn diff_against(
+    args: &DiffArgs,
+    have: Option<&Have>,
+    global: &Global,
+) -> Result<DiffSummary> {
     let progress = global.progress();
     // Temporary layer files go next to the output (same disk).
     let tmp_dir = match args.output.as_deref().and_then(std::path::Path::parent) {
@@ -113,13 +243,16 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         &progress,
     );
     // Every reference parses before anything is read.
-    if args.base != "scratch" {
+    if have.is_none() && args.base != "scratch" {
         parse_image_ref(&args.base)?;
     }
     for t in &args.targets {
         parse_image_ref(t)?;
     }
-    let bases = sources.base(&args.base).await?;
+    let bases = match have {
+        Some(h) => h.bases(),
+        None => sources.base(&args.base).await?,
+    };
     let base_ids: Vec<Digest> = bases
         .iter()
         .flat_map(|b| b.layers.iter().filter_map(|l| l.diff_id.clone()))
@@ -140,8 +273,13 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         concat!("ddiff ", env!("CARGO_PKG_VERSION")),
         None,
     )?;
-    if let Some(b) = p.meta.base.as_mut() {
-        b.references = vec![args.base.clone()];
+    match have {
+        Some(h) => h.annotate(&mut p.meta),
+        None => {
+            if let Some(b) = p.meta.base.as_mut() {
+                b.references = vec![args.base.clone()];
+            }
+        }
     }
     let mut blobs = BlobSources::default();
     for t in &targets {
@@ -154,7 +292,9 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
     // Deltas: carried layers that are close to a layer of the base travel as patches.
     let mut delta_temps = crate::durable::TempSet::new();
     let mut deltas = crate::delta::DeltaReport::default();
-    if !args.delta.no_deltas {
+    // With inventories there is no named base to take references from: patches against
+    // inventory layers need the per-layer fingerprints (docs/inventory.md, reserved field).
+    if !args.delta.no_deltas && have.is_none() {
         let ids: Vec<Digest> = p
             .meta
             .base
@@ -198,7 +338,11 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         bundle: out.display().to_string(),
         bundle_bytes: size,
         targets: meta.targets.iter().map(|t| t.reference.clone()).collect(),
-        base: args.base.clone(),
+        base: meta
+            .base
+            .as_ref()
+            .and_then(|b| b.references.first().cloned())
+            .unwrap_or_else(|| args.base.clone()),
         carried_bytes: meta.carried_bytes(),
         carried_blobs: meta.blobs.len(),
         relied_bytes: meta.relied_bytes(),

@@ -164,6 +164,14 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
             .map_or(String::new(), |c| format!(" at {}", Safe(c)))
     );
     match &ins.base {
+        Some(b) if !b.inventories.is_empty() => {
+            let _ = writeln!(
+                s,
+                "Base     {} (what the site held when its inventory was taken; {} relied on)",
+                Safe(&b.references.join(", ")),
+                human_bytes(ins.relied_bytes)
+            );
+        }
         Some(b) => {
             let _ = writeln!(
                 s,

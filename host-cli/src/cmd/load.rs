@@ -55,6 +55,10 @@ pub struct LoadArgs {
     /// they are, named as on the online side without the registry host: perf/app:2).
     #[arg(long)]
     pub no_pull: bool,
+    /// After a successful load, read the destination again and write its inventory to FILE
+    /// (as `ddiff inventory` does), so the next delivery is planned from the truth.
+    #[arg(long, value_name = "FILE")]
+    pub update_inventory: Option<PathBuf>,
     /// The largest reference layer (uncompressed) a patched layer may be rebuilt from: it is
     /// held in memory while its layers are rebuilt (e.g. 512M, 4G).
     #[arg(long, default_value = "4G", value_parser = crate::delta::parse_size)]
@@ -170,8 +174,35 @@ pub async fn verify_with_progress(path: PathBuf, progress: &Progress) -> Result<
 /// holds (writing nothing, so a missing base or a refused tag changes nothing) and writes;
 /// after a registry load, the targets are copied into the local engine.
 pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
-    let progress = global.progress();
     let dest = destination(args.to.as_deref()).await?;
+    let update = match &args.update_inventory {
+        None => None,
+        Some(f) => Some((
+            f,
+            ddiff_core::InventorySource::of_destination(&dest).with_context(|| {
+                format!(
+                    "--update-inventory: {} is not a site with an inventory",
+                    args.to.as_deref().unwrap_or("")
+                )
+            })?,
+        )),
+    };
+    let summary = load_into(args, dest, global).await?;
+    if let Some((file, (source, name))) = update {
+        super::inventory::write(&source, &name, file, global)
+            .await
+            .with_context(|| {
+                format!(
+                    "loaded, but the inventory {} was not updated",
+                    file.display()
+                )
+            })?;
+    }
+    Ok(summary)
+}
+
+async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Result<LoadSummary> {
+    let progress = global.progress();
     let mut bundle = verify_with_progress(args.bundle.clone(), &progress).await?;
     dest.check_targets(bundle.report.meta.targets.len())?;
     // Layers that travel as patches are rebuilt from the destination's own copy of their

@@ -4,6 +4,7 @@ pub mod build;
 pub mod demo;
 pub mod diff;
 pub mod inspect;
+pub mod inventory;
 pub mod list;
 pub mod load;
 pub mod pull;

@@ -137,6 +137,9 @@ pub async fn load(
         let (state, mounts) = probe.state(&repo, &report).await?;
         let plan = plan_load(&report, &state).with_context(|| {
             let base = report.meta.base.as_ref().and_then(|b| b.references.first().cloned()).unwrap_or_else(|| "(unknown)".into());
+            if report.meta.base.as_ref().is_some_and(|b| !b.inventories.is_empty()) {
+                return format!("cannot load {} into {host}/{repo}: nothing was written; the site no longer holds what its inventory said (run `ddiff inventory` there again and plan a new bundle)", t.reference);
+            }
             format!("cannot load {} into {host}/{repo}: nothing was written; push the base there first, e.g. `ddiff push {base}` or `skopeo copy ... docker://{host}/...`", t.reference)
         })?;
         // The tag it will move: never the base's; every other move is reported.
@@ -467,6 +470,21 @@ impl<'a> Probe<'a> {
         for d in DestinationState::questions(report) {
             if self.has(repo, d).await? {
                 state.present.insert(d.clone());
+            }
+        }
+        // Bundles planned against an inventory say where the site held each relied blob:
+        // link it from there (the core's hint, asked by HEAD like the rest).
+        for r in state.missing_relied(report) {
+            // A hint from the bundle: only repository names in the grammar are asked.
+            let valid = |f: &&String| {
+                f.as_str() != repo && ddiff_core::reference::validate_repository(f).is_ok()
+            };
+            for from in r.repositories.iter().filter(valid) {
+                if self.has(from, &r.digest).await? {
+                    state.present.insert(r.digest.clone());
+                    mounts.push((r.digest.clone(), from.clone()));
+                    break;
+                }
             }
         }
         let base = report

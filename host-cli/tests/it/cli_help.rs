@@ -7,7 +7,15 @@ use crate::common::{ddiff, ok};
 #[test]
 fn every_command_help_has_its_description_and_example() {
     let with_example = [
-        "server", "diff", "load", "list", "build", "push", "pull", "verify",
+        "server",
+        "diff",
+        "inventory",
+        "load",
+        "list",
+        "build",
+        "push",
+        "pull",
+        "verify",
     ];
     for cmd in with_example.iter().chain(&["demo", "inspect"]) {
         let text = ok(ddiff().args([cmd, "--help"]));

@@ -14,6 +14,7 @@ mod hostile_server;
 mod hostile_text;
 mod hostile_util;
 mod inspect_images;
+mod inventory;
 mod list_cli;
 mod load_scaling;
 mod oci_archive;

@@ -654,6 +654,33 @@ impl Registry {
         self.check(Method::PUT, &put, resp).await.map(|_| ())
     }
 
+    /// Lists every repository (`GET /v2/_catalog`, following `Link` pagination).
+    pub async fn catalog(&self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        let scope = "registry:catalog:*".to_string();
+        let mut url = self.url("/v2/_catalog?n=1000");
+        let mut out = Vec::new();
+        for _ in 0..100_000 {
+            let u = url.clone();
+            let resp = self.send(&scope, &|c| Ok(c.get(&u))).await?;
+            let resp = self.check(Method::GET, &u, resp).await?;
+            let next = next_link(resp.headers());
+            let page: Catalog = resp.json().await.context("invalid _catalog JSON")?;
+            out.extend(page.repositories.unwrap_or_default());
+            match next {
+                Some(n) => url = self.absolute(&n),
+                None => break,
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// Lists tags (following `Link` pagination).
     pub async fn tags(&self, repo: &str) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
