@@ -80,6 +80,9 @@ pub enum Error {
     /// A `--to` that is not a destination.
     #[error(transparent)]
     Destination(#[from] crate::destination::DestinationError),
+    /// A key or signature that cannot be used, or a signature that does not match.
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
     /// A host that broke the tar framing contract.
     #[error(transparent)]
     Framing(#[from] crate::tar::FramingError),

@@ -64,6 +64,7 @@ pub mod media_type;
 pub mod oci_convert;
 pub mod oci_layout;
 pub mod reference;
+pub mod signature;
 pub mod synth;
 pub mod synth_bundle;
 pub mod tar;
