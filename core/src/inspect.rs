@@ -493,6 +493,11 @@ impl Inspector {
         self.meta.as_ref()
     }
 
+    /// The exact bytes of `ddiff.json`, once read (what a bundle signature signs).
+    pub fn meta_bytes(&self) -> Option<&[u8]> {
+        self.dec.meta_bytes()
+    }
+
     /// The inspection, once every manifest and config was read.
     pub fn inspection(&self) -> Option<&Inspection> {
         self.inspection.as_ref()

@@ -256,5 +256,154 @@ pub fn encode_signature(signature: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(signature)
 }
 
+/// The PEM labels of cosign's password-encrypted private keys (`cosign generate-key-pair`;
+/// older versions wrote the second).
+pub const COSIGN_KEY_LABELS: [&str; 2] = [
+    "ENCRYPTED SIGSTORE PRIVATE KEY",
+    "ENCRYPTED COSIGN PRIVATE KEY",
+];
+
+/// The largest scrypt cost (`N`) accepted in an encrypted key: the strongest of the
+/// parameter sets cosign's library writes (go-securesystemslib `encrypted`: N = 2^15, 2^16 or
+/// 2^17, r = 8, p = 1). With r = 8 scrypt needs 128 * r * N bytes, so a crafted key can make
+/// ddiff use at most 128 MiB, and never an exabyte.
+pub const MAX_SCRYPT_LOG_N: u8 = 17;
+
+/// A cosign encrypted private key's envelope, checked but not decrypted: the host derives the
+/// key with scrypt and opens the NaCl secretbox (XSalsa20-Poly1305), whose plaintext is the
+/// PKCS#8 DER of the private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptedKey {
+    /// scrypt's `N` as a power of two.
+    pub log_n: u8,
+    /// scrypt's `r` (always 8).
+    pub r: u32,
+    /// scrypt's `p` (always 1).
+    pub p: u32,
+    /// scrypt's salt.
+    pub salt: Vec<u8>,
+    /// The secretbox nonce.
+    pub nonce: [u8; 24],
+    /// The secretbox (Poly1305 tag and encrypted PKCS#8).
+    pub ciphertext: Vec<u8>,
+}
+
+/// A private key file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrivateKeyError {
+    /// The text is not PEM, or its base64 is broken.
+    #[error("not a PEM private key ({reason})")]
+    NotPem { reason: String },
+    /// An encrypted key whose envelope is not cosign's.
+    #[error("not a cosign encrypted key ({reason})")]
+    BadEnvelope { reason: String },
+    /// scrypt parameters outside cosign's, which could exhaust memory or time.
+    #[error("scrypt parameters N={n} r={r} p={p} are not cosign's (N a power of two up to 2^{MAX_SCRYPT_LOG_N}, r=8, p=1)")]
+    ScryptBounds { n: u64, r: u64, p: u64 },
+}
+
+impl EncryptedKey {
+    /// Parses the body of a cosign encrypted key: the JSON of go-securesystemslib's
+    /// `encrypted` package (`{"kdf":{"name":"scrypt","params":{"N":..,"r":..,"p":..},"salt":..},
+    /// "cipher":{"name":"nacl/secretbox","nonce":..},"ciphertext":..}`, byte strings in
+    /// standard base64), checking the names and bounding scrypt's cost before any work.
+    pub fn parse(json: &[u8]) -> Result<EncryptedKey, PrivateKeyError> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            kdf: Kdf,
+            cipher: Cipher,
+            ciphertext: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Kdf {
+            name: String,
+            params: Params,
+            salt: String,
+        }
+        #[derive(serde::Deserialize)]
+        #[allow(non_snake_case)]
+        struct Params {
+            N: u64,
+            r: u64,
+            p: u64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Cipher {
+            name: String,
+            nonce: String,
+        }
+        let bad = |reason: String| PrivateKeyError::BadEnvelope { reason };
+        if json.len() > MAX_KEY_TEXT {
+            return Err(bad(format!(
+                "{} bytes, more than {MAX_KEY_TEXT}",
+                json.len()
+            )));
+        }
+        let env: Envelope = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+        if env.kdf.name != "scrypt" {
+            return Err(bad(format!(
+                "key derivation {:?}, expected \"scrypt\"",
+                env.kdf.name
+            )));
+        }
+        if env.cipher.name != "nacl/secretbox" {
+            return Err(bad(format!(
+                "cipher {:?}, expected \"nacl/secretbox\"",
+                env.cipher.name
+            )));
+        }
+        let Params { N: n, r, p } = env.kdf.params;
+        let log_n = n.checked_ilog2().unwrap_or(0);
+        if !n.is_power_of_two()
+            || log_n < 1
+            || log_n > u32::from(MAX_SCRYPT_LOG_N)
+            || r != 8
+            || p != 1
+        {
+            return Err(PrivateKeyError::ScryptBounds { n, r, p });
+        }
+        let b64 = |what: &str, s: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| bad(format!("{what}: {e}")))
+        };
+        let salt = b64("salt", &env.kdf.salt)?;
+        let nonce = b64("nonce", &env.cipher.nonce)?;
+        let nonce: [u8; 24] = nonce
+            .try_into()
+            .map_err(|v: Vec<u8>| bad(format!("nonce of {} bytes, expected 24", v.len())))?;
+        let ciphertext = b64("ciphertext", &env.ciphertext)?;
+        if ciphertext.len() < 16 {
+            return Err(bad("ciphertext shorter than its tag".into()));
+        }
+        Ok(EncryptedKey {
+            // log_n <= MAX_SCRYPT_LOG_N, checked above.
+            log_n: log_n as u8,
+            r: 8,
+            p: 1,
+            salt,
+            nonce,
+            ciphertext,
+        })
+    }
+}
+
+/// The label and DER body of the first PEM block of a private key file.
+pub fn private_key_pem(text: &str) -> Result<(String, Vec<u8>), PrivateKeyError> {
+    if text.len() > MAX_KEY_TEXT {
+        return Err(PrivateKeyError::NotPem {
+            reason: format!("{} bytes, more than {MAX_KEY_TEXT}", text.len()),
+        });
+    }
+    let block = pem_block(text).ok_or_else(|| PrivateKeyError::NotPem {
+        reason: "no -----BEGIN line".into(),
+    })?;
+    let (label, der) = pem::decode_vec(block.as_bytes()).map_err(|e| PrivateKeyError::NotPem {
+        reason: e.to_string(),
+    })?;
+    Ok((label.to_string(), der))
+}
+
 #[cfg(test)]
 mod tests;

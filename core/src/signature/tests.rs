@@ -139,3 +139,45 @@ fn signature_text_that_is_not_base64_is_named() {
     let sig = decode_signature(ED_SIG.as_bytes()).unwrap();
     assert_eq!(encode_signature(&sig), ED_SIG);
 }
+
+fn envelope(n: u64, r: u64, p: u64) -> String {
+    format!(
+        r#"{{"kdf":{{"name":"scrypt","params":{{"N":{n},"r":{r},"p":{p}}},"salt":"c2FsdA=="}},"cipher":{{"name":"nacl/secretbox","nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},"ciphertext":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}"#
+    )
+}
+
+#[test]
+fn cosign_key_envelopes_within_cosigns_parameters_parse() {
+    for log_n in [15u8, 16, 17] {
+        let k = EncryptedKey::parse(envelope(1 << log_n, 8, 1).as_bytes()).unwrap();
+        assert_eq!((k.log_n, k.r, k.p), (log_n, 8, 1));
+        assert_eq!(k.salt, b"salt");
+        assert_eq!(k.ciphertext.len(), 24);
+    }
+}
+
+/// A crafted key must not make scrypt allocate more than cosign's strongest setting does.
+#[test]
+fn cosign_key_envelopes_beyond_cosigns_parameters_are_refused_before_work() {
+    for (n, r, p) in [
+        (1u64 << 18, 8, 1),
+        (1 << 40, 8, 1),
+        (u64::MAX, 8, 1),
+        (65535, 8, 1),
+        (0, 8, 1),
+        (1 << 16, 1024, 1),
+        (1 << 16, 8, 16),
+    ] {
+        let err = EncryptedKey::parse(envelope(n, r, p).as_bytes()).unwrap_err();
+        assert_eq!(err, PrivateKeyError::ScryptBounds { n, r, p });
+    }
+    let other_kdf = envelope(1 << 15, 8, 1).replace("scrypt", "pbkdf2");
+    assert!(matches!(
+        EncryptedKey::parse(other_kdf.as_bytes()).unwrap_err(),
+        PrivateKeyError::BadEnvelope { .. }
+    ));
+    let short_nonce =
+        envelope(1 << 15, 8, 1).replace("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", "AAAA\"}");
+    assert!(EncryptedKey::parse(short_nonce.as_bytes()).is_err());
+    assert!(EncryptedKey::parse(b"{}").is_err());
+}

@@ -29,6 +29,8 @@ pub struct BuildArgs {
     pub bundle: Option<PathBuf>,
     #[command(flatten)]
     pub compress: CompressArgs,
+    #[command(flatten)]
+    pub sign: crate::signing::SignArgs,
     /// Arguments for `docker build`.
     #[arg(
         trailing_var_arg = true,
@@ -242,6 +244,7 @@ pub async fn run(args: BuildArgs, global: &Global) -> Result<ExitCode> {
         output: args.bundle.clone(),
         platform: PlatformArgs::default(),
         compress: args.compress.clone(),
+        sign: args.sign.clone(),
     };
     let s = super::diff::diff(&dargs, global).await?;
     if global.json {

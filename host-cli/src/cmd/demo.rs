@@ -336,6 +336,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             output: Some(bundle.clone()),
             platform: PlatformArgs::default(),
             compress: Default::default(),
+            sign: Default::default(),
         },
         &quiet,
     )
@@ -365,6 +366,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             to: Some(format!("docker://{}", offline.host)),
             no_pull: true,
             jobs: 4,
+            key: Default::default(),
         },
         &quiet,
     )

@@ -36,6 +36,8 @@ pub struct DiffArgs {
     pub platform: PlatformArgs,
     #[command(flatten)]
     pub compress: crate::compress::CompressArgs,
+    #[command(flatten)]
+    pub sign: crate::signing::SignArgs,
 }
 
 /// What `diff` reports (`--json`).
@@ -57,6 +59,9 @@ pub struct DiffSummary {
     pub relied_bytes: u64,
     /// What a full copy of the targets would move.
     pub full_bytes: u64,
+    /// The signature file written beside the bundle (`--sign-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Runs `diff`.
@@ -75,6 +80,9 @@ pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
             human_bytes(summary.full_bytes),
             human_bytes(summary.relied_bytes),
         );
+        if let Some(sig) = &summary.signature {
+            println!("signed: {sig}");
+        }
         println!("offline, run: ddiff load {}", summary.bundle);
     }
     Ok(ExitCode::SUCCESS)
@@ -87,6 +95,12 @@ pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
 /// every blob fetched from where it is.
 pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
     let progress = global.progress();
+    // The key is read (and its password asked for) before any work, so a wrong password
+    // costs nothing.
+    let sign_key = match &args.sign.sign_key {
+        Some(k) => Some(crate::signing::read_signing_key(k)?),
+        None => None,
+    };
     // Temporary layer files go next to the output (same disk).
     let tmp_dir = match args.output.as_deref().and_then(std::path::Path::parent) {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -144,6 +158,7 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
     // into the bundle so a temporary file damaged on disk cannot slip through.
     let verify = targets.iter().any(|t| matches!(t, SourceImage::Local(_)));
     let size = blobs.write_bundle(&out, &meta, verify, &progress).await?;
+    let signature = crate::signing::after_write(&out, &meta.to_bytes(), sign_key.as_ref())?;
     let full_bytes = targets
         .iter()
         .map(SourceImage::full_bytes)
@@ -158,6 +173,7 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         carried_blobs: meta.blobs.len(),
         relied_bytes: meta.relied_bytes(),
         full_bytes,
+        signature: signature.map(|p| p.display().to_string()),
     })
 }
 

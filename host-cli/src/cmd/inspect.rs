@@ -67,6 +67,7 @@ pub async fn run(mut args: InspectArgs, global: &crate::cmd::Global) -> Result<E
                     output: Some(out.clone()),
                     platform: super::PlatformArgs::default(),
                     compress: crate::compress::CompressArgs::default(),
+                    sign: Default::default(),
                 },
                 &quiet,
             )

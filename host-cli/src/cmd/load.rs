@@ -58,6 +58,8 @@ pub struct LoadArgs {
     /// Parallel uploads.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub jobs: u16,
+    #[command(flatten)]
+    pub key: crate::signing::KeyArgs,
 }
 
 pub use crate::transport::LoadSummary;
@@ -168,7 +170,21 @@ pub async fn verify_with_progress(path: PathBuf, progress: &Progress) -> Result<
 pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
     let progress = global.progress();
     let dest = destination(args.to.as_deref()).await?;
+    let public_key = args
+        .key
+        .key
+        .as_deref()
+        .map(crate::signing::read_public_key)
+        .transpose()?;
     let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);
+    if let Some(k) = &public_key {
+        // Before anything is written to the destination.
+        let ok = crate::signing::check_bundle_signature(&bundle.path, &bundle.meta_bytes, k)?;
+        progress.println(format!(
+            "bundle signed by {} key {}",
+            ok.algorithm, ok.key_id
+        ));
+    }
     dest.check_targets(bundle.report.meta.targets.len())?;
     let b = bundle.clone();
     match dest {

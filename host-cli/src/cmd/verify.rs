@@ -40,6 +40,8 @@ pub struct VerifyArgs {
     /// Do not check an existing `BUNDLE.sha256`.
     #[arg(long, conflicts_with = "write_checksum")]
     pub no_checksum: bool,
+    #[command(flatten)]
+    pub key: crate::signing::KeyArgs,
 }
 
 /// The state of the `.sha256` side file.
@@ -95,6 +97,21 @@ pub struct FileResult {
     pub error: Option<String>,
     /// The side file.
     pub checksum: Checksum,
+    /// The bundle signature (`--key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureCheck>,
+}
+
+/// The bundle signature's state (`--key`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum SignatureCheck {
+    /// `BUNDLE.sig` is the key's signature over the bundle's metadata.
+    Ok(crate::signing::SignatureOk),
+    /// Missing, malformed or not the key's.
+    Refused { problem: String },
+    /// Not checked: the bundle is not intact.
+    Skipped,
 }
 
 /// Runs `ddiff verify`.
@@ -106,6 +123,10 @@ pub async fn run(args: VerifyArgs, global: &crate::cmd::Global) -> Result<ExitCo
 }
 
 fn run_blocking(args: &VerifyArgs, quiet: bool, json: bool) -> Result<ExitCode> {
+    // A key that cannot be read is the command's error, not each bundle's.
+    if let Some(k) = &args.key.key {
+        crate::signing::read_public_key(k)?;
+    }
     let progress = Progress::new(Mode::detect(quiet || json));
     let mut results = Vec::new();
     for path in &args.bundles {
@@ -195,7 +216,9 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
         problem: None,
         error: None,
         checksum: Checksum::Absent,
+        signature: None,
     };
+    let mut meta_bytes = Vec::new();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let item = progress.item(path.display().to_string(), size);
     let file_sha = match bundle_io::detect(path) {
@@ -214,6 +237,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
                 ins.feed(chunk).is_ok()
             });
             let outcome = ins.finish();
+            meta_bytes = ins.meta_bytes().unwrap_or_default().to_vec();
             r.blobs_verified = outcome.blobs_verified;
             if let Some(i) = &outcome.inspection {
                 r.targets = i.targets.iter().map(|t| t.reference.clone()).collect();
@@ -291,9 +315,29 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
     ) {
         r.ok = false;
     }
+    if let Some(k) = &args.key.key {
+        let check = if r.ok {
+            signature_check(path, &meta_bytes, k)
+        } else {
+            SignatureCheck::Skipped
+        };
+        r.ok &= matches!(check, SignatureCheck::Ok(_));
+        r.signature = Some(check);
+    }
     r.seconds = started.elapsed().as_secs_f64();
     r.mb_per_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-9);
     r
+}
+
+fn signature_check(bundle: &Path, meta_bytes: &[u8], key: &Path) -> SignatureCheck {
+    let checked = crate::signing::read_public_key(key)
+        .and_then(|k| crate::signing::check_bundle_signature(bundle, meta_bytes, &k));
+    match checked {
+        Ok(ok) => SignatureCheck::Ok(ok),
+        Err(e) => SignatureCheck::Refused {
+            problem: super::error_line(&e),
+        },
+    }
 }
 
 fn side_file(
@@ -436,6 +480,23 @@ pub fn render(r: &FileResult) -> String {
         }
         Checksum::Skipped | Checksum::Absent => {}
     }
+    match &r.signature {
+        Some(SignatureCheck::Ok(ok)) => {
+            s += &format!(
+                "\n     signed: {} is the signature of {} key {}",
+                safe_path(&ok.file),
+                ok.algorithm,
+                ok.key_id
+            )
+        }
+        Some(SignatureCheck::Refused { problem }) => {
+            s += &format!("\n     SIGNATURE REFUSED: {}", Safe(problem))
+        }
+        Some(SignatureCheck::Skipped) => {
+            s += "\n     signature not checked: the bundle is not intact"
+        }
+        None => {}
+    }
     s
 }
 
@@ -454,6 +515,7 @@ mod tests {
             bundles: vec![],
             write_checksum: write,
             no_checksum: false,
+            key: Default::default(),
         }
     }
 

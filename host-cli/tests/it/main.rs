@@ -19,6 +19,7 @@ mod oci_layout_load;
 mod registry_e2e;
 mod server_interop;
 mod server_routes;
+mod signed_bundle;
 mod tag_moves;
 mod token_auth;
 mod verify_cli;
