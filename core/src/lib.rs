@@ -63,6 +63,7 @@ pub mod manifest;
 pub mod media_type;
 pub mod oci_convert;
 pub mod oci_layout;
+pub mod provenance;
 pub mod reference;
 pub mod signature;
 pub mod synth;

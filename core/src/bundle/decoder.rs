@@ -611,8 +611,12 @@ impl Decoder {
             meta.blobs.iter().map(|b| (&b.digest, b)).collect();
         let relied: BTreeMap<&Digest, &super::ReliedBlob> =
             meta.relied.iter().map(|b| (&b.digest, b)).collect();
-        let mut referenced: BTreeSet<Digest> =
-            meta.targets.iter().map(|t| t.digest.clone()).collect();
+        let mut referenced: BTreeSet<Digest> = meta
+            .targets
+            .iter()
+            .map(|t| t.digest.clone())
+            .chain(meta.artifacts.iter().map(|a| a.digest.clone()))
+            .collect();
         let mut used_relied: BTreeSet<Digest> = BTreeSet::new();
         for b in meta
             .blobs
@@ -631,6 +635,7 @@ impl Decoder {
                     source,
                 },
             )?;
+            crate::provenance::check_artifact_manifest(meta, &b.digest, &m)?;
             for d in m.references() {
                 let is_subject = match m.manifest() {
                     Manifest::Image(i) => i.subject.as_ref() == Some(d),

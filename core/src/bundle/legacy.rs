@@ -479,6 +479,7 @@ impl LegacyDecoder {
             }],
             blobs,
             relied,
+            artifacts: Vec::new(),
         };
         meta.validate()?;
         Ok(Report {

@@ -13,8 +13,11 @@ use super::BundleError;
 
 /// The value of `format`.
 pub const FORMAT_NAME: &str = "ddiff-bundle";
-/// The format version this crate reads and writes.
+/// The format version this crate writes when a bundle needs no later feature (see
+/// [`BundleMeta::needed_version`]).
 pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this crate reads.
+pub const MAX_FORMAT_VERSION: u32 = 2;
 /// Largest `ddiff.json` accepted.
 pub const MAX_META_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest config blob accepted (configs are buffered for cross-checks).
@@ -162,6 +165,9 @@ pub struct BundleMeta {
     /// Blobs referenced by the targets but not carried.
     #[serde(default)]
     pub relied: Vec<ReliedBlob>,
+    /// Provenance artifacts of the targets (section 10.2; version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::provenance::Artifact>,
 }
 
 impl BundleMeta {
@@ -181,7 +187,10 @@ impl BundleMeta {
                 found: head.format.unwrap_or_default(),
             });
         }
-        if head.version != Some(FORMAT_VERSION) {
+        if !head
+            .version
+            .is_some_and(|v| (FORMAT_VERSION..=MAX_FORMAT_VERSION).contains(&v))
+        {
             return Err(BundleError::UnsupportedVersion {
                 found: head.version.unwrap_or(0),
             });
@@ -198,6 +207,17 @@ impl BundleMeta {
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serialising plain structs of strings and integers cannot fail.
         serde_json::to_vec_pretty(self).expect("BundleMeta serialises")
+    }
+
+    /// The lowest format version a reader needs for this bundle: 2 when it carries
+    /// `artifacts` (a version 1 reader would refuse their manifests as unreferenced blobs, with
+    /// a confusing message), else 1.
+    pub fn needed_version(&self) -> u32 {
+        if self.artifacts.is_empty() {
+            FORMAT_VERSION
+        } else {
+            2
+        }
     }
 
     /// Checks the document's internal consistency (without the blobs).
@@ -254,6 +274,10 @@ impl BundleMeta {
                 limit: MAX_JSON_TOTAL_BYTES,
             });
         }
+        if self.version < self.needed_version() {
+            return Err(bad(None, "artifacts need format version 2"));
+        }
+        crate::provenance::validate(self, &carried)?;
         let mut relied = BTreeSet::new();
         for r in &self.relied {
             if carried.contains_key(&r.digest) {
@@ -420,6 +444,7 @@ mod tests {
             }],
             blobs: vec![],
             relied: vec![],
+            artifacts: vec![],
         };
         let want = format!(
             concat!(

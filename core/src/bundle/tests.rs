@@ -747,8 +747,8 @@ fn crafted_bundles_are_refused_with_the_right_error() {
         ),
         (
             "unknown format version",
-            crafted(|m, _| m.version = 2),
-            "unsupported bundle format version 2",
+            crafted(|m, _| m.version = 3),
+            "unsupported bundle format version 3",
         ),
         (
             "unknown media type in manifest list",
