@@ -130,6 +130,67 @@ pub fn attach(
     meta.validate()
 }
 
+/// The blobs of an artifact manifest, as a bundle carries them: the manifest, its config and
+/// its layers (its `subject` is the target, carried already). `None` for an index artifact,
+/// whose children ddiff does not follow.
+pub fn artifact_blobs(manifest: &crate::RawManifest) -> Option<Vec<BlobInfo>> {
+    let img = manifest.as_image()?;
+    let info = |d: &crate::Descriptor, kind| BlobInfo {
+        digest: d.digest.clone(),
+        size: d.size,
+        media_type: d.media_type.clone(),
+        kind,
+    };
+    let mut out = vec![BlobInfo {
+        digest: manifest.digest().clone(),
+        size: manifest.bytes().len() as u64,
+        media_type: manifest.media_type().clone(),
+        kind: BlobKind::Manifest,
+    }];
+    out.push(info(&img.config, BlobKind::Config));
+    out.extend(img.layers.iter().map(|l| info(l, BlobKind::Layer)));
+    Some(out)
+}
+
+/// The referrers an OCI index lists (the referrers API's answer, or the fallback tag's
+/// index): its `manifests`. Empty for bytes that are not an index.
+pub fn referrers_of(index: &[u8]) -> Vec<crate::Descriptor> {
+    crate::RawManifest::parse(index.to_vec(), None)
+        .ok()
+        .and_then(|m| m.as_index().map(|i| i.manifests.clone()))
+        .unwrap_or_default()
+}
+
+/// The fallback tag's index after adding `referrer` (kept once, by digest), for registries
+/// without the referrers API: the distribution spec's "referrers tag schema". `existing` is
+/// the index the tag names now, if any. The descriptor keeps the referrer's `artifactType` and
+/// annotations, as the spec asks.
+pub fn fallback_index_with(existing: Option<&[u8]>, referrer: &crate::RawManifest) -> Vec<u8> {
+    let mut list = existing.map(referrers_of).unwrap_or_default();
+    if !list.iter().any(|d| &d.digest == referrer.digest()) {
+        let mut d = crate::Descriptor::new(
+            referrer.media_type().clone(),
+            referrer.digest().clone(),
+            referrer.bytes().len() as u64,
+        );
+        if let Some(img) = referrer.as_image() {
+            d.artifact_type = img
+                .artifact_type
+                .clone()
+                .or_else(|| Some(img.config.media_type.as_str().to_string()));
+            d.annotations = img.annotations.clone();
+        }
+        list.push(d);
+    }
+    let v = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::OciIndex.as_str(),
+        "manifests": list,
+    });
+    // Plain descriptors of strings and integers always serialise.
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 /// Checks `meta.artifacts` against the carried blobs and targets (section 10.2's rules).
 pub(crate) fn validate(
     meta: &BundleMeta,

@@ -245,6 +245,7 @@ pub async fn run(args: BuildArgs, global: &Global) -> Result<ExitCode> {
         platform: PlatformArgs::default(),
         compress: args.compress.clone(),
         sign: args.sign.clone(),
+        no_provenance: false,
     };
     let s = super::diff::diff(&dargs, global).await?;
     if global.json {

@@ -337,6 +337,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             platform: PlatformArgs::default(),
             compress: Default::default(),
             sign: Default::default(),
+            no_provenance: false,
         },
         &quiet,
     )

@@ -38,6 +38,11 @@ pub struct DiffArgs {
     pub compress: crate::compress::CompressArgs,
     #[command(flatten)]
     pub sign: crate::signing::SignArgs,
+    /// Leave the targets' provenance behind. By default, for targets read from a registry or
+    /// an OCI layout, their cosign signatures, attestations and SBOMs (sha256-<hex>.sig, .att,
+    /// .sbom) and their OCI referrers are carried and written at the destination.
+    #[arg(long)]
+    pub no_provenance: bool,
 }
 
 /// What `diff` reports (`--json`).
@@ -59,6 +64,8 @@ pub struct DiffSummary {
     pub relied_bytes: u64,
     /// What a full copy of the targets would move.
     pub full_bytes: u64,
+    /// Provenance artifacts carried.
+    pub artifacts: usize,
     /// The signature file written beside the bundle (`--sign-key`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
@@ -80,6 +87,12 @@ pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
             human_bytes(summary.full_bytes),
             human_bytes(summary.relied_bytes),
         );
+        if summary.artifacts > 0 {
+            println!(
+                "carries {} provenance artifact(s) (signatures, attestations, SBOMs, referrers)",
+                summary.artifacts
+            );
+        }
         if let Some(sig) = &summary.signature {
             println!("signed: {sig}");
         }
@@ -148,6 +161,30 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
     for t in &targets {
         blobs.add(t);
     }
+    let mut artifacts = 0;
+    let mut artifact_bytes = 0;
+    if !args.no_provenance {
+        for t in &targets {
+            // Engine and docker-archive images have no manifests of their own to sign.
+            let SourceImage::Remote(r) = t else { continue };
+            let mut subjects = vec![r.top.digest().clone()];
+            for i in &r.images {
+                if !subjects.contains(i.manifest.digest()) {
+                    subjects.push(i.manifest.digest().clone());
+                }
+            }
+            let found = crate::transport::provenance::discover(&r.location, &subjects)
+                .await
+                .with_context(|| format!("provenance of {} (--no-provenance leaves it)", r.name))?;
+            artifacts += found.artifacts.len();
+            // A full copy would move them too (skopeo and cosign copy them separately).
+            artifact_bytes += found.blobs.iter().map(|b| b.size).sum::<u64>();
+            ddiff_core::provenance::attach(&mut p.meta, found.blobs, found.artifacts)
+                .context("internal error: artifacts do not fit the bundle")?;
+            blobs.json.extend(found.json);
+            blobs.remote.extend(found.layers);
+        }
+    }
     let out = args
         .output
         .clone()
@@ -163,7 +200,8 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         .iter()
         .map(SourceImage::full_bytes)
         .sum::<u64>()
-        .max(p.full_bytes);
+        .max(p.full_bytes)
+        + artifact_bytes;
     Ok(DiffSummary {
         bundle: out.display().to_string(),
         bundle_bytes: size,
@@ -174,6 +212,7 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         relied_bytes: meta.relied_bytes(),
         full_bytes,
         signature: signature.map(|p| p.display().to_string()),
+        artifacts,
     })
 }
 

@@ -68,6 +68,7 @@ pub async fn run(mut args: InspectArgs, global: &crate::cmd::Global) -> Result<E
                     platform: super::PlatformArgs::default(),
                     compress: crate::compress::CompressArgs::default(),
                     sign: Default::default(),
+                    no_provenance: false,
                 },
                 &quiet,
             )

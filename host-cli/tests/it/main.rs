@@ -16,6 +16,7 @@ mod list_cli;
 mod load_scaling;
 mod oci_archive;
 mod oci_layout_load;
+mod provenance_e2e;
 mod registry_e2e;
 mod server_interop;
 mod server_routes;

@@ -1,0 +1,262 @@
+//! Image provenance across the gap (issue 14): a target signed the way cosign signs (a
+//! `sha256-<hex>.sig` simple-signing manifest whose signature OpenSSL makes), with an
+//! attestation (`.att`, an in-toto SPDX SBOM statement in a DSSE envelope) and an OCI 1.1
+//! referrer, pushed by skopeo (a peer we did not write) to a `ddiff server`; `ddiff diff`
+//! carries them, and `ddiff load` writes them into another `ddiff server` (referrers API) and
+//! into Debian's `docker-registry` (no referrers API: the `sha256-<hex>` fallback tag), where
+//! each is found byte for byte.
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use ddiff_core::provenance::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
+use ddiff_core::Digest;
+use serde_json::json;
+
+use crate::common::{ddiff, require_peer, run, skopeo, DdiffServer, RefRegistry};
+use crate::oci_archive::images;
+
+/// Adds a blob to a layout and returns its descriptor fields.
+fn put(layout: &Path, bytes: &[u8]) -> (String, usize) {
+    let d = Digest::sha256(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+    (d.to_string(), bytes.len())
+}
+
+/// An OCI image manifest of one layer, as cosign writes its `.sig`/`.att` manifests: a config
+/// whose diff_ids name the layer, and annotations on the layer.
+fn cosign_manifest(layout: &Path, layer: &[u8], layer_mt: &str, ann: serde_json::Value) -> Vec<u8> {
+    let (ld, ls) = put(layout, layer);
+    let config = json!({"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":[ld]},"config":{}});
+    let config = serde_json::to_vec(&config).unwrap();
+    let (cd, cs) = put(layout, &config);
+    let m = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": cs, "digest": cd},
+        "layers": [{"mediaType": layer_mt, "size": ls, "digest": ld, "annotations": ann}],
+    });
+    let bytes = serde_json::to_vec(&m).unwrap();
+    put(layout, &bytes);
+    bytes
+}
+
+struct Signed {
+    app: String,
+    sig: Vec<u8>,
+    att: Vec<u8>,
+    referrer: Vec<u8>,
+}
+
+/// Adds to the app layout a cosign signature of its manifest (key `key`), an attestation and
+/// an OCI referrer, each as an `index.json` entry with the tag it is pushed under.
+fn sign_layout(dir: &Path, layout: &Path, key: &Path) -> Signed {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let app = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app_size = index["manifests"][0]["size"].as_u64().unwrap();
+    let hex = app.trim_start_matches("sha256:");
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"app"}},"image":{{"docker-manifest-digest":"{app}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    );
+    let pfile = dir.join("payload.json");
+    std::fs::write(&pfile, &payload).unwrap();
+    let out = run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .arg(&pfile));
+    let sig_b64 = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
+    let sig = cosign_manifest(
+        layout,
+        payload.as_bytes(),
+        SIMPLE_SIGNING_MEDIA_TYPE,
+        json!({ SIGNATURE_ANNOTATION: sig_b64 }),
+    );
+    let statement = json!({"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document","subject":[{"name":"app","digest":{"sha256":hex}}],"predicate":{"spdxVersion":"SPDX-2.3","name":"app"}});
+    let envelope = json!({"payloadType":"application/vnd.in-toto+json","payload": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&statement).unwrap()),"signatures":[{"keyid":"","sig":"c2ln"}]});
+    let att = cosign_manifest(
+        layout,
+        &serde_json::to_vec(&envelope).unwrap(),
+        "application/vnd.dsse.envelope.v1+json",
+        json!({"predicateType": "https://spdx.dev/Document"}),
+    );
+    // An OCI 1.1 referrer (as `oras attach` writes one): empty config, a subject.
+    let (ed, es) = put(layout, b"{}");
+    let (ld, ls) = put(layout, b"SPDX-2.3 document of app");
+    let referrer = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": es, "digest": ed},
+        "layers": [{"mediaType": "application/spdx+json", "size": ls, "digest": ld}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": app_size, "digest": app},
+    }))
+    .unwrap();
+    put(layout, &referrer);
+    let mut index = index;
+    let list = index["manifests"].as_array_mut().unwrap();
+    for (bytes, tag) in [
+        (&sig, format!("sha256-{hex}.sig")),
+        (&att, format!("sha256-{hex}.att")),
+        (&referrer, "referrer".to_string()),
+    ] {
+        list.push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": Digest::sha256(bytes).to_string(),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }));
+    }
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    Signed {
+        app,
+        sig,
+        att,
+        referrer,
+    }
+}
+
+fn copy(from: String, to: String) {
+    run(skopeo()
+        .args([
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .arg(from)
+        .arg(to));
+}
+
+/// `GET /v2/<repo>/manifests/<reference>`'s body, or `None` on 404.
+fn get(addr: &str, path: &str) -> Option<Vec<u8>> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    out.status.success().then_some(out.stdout)
+}
+
+#[test]
+fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
+    if !require_peer("skopeo") || !require_peer("docker-registry") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path());
+    run(Command::new("openssl").current_dir(dir.path()).args([
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "cosign.key",
+    ]));
+    let s = sign_layout(dir.path(), &imgs.app_dir, &dir.path().join("cosign.key"));
+    let hex = s.app.trim_start_matches("sha256:").to_string();
+
+    let online = DdiffServer::start(&dir.path().join("online"), &[]);
+    let o = &online.addr;
+    copy(
+        format!("oci:{}:1", imgs.base_dir.display()),
+        format!("docker://{o}/base:1"),
+    );
+    for tag in [
+        "2",
+        &format!("sha256-{hex}.sig"),
+        &format!("sha256-{hex}.att"),
+        "referrer",
+    ] {
+        copy(
+            format!("oci:{}:{tag}", imgs.app_dir.display()),
+            format!("docker://{o}/app:{tag}"),
+        );
+    }
+    // skopeo kept the bytes: the online side holds exactly these manifests.
+    assert_eq!(
+        get(o, &format!("/v2/app/manifests/sha256-{hex}.sig")).unwrap(),
+        s.sig
+    );
+
+    let bundle = dir.path().join("app.ddiff");
+    let out = run(ddiff()
+        .args([
+            "diff",
+            &format!("docker://{o}/base:1"),
+            &format!("docker://{o}/app:2"),
+            "-o",
+        ])
+        .arg(&bundle));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("carries 3 provenance artifact(s)"), "{said}");
+    // --no-provenance leaves them out (and the bundle stays version 1).
+    let plain = dir.path().join("plain.ddiff");
+    let out = run(ddiff()
+        .args([
+            "diff",
+            "--no-provenance",
+            &format!("docker://{o}/base:1"),
+            &format!("docker://{o}/app:2"),
+            "-o",
+        ])
+        .arg(&plain));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("provenance"));
+
+    // Into another ddiff server (referrers API) and into docker-registry (fallback tag).
+    let offline = DdiffServer::start(&dir.path().join("offline"), &[]);
+    let reference = RefRegistry::start(&dir.path().join("ref"));
+    for (addr, has_api) in [(&offline.addr, true), (&reference.addr, false)] {
+        copy(
+            format!("oci:{}:1", imgs.base_dir.display()),
+            format!("docker://{addr}/base:1"),
+        );
+        run(ddiff()
+            .args(["--quiet", "load", "--no-pull"])
+            .arg(&bundle)
+            .arg("--to")
+            .arg(format!("docker://{addr}")));
+        let by_tag = |t: &str| get(addr, &format!("/v2/app/manifests/{t}"));
+        assert_eq!(
+            by_tag(&format!("sha256-{hex}.sig")).unwrap(),
+            s.sig,
+            "{addr}"
+        );
+        assert_eq!(
+            by_tag(&format!("sha256-{hex}.att")).unwrap(),
+            s.att,
+            "{addr}"
+        );
+        let rd = Digest::sha256(&s.referrer);
+        assert_eq!(by_tag(&rd.to_string()).unwrap(), s.referrer, "{addr}");
+        let listed = if has_api {
+            get(addr, &format!("/v2/app/referrers/{}", s.app)).unwrap()
+        } else {
+            assert!(get(addr, &format!("/v2/app/referrers/{}", s.app)).is_none());
+            by_tag(&format!("sha256-{hex}")).unwrap()
+        };
+        let v: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+        let digests: Vec<&str> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        assert!(digests.contains(&rd.to_string().as_str()), "{addr}: {v}");
+        // Every blob of the signature is there, byte for byte (skopeo verifies digests).
+        let out_dir = dir.path().join(format!("sig-{has_api}"));
+        run(skopeo()
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{addr}/app:sha256-{hex}.sig"))
+            .arg(format!("oci:{}:sig", out_dir.display())));
+    }
+}
