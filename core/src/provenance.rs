@@ -350,5 +350,53 @@ pub fn verify_simple_signing(
     SignatureVerdict::Invalid(reasons)
 }
 
+/// Whether target `index` of `meta` carries a cosign signature by `key`: some `signature`
+/// artifact of its top manifest or of one of its image manifests verifies
+/// ([`verify_simple_signing`]) with the payload naming that manifest. `json(d)` gives a
+/// carried manifest's exact bytes, `payload(d)` a carried payload layer's. `Err` says why not,
+/// in one line (no signature carried, or each signature's reason).
+pub fn check_target_signature(
+    meta: &BundleMeta,
+    index: usize,
+    key: &PublicKey,
+    json: &dyn Fn(&Digest) -> Option<Vec<u8>>,
+    payload: &mut dyn FnMut(&Digest) -> Option<Vec<u8>>,
+) -> Result<(), String> {
+    let t = meta.targets.get(index).ok_or("no such target")?;
+    let subjects: Vec<&Digest> = std::iter::once(&t.digest)
+        .chain(t.images.iter().map(|i| &i.manifest))
+        .collect();
+    let mut reasons = Vec::new();
+    for a in meta
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::Signature && subjects.contains(&&a.subject))
+    {
+        let Some(bytes) = json(&a.digest) else {
+            reasons.push(format!("signature manifest {} not in the bundle", a.digest));
+            continue;
+        };
+        let m = match crate::RawManifest::parse(bytes, Some(a.media_type.as_str())) {
+            Ok(m) => m,
+            Err(e) => {
+                reasons.push(format!("signature manifest {}: {e}", a.digest));
+                continue;
+            }
+        };
+        let Some(img) = m.as_image() else {
+            reasons.push(format!("signature manifest {} is an index", a.digest));
+            continue;
+        };
+        match verify_simple_signing(img, &a.subject, key, payload) {
+            SignatureVerdict::Valid => return Ok(()),
+            SignatureVerdict::Invalid(r) => reasons.extend(r),
+        }
+    }
+    if reasons.is_empty() {
+        return Err("no cosign signature is carried for it".into());
+    }
+    Err(reasons.join("; "))
+}
+
 #[cfg(test)]
 mod tests;

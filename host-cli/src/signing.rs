@@ -231,6 +231,50 @@ pub fn after_write(
     }
 }
 
+/// Checks that every target of a verified bundle carries a cosign signature by `key` (the
+/// core decides: [`ddiff_core::provenance::check_target_signature`]); returns one line per
+/// target, or an error naming the first target without a valid signature.
+pub fn check_image_signatures(
+    bundle: &crate::bundle_io::VerifiedBundle,
+    key: &PublicKey,
+) -> Result<Vec<String>> {
+    let meta = &bundle.report.meta;
+    let json = |d: &ddiff_core::Digest| bundle.report.json_blobs.get(d).cloned();
+    // Payloads are small JSON layers; a larger one is not a simple-signing payload.
+    let mut payload = |d: &ddiff_core::Digest| {
+        let i = meta.blobs.iter().position(|b| &b.digest == d)?;
+        if meta.blobs[i].size > 1 << 20 {
+            return None;
+        }
+        let mut v = Vec::new();
+        crate::bundle_io::open_blob(bundle, i)
+            .ok()?
+            .read_to_end(&mut v)
+            .ok()?;
+        (ddiff_core::Digest::sha256(&v) == *d).then_some(v)
+    };
+    let mut lines = Vec::new();
+    for (i, t) in meta.targets.iter().enumerate() {
+        ddiff_core::provenance::check_target_signature(meta, i, key, &json, &mut payload).map_err(
+            |why| {
+                anyhow!(
+                    "{}: target {} has no valid cosign signature by key {}: {why}",
+                    bundle.path.display(),
+                    ddiff_core::display::Safe(&t.reference),
+                    key.key_id()
+                )
+            },
+        )?;
+        lines.push(format!(
+            "image {} signed by {} key {}",
+            ddiff_core::display::Safe(&t.reference),
+            key.algorithm(),
+            key.key_id()
+        ));
+    }
+    Ok(lines)
+}
+
 /// A bundle signature that verified.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

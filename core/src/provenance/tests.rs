@@ -250,3 +250,20 @@ fn a_referrer_whose_subject_is_another_image_is_refused_by_the_decoder() {
     let err = decode_all(&s.encode()).unwrap_err();
     assert!(err.to_string().contains("referrer's subject"), "{err}");
 }
+
+#[test]
+fn a_target_is_signed_only_by_a_carried_signature_that_verifies() {
+    let s = with_signature(ArtifactKind::Signature);
+    let key = PublicKey::from_pem(EC_PUB).unwrap();
+    let json = |d: &Digest| s.blobs.get(d).cloned();
+    let mut payload = |d: &Digest| s.blobs.get(d).cloned();
+    // The sample's target is not the digest the fixture's payload names: refused, saying so.
+    let err = check_target_signature(&s.meta, 0, &key, &json, &mut payload).unwrap_err();
+    assert!(err.contains("signed payload names"), "{err}");
+    // A bundle without artifacts: refused by name.
+    let plain = sample(SampleOptions::default());
+    let json = |d: &Digest| plain.blobs.get(d).cloned();
+    let mut payload = |d: &Digest| plain.blobs.get(d).cloned();
+    let err = check_target_signature(&plain.meta, 0, &key, &json, &mut payload).unwrap_err();
+    assert_eq!(err, "no cosign signature is carried for it");
+}

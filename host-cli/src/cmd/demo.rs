@@ -368,6 +368,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             no_pull: true,
             jobs: 4,
             key: Default::default(),
+            require_signature: false,
         },
         &quiet,
     )

@@ -60,6 +60,11 @@ pub struct LoadArgs {
     pub jobs: u16,
     #[command(flatten)]
     pub key: crate::signing::KeyArgs,
+    /// Refuse the load, before anything is written, unless every target carries a cosign
+    /// signature by --key (a simple-signing payload naming its manifest digest). BUNDLE.sig
+    /// is then checked when present, not required.
+    #[arg(long, requires = "key")]
+    pub require_signature: bool,
 }
 
 pub use crate::transport::LoadSummary;
@@ -179,11 +184,19 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
     let bundle = Arc::new(verify_with_progress(args.bundle.clone(), &progress).await?);
     if let Some(k) = &public_key {
         // Before anything is written to the destination.
-        let ok = crate::signing::check_bundle_signature(&bundle.path, &bundle.meta_bytes, k)?;
-        progress.println(format!(
-            "bundle signed by {} key {}",
-            ok.algorithm, ok.key_id
-        ));
+        let sig = crate::signing::signature_path(&bundle.path);
+        if !args.require_signature || sig.exists() {
+            let ok = crate::signing::check_bundle_signature(&bundle.path, &bundle.meta_bytes, k)?;
+            progress.println(format!(
+                "bundle signed by {} key {}",
+                ok.algorithm, ok.key_id
+            ));
+        }
+        if args.require_signature {
+            for line in crate::signing::check_image_signatures(&bundle, k)? {
+                progress.println(line);
+            }
+        }
     }
     dest.check_targets(bundle.report.meta.targets.len())?;
     let b = bundle.clone();

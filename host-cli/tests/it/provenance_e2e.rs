@@ -14,7 +14,7 @@ use ddiff_core::provenance::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
 use ddiff_core::Digest;
 use serde_json::json;
 
-use crate::common::{ddiff, require_peer, run, skopeo, DdiffServer, RefRegistry};
+use crate::common::{ddiff, fails, require_peer, run, skopeo, DdiffServer, RefRegistry};
 use crate::oci_archive::images;
 
 /// Adds a blob to a layout and returns its descriptor fields.
@@ -146,6 +146,31 @@ fn get(addr: &str, path: &str) -> Option<Vec<u8>> {
     out.status.success().then_some(out.stdout)
 }
 
+/// Every file under a registry's storage with its bytes (upload scratch space excluded).
+fn listing(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            let name = p.to_string_lossy().to_string();
+            if name.contains("_uploads") || name.contains(".tmp") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
     if !require_peer("skopeo") || !require_peer("docker-registry") {
@@ -212,16 +237,119 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
         .arg(&plain));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("provenance"));
 
+    // A bundle whose signature was tampered with at the source (its last base64 character
+    // changed, the manifest otherwise cosign's).
+    let mut v: serde_json::Value = serde_json::from_slice(&s.sig).unwrap();
+    let good = v["layers"][0]["annotations"][SIGNATURE_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut bad = good.into_bytes();
+    let at = bad.len() - 4;
+    bad[at] = if bad[at] == b'A' { b'B' } else { b'A' };
+    v["layers"][0]["annotations"][SIGNATURE_ANNOTATION] = json!(String::from_utf8(bad).unwrap());
+    let tampered_sig = dir.path().join("tampered-sig.json");
+    std::fs::write(&tampered_sig, serde_json::to_vec(&v).unwrap()).unwrap();
+    let online2 = DdiffServer::start(&dir.path().join("online2"), &[]);
+    let o2 = &online2.addr;
+    copy(
+        format!("oci:{}:1", imgs.base_dir.display()),
+        format!("docker://{o2}/base:1"),
+    );
+    copy(
+        format!("oci:{}:2", imgs.app_dir.display()),
+        format!("docker://{o2}/app:2"),
+    );
+    // The signature's blobs, then the tampered manifest under cosign's tag.
+    copy(
+        format!("oci:{}:sha256-{hex}.sig", imgs.app_dir.display()),
+        format!("docker://{o2}/app:sig-blobs"),
+    );
+    let put = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", tampered_sig.display()))
+        .arg(format!("http://{o2}/v2/app/manifests/sha256-{hex}.sig"))
+        .status()
+        .unwrap();
+    assert!(put.success());
+    let tampered = dir.path().join("tampered.ddiff");
+    run(ddiff()
+        .args([
+            "--quiet",
+            "diff",
+            &format!("docker://{o2}/base:1"),
+            &format!("docker://{o2}/app:2"),
+            "-o",
+        ])
+        .arg(&tampered));
+    let ossl = |args: &[&str]| run(Command::new("openssl").current_dir(dir.path()).args(args));
+    ossl(&["pkey", "-in", "cosign.key", "-pubout", "-out", "cosign.pub"]);
+    ossl(&["genpkey", "-algorithm", "ed25519", "-out", "other.key"]);
+    ossl(&["pkey", "-in", "other.key", "-pubout", "-out", "other.pub"]);
+    let public = dir.path().join("cosign.pub");
+
     // Into another ddiff server (referrers API) and into docker-registry (fallback tag).
     let offline = DdiffServer::start(&dir.path().join("offline"), &[]);
     let reference = RefRegistry::start(&dir.path().join("ref"));
-    for (addr, has_api) in [(&offline.addr, true), (&reference.addr, false)] {
+    for (addr, has_api, root) in [
+        (&offline.addr, true, dir.path().join("offline")),
+        (&reference.addr, false, dir.path().join("ref")),
+    ] {
         copy(
             format!("oci:{}:1", imgs.base_dir.display()),
             format!("docker://{addr}/base:1"),
         );
+        // --require-signature refuses the wrong key, a tampered signature and none, before
+        // writing anything.
+        let before = listing(&root);
+        for (b, key, why) in [
+            (
+                &bundle,
+                dir.path().join("other.pub"),
+                "malformed Ed25519 signature",
+            ),
+            (&tampered, public.clone(), "does not match"),
+            (&plain, public.clone(), "no cosign signature is carried"),
+        ] {
+            let o = fails(
+                ddiff()
+                    .args([
+                        "--quiet",
+                        "load",
+                        "--no-pull",
+                        "--require-signature",
+                        "--key",
+                    ])
+                    .arg(&key)
+                    .arg(b)
+                    .arg("--to")
+                    .arg(format!("docker://{addr}")),
+            );
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains("has no valid cosign signature"), "{e}");
+            assert!(e.contains(why), "{why}: {e}");
+            assert_eq!(
+                listing(&root),
+                before,
+                "{addr}: {why}: the destination changed"
+            );
+        }
         run(ddiff()
-            .args(["--quiet", "load", "--no-pull"])
+            .args([
+                "--quiet",
+                "load",
+                "--no-pull",
+                "--require-signature",
+                "--key",
+            ])
+            .arg(&public)
             .arg(&bundle)
             .arg("--to")
             .arg(format!("docker://{addr}")));
