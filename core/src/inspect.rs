@@ -64,6 +64,9 @@ pub struct Inspection {
     pub carried_bytes: u64,
     /// Bytes of all relied-on blobs (what the destination must already have).
     pub relied_bytes: u64,
+    /// The targets' provenance carried (cosign signatures, attestations, SBOMs, referrers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::provenance::ArtifactView>,
 }
 
 /// One target.
@@ -176,6 +179,7 @@ pub fn inspect(
         blob_count: meta.blobs.len(),
         carried_bytes: meta.carried_bytes(),
         relied_bytes: meta.relied_bytes(),
+        artifacts: crate::provenance::views(meta, json_blobs),
     })
 }
 

@@ -191,6 +191,68 @@ pub fn fallback_index_with(existing: Option<&[u8]>, referrer: &crate::RawManifes
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// An artifact as `inspect` and the page show it. Strings from the bundle are made safe to
+/// show ([`crate::display::safe_text`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactView {
+    /// The target manifest it is about.
+    pub subject: Digest,
+    /// What it is.
+    pub kind: ArtifactKind,
+    /// Its manifest.
+    pub digest: Digest,
+    /// The cosign tag it gets at a destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The manifest's `artifactType` (referrers), else its config's media type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Attestations: the `predicateType` annotation of each layer (SPDX, CycloneDX, SLSA).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicate_types: Vec<String>,
+    /// Signatures: keyless (a certificate is attached) rather than key-based.
+    pub keyless: bool,
+}
+
+/// The artifacts of a bundle as [`ArtifactView`]s, in `ddiff.json` order.
+pub fn views(meta: &BundleMeta, json_blobs: &BTreeMap<Digest, Vec<u8>>) -> Vec<ArtifactView> {
+    let safe = |s: &str| crate::display::safe_text(s);
+    meta.artifacts
+        .iter()
+        .map(|a| {
+            let m = json_blobs.get(&a.digest).and_then(|b| {
+                crate::RawManifest::parse(b.clone(), Some(a.media_type.as_str())).ok()
+            });
+            let img = m.as_ref().and_then(|m| m.as_image());
+            let ann = |k: &str| -> Vec<String> {
+                img.map(|i| {
+                    i.layers
+                        .iter()
+                        .filter_map(|l| l.annotations.as_ref()?.get(k).map(|v| safe(v)))
+                        .collect()
+                })
+                .unwrap_or_default()
+            };
+            ArtifactView {
+                subject: a.subject.clone(),
+                kind: a.kind,
+                digest: a.digest.clone(),
+                tag: a.tag(),
+                artifact_type: img.map(|i| {
+                    safe(
+                        i.artifact_type
+                            .as_deref()
+                            .unwrap_or(i.config.media_type.as_str()),
+                    )
+                }),
+                predicate_types: ann("predicateType"),
+                keyless: !ann(CERTIFICATE_ANNOTATION).is_empty(),
+            }
+        })
+        .collect()
+}
+
 /// Checks `meta.artifacts` against the carried blobs and targets (section 10.2's rules).
 pub(crate) fn validate(
     meta: &BundleMeta,

@@ -224,6 +224,21 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
         .arg(&bundle));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("carries 3 provenance artifact(s)"), "{said}");
+    let shown = run(ddiff().arg("inspect").arg(&bundle));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("Provenance (3 artifact(s)"), "{shown}");
+    assert!(
+        shown.contains("attestation") && shown.contains("https://spdx.dev/Document"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("(tag sha256-{hex}.sig)")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("referrer") && shown.contains("application/spdx+json"),
+        "{shown}"
+    );
     // --no-provenance leaves them out (and the bundle stays version 1).
     let plain = dir.path().join("plain.ddiff");
     let out = run(ddiff()
