@@ -42,6 +42,10 @@ pub struct VerifyArgs {
     pub no_checksum: bool,
     #[command(flatten)]
     pub key: crate::signing::KeyArgs,
+    /// Also require every target to carry a cosign image signature by --key (checked as
+    /// `load --require-signature` does); BUNDLE.sig is then checked when present, not required.
+    #[arg(long, requires = "key")]
+    pub require_signature: bool,
 }
 
 /// The state of the `.sha256` side file.
@@ -100,6 +104,10 @@ pub struct FileResult {
     /// The bundle signature (`--key`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureCheck>,
+    /// The targets' cosign signatures (`--require-signature`): one line per signed target, or
+    /// the refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_signatures: Option<Result<Vec<String>, String>>,
 }
 
 /// The bundle signature's state (`--key`).
@@ -217,6 +225,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
         error: None,
         checksum: Checksum::Absent,
         signature: None,
+        image_signatures: None,
     };
     let mut meta_bytes = Vec::new();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -315,7 +324,18 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
     ) {
         r.ok = false;
     }
-    if let Some(k) = &args.key.key {
+    if let (Some(k), true, true) = (&args.key.key, args.require_signature, r.ok) {
+        let checked = crate::signing::read_public_key(k).and_then(|key| {
+            let vb = bundle_io::verify_file(path, |_, _| {})?;
+            crate::signing::check_image_signatures(&vb, &key)
+        });
+        let checked = checked.map_err(|e| super::error_line(&e));
+        r.ok &= checked.is_ok();
+        r.image_signatures = Some(checked);
+    }
+    let bundle_sig_wanted =
+        !args.require_signature || crate::signing::signature_path(path).exists();
+    if let (Some(k), true) = (&args.key.key, bundle_sig_wanted) {
         let check = if r.ok {
             signature_check(path, &meta_bytes, k)
         } else {
@@ -492,9 +512,20 @@ pub fn render(r: &FileResult) -> String {
         Some(SignatureCheck::Refused { problem }) => {
             s += &format!("\n     SIGNATURE REFUSED: {}", Safe(problem))
         }
+        Some(SignatureCheck::Skipped)
+            if r.image_signatures.as_ref().is_some_and(|c| c.is_err()) => {}
         Some(SignatureCheck::Skipped) => {
             s += "\n     signature not checked: the bundle is not intact"
         }
+        None => {}
+    }
+    match &r.image_signatures {
+        Some(Ok(lines)) => {
+            for l in lines {
+                s += &format!("\n     {l}");
+            }
+        }
+        Some(Err(problem)) => s += &format!("\n     IMAGE SIGNATURE REFUSED: {}", Safe(problem)),
         None => {}
     }
     s
@@ -516,6 +547,7 @@ mod tests {
             write_checksum: write,
             no_checksum: false,
             key: Default::default(),
+            require_signature: false,
         }
     }
 

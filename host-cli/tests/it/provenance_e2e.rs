@@ -239,6 +239,23 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
         shown.contains("referrer") && shown.contains("application/spdx+json"),
         "{shown}"
     );
+    run(Command::new("openssl").current_dir(dir.path()).args([
+        "pkey",
+        "-in",
+        "cosign.key",
+        "-pubout",
+        "-out",
+        "cosign.pub",
+    ]));
+    let v = run(ddiff()
+        .args(["verify", "--require-signature", "--key"])
+        .arg(dir.path().join("cosign.pub"))
+        .arg(&bundle));
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        v.contains("image ") && v.contains(" signed by ECDSA-P256-SHA256 key"),
+        "{v}"
+    );
     // --no-provenance leaves them out (and the bundle stays version 1).
     let plain = dir.path().join("plain.ddiff");
     let out = run(ddiff()
@@ -251,6 +268,17 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
         ])
         .arg(&plain));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("provenance"));
+    let v = fails(
+        ddiff()
+            .args(["verify", "--require-signature", "--key"])
+            .arg(dir.path().join("cosign.pub"))
+            .arg(&plain),
+    );
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        v.contains("IMAGE SIGNATURE REFUSED") && v.contains("no cosign signature is carried"),
+        "{v}"
+    );
 
     // A bundle whose signature was tampered with at the source (its last base64 character
     // changed, the manifest otherwise cosign's).

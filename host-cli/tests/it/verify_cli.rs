@@ -17,6 +17,7 @@ fn args() -> VerifyArgs {
         write_checksum: false,
         no_checksum: true,
         key: Default::default(),
+        require_signature: false,
     }
 }
 
