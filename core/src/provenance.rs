@@ -253,6 +253,37 @@ pub fn views(meta: &BundleMeta, json_blobs: &BTreeMap<Digest, Vec<u8>>) -> Vec<A
         .collect()
 }
 
+/// How a bundle's artifacts appear in an OCI layout's `index.json` after a load: cosign kinds
+/// as entries named `REPOSITORY:sha256-<hex>.sig` (`.att`, `.sbom`), as `skopeo copy` of the
+/// tag would write them; referrers as entries without a name (found by their `subject`, as the
+/// image-layout spec's referrers are). Returns (named entries, referrer descriptors).
+pub fn layout_entries(
+    meta: &BundleMeta,
+) -> Result<(Vec<crate::oci_layout::NewEntry>, Vec<crate::Descriptor>), BundleError> {
+    let mut named = Vec::new();
+    let mut referrers = Vec::new();
+    for a in &meta.artifacts {
+        let d = crate::Descriptor::new(a.media_type.clone(), a.digest.clone(), a.size);
+        let Some(tag) = a.tag() else {
+            referrers.push(d);
+            continue;
+        };
+        for t in meta
+            .targets
+            .iter()
+            .filter(|t| t.digest == a.subject || t.images.iter().any(|i| i.manifest == a.subject))
+        {
+            let r = t.parsed_reference()?;
+            named.push(crate::oci_layout::NewEntry {
+                descriptor: d.clone(),
+                name: format!("{}:{tag}", r.repository()),
+                tag: tag.clone(),
+            });
+        }
+    }
+    Ok((named, referrers))
+}
+
 /// Checks `meta.artifacts` against the carried blobs and targets (section 10.2's rules).
 pub(crate) fn validate(
     meta: &BundleMeta,

@@ -200,9 +200,14 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
     }
     dest.check_targets(bundle.report.meta.targets.len())?;
     let artifacts = bundle.report.meta.artifacts.len();
-    if artifacts > 0 && !matches!(dest, Destination::Registry { .. }) {
+    if artifacts > 0
+        && !matches!(
+            dest,
+            Destination::Registry { .. } | Destination::Layout { .. }
+        )
+    {
         progress.println(format!(
-            "note: the bundle's {artifacts} provenance artifact(s) (signatures, attestations, SBOMs) are not written: only registry destinations take them yet"
+            "note: the bundle's {artifacts} provenance artifact(s) (signatures, attestations, SBOMs) are not written: only registries and oci: layouts take them yet"
         ));
     }
     let b = bundle.clone();

@@ -430,4 +430,55 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
             .arg(format!("docker://{addr}/app:sha256-{hex}.sig"))
             .arg(format!("oci:{}:sig", out_dir.display())));
     }
+
+    // Into an OCI layout holding the base: the artifacts' blobs byte for byte, the cosign
+    // tags as named entries, the referrer as an entry whose manifest keeps its subject.
+    let layout = dir.path().join("dest-layout");
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(&imgs.base_dir)
+        .arg(&layout));
+    run(ddiff()
+        .args(["--quiet", "load", "--require-signature", "--key"])
+        .arg(&public)
+        .arg(&bundle)
+        .arg("--to")
+        .arg(format!("oci:{}", layout.display())));
+    for bytes in [&s.sig, &s.att, &s.referrer] {
+        let d = Digest::sha256(bytes);
+        assert_eq!(
+            &std::fs::read(layout.join("blobs/sha256").join(d.hex())).unwrap(),
+            bytes
+        );
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    let named = |t: &str| {
+        entries
+            .iter()
+            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .map(|e| e["digest"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        named(&format!("sha256-{hex}.sig")),
+        Some(Digest::sha256(&s.sig).to_string())
+    );
+    assert_eq!(
+        named(&format!("sha256-{hex}.att")),
+        Some(Digest::sha256(&s.att).to_string())
+    );
+    let rd = Digest::sha256(&s.referrer).to_string();
+    assert!(
+        entries.iter().any(|e| e["digest"] == rd.as_str()),
+        "{index}"
+    );
+    // skopeo reads the signature image out of the layout, verifying every blob.
+    run(skopeo()
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:sha256-{hex}.sig", layout.display()))
+        .arg(format!(
+            "oci:{}:sig",
+            dir.path().join("sig-from-layout").display()
+        )));
 }
