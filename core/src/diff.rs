@@ -296,6 +296,7 @@ pub fn plan(
         targets: infos,
         blobs,
         relied,
+        artifacts: Vec::new(),
     };
     Ok(Plan {
         meta,

@@ -83,6 +83,12 @@ pub enum Error {
     /// A site inventory that is damaged, edited or of another format.
     #[error(transparent)]
     Inventory(#[from] crate::inventory::InventoryError),
+    /// A key or signature that cannot be used, or a signature that does not match.
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
+    /// A private key file that cannot be used.
+    #[error(transparent)]
+    PrivateKey(#[from] crate::signature::PrivateKeyError),
     /// A host that broke the tar framing contract.
     #[error(transparent)]
     Framing(#[from] crate::tar::FramingError),

@@ -64,6 +64,9 @@ pub struct Inspection {
     pub carried_bytes: u64,
     /// Bytes of all relied-on blobs (what the destination must already have).
     pub relied_bytes: u64,
+    /// The targets' provenance carried (cosign signatures, attestations, SBOMs, referrers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::provenance::ArtifactView>,
 }
 
 /// One target.
@@ -179,6 +182,7 @@ pub fn inspect(
         blob_count: meta.blobs.len(),
         carried_bytes: meta.carried_bytes(),
         relied_bytes: meta.relied_bytes(),
+        artifacts: crate::provenance::views(meta, json_blobs),
     })
 }
 
@@ -499,6 +503,11 @@ impl Inspector {
     /// The metadata, once read.
     pub fn meta(&self) -> Option<&BundleMeta> {
         self.meta.as_ref()
+    }
+
+    /// The exact bytes of `ddiff.json`, once read (what a bundle signature signs).
+    pub fn meta_bytes(&self) -> Option<&[u8]> {
+        self.dec.meta_bytes()
     }
 
     /// The inspection, once every manifest and config was read.

@@ -731,6 +731,8 @@ impl<'r> TargetIndex<'r> {
                 targets: vec![t.clone()],
                 blobs,
                 relied: relied.iter().map(|&i| meta.relied[i].clone()).collect(),
+                // Artifacts are loaded after every target, from the whole bundle.
+                artifacts: Vec::new(),
             },
             json_blobs,
             offsets: carried.iter().map(|&i| report.offsets[i]).collect(),

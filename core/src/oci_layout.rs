@@ -203,6 +203,29 @@ pub fn index_with(existing: Option<&[u8]>, entries: &[NewEntry]) -> Result<Vec<u
     serde_json::to_vec(&v).map_err(|_| LayoutError::Unwritable("does not serialise"))
 }
 
+/// `index` with `add` appended, each descriptor once (by digest): the entries of referrers,
+/// which carry no name.
+pub fn index_with_unnamed(index: &[u8], add: &[Descriptor]) -> Result<Vec<u8>, LayoutError> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(index).map_err(|_| LayoutError::Unwritable("is not JSON"))?;
+    let list = v
+        .get_mut("manifests")
+        .and_then(|m| m.as_array_mut())
+        .ok_or(LayoutError::Unwritable("has no manifests array"))?;
+    for d in add {
+        let there = list.iter().any(|e| {
+            e.get("digest").and_then(|x| x.as_str()) == Some(d.digest.to_string().as_str())
+        });
+        if !there {
+            list.push(
+                serde_json::to_value(d)
+                    .map_err(|_| LayoutError::Unwritable("does not serialise"))?,
+            );
+        }
+    }
+    serde_json::to_vec(&v).map_err(|_| LayoutError::Unwritable("does not serialise"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

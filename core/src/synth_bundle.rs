@@ -381,6 +381,7 @@ pub fn many(o: ManyOptions) -> Sample {
         targets,
         blobs: json,
         relied: Vec::new(),
+        artifacts: Vec::new(),
     };
     Sample { meta, blobs }
 }

@@ -36,6 +36,9 @@ pub struct VerifiedBundle {
     pub report: Report,
     /// Size of the file.
     pub file_size: u64,
+    /// The exact bytes of `ddiff.json` (empty for the original tool's bundles), which a
+    /// bundle signature signs.
+    pub meta_bytes: Vec<u8>,
     /// Inflaters of an original `.tar.gz` bundle parked between blob reads.
     inflaters: Arc<Inflaters>,
     /// Layers that travel as patches, rebuilt (`crate::delta::rebuild_patches`) into files:
@@ -74,11 +77,14 @@ pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Ve
         File::open(path).with_context(|| format!("cannot open bundle {}", path.display()))?;
     let file_size = file.metadata()?.len();
     let where_ = path.display().to_string();
+    let mut meta_bytes = Vec::new();
     let report = match format {
         Format::V1 => {
             let mut dec = Decoder::with_options(DecodeOptions { hasher: fast_hasher });
-            run(file, file_size, &mut progress, |chunk| drive(chunk, |c| dec.decode(c)))
-                .and_then(|r| finish(r, dec.finish()))
+            let r = run(file, file_size, &mut progress, |chunk| drive(chunk, |c| dec.decode(c)))
+                .and_then(|r| finish(r, dec.finish()));
+            meta_bytes = dec.meta_bytes().unwrap_or_default().to_vec();
+            r
         }
         Format::Legacy => {
             let mut gz = flate2::bufread::GzDecoder::new(BufReader::with_capacity(CHUNK, file));
@@ -124,6 +130,7 @@ pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Ve
         format,
         report,
         file_size,
+        meta_bytes,
         inflaters: Arc::default(),
         rebuilt: Default::default(),
         rebuilt_dir: None,

@@ -10,5 +10,6 @@ pub mod durable;
 pub mod hash;
 pub mod progress;
 pub mod registry;
+pub mod signing;
 pub mod transport;
 pub mod ui;

@@ -105,6 +105,8 @@ pub struct Decoder {
     meta: Option<BundleMeta>,
     /// Digest of the exact `ddiff.json` bytes.
     meta_digest: Option<Digest>,
+    /// The exact `ddiff.json` bytes (what a bundle signature signs).
+    meta_bytes: Option<Vec<u8>>,
     metadata_sealed: bool,
     json_blobs: BTreeMap<Digest, Vec<u8>>,
     offsets: Vec<u64>,
@@ -137,6 +139,7 @@ impl Decoder {
             current_offset: 0,
             meta: None,
             meta_digest: None,
+            meta_bytes: None,
             metadata_sealed: false,
             json_blobs: BTreeMap::new(),
             offsets: Vec::new(),
@@ -164,6 +167,12 @@ impl Decoder {
     /// Bytes consumed so far (for progress).
     pub fn offset(&self) -> u64 {
         self.tar.offset()
+    }
+
+    /// The exact bytes of `ddiff.json`, once read: what a bundle signature signs (see
+    /// [`crate::signature`]). Only a complete decode proves the rest of the bundle matches them.
+    pub fn meta_bytes(&self) -> Option<&[u8]> {
+        self.meta_bytes.as_deref()
     }
 
     /// The metadata, once read.
@@ -381,6 +390,7 @@ impl Decoder {
                         );
                         h.update(&buf);
                         self.meta_digest = Some(h.finish().0);
+                        self.meta_bytes = Some(buf);
                         self.meta = Some(meta.clone());
                         self.phase = Phase::Layout;
                         return Ok(Some(Event::Metadata(Box::new(meta))));
@@ -602,8 +612,12 @@ impl Decoder {
             meta.blobs.iter().map(|b| (&b.digest, b)).collect();
         let relied: BTreeMap<&Digest, &super::ReliedBlob> =
             meta.relied.iter().map(|b| (&b.digest, b)).collect();
-        let mut referenced: BTreeSet<Digest> =
-            meta.targets.iter().map(|t| t.digest.clone()).collect();
+        let mut referenced: BTreeSet<Digest> = meta
+            .targets
+            .iter()
+            .map(|t| t.digest.clone())
+            .chain(meta.artifacts.iter().map(|a| a.digest.clone()))
+            .collect();
         let mut used_relied: BTreeSet<Digest> = BTreeSet::new();
         for b in meta
             .blobs
@@ -622,6 +636,7 @@ impl Decoder {
                     source,
                 },
             )?;
+            crate::provenance::check_artifact_manifest(meta, &b.digest, &m)?;
             for d in m.references() {
                 let is_subject = match m.manifest() {
                     Manifest::Image(i) => i.subject.as_ref() == Some(d),

@@ -484,6 +484,7 @@ impl LegacyDecoder {
             }],
             blobs,
             relied,
+            artifacts: Vec::new(),
         };
         meta.validate()?;
         Ok(Report {

@@ -15,12 +15,15 @@ use super::BundleError;
 /// The value of `format`.
 pub const FORMAT_NAME: &str = "ddiff-bundle";
 /// The format version of a bundle that needs nothing a version 1 reader lacks: what ddiff
-/// writes unless a layer travels as a patch.
+/// writes unless a layer travels as a patch or provenance artifacts are carried.
 pub const FORMAT_VERSION: u32 = 1;
-/// The version of a bundle with layers carried as patches (`blobs[].patch`): a version 1
-/// reader would take a patch entry for the layer itself, so such bundles say version 2 and
-/// version 1 readers refuse them by version.
+/// The version of a bundle with layers carried as patches (`blobs[].patch`, section 8) or
+/// provenance artifacts (`artifacts`, section 10): a version 1 reader would take a patch entry
+/// for the layer itself, or refuse artifact manifests as unreferenced, so such bundles say
+/// version 2 and version 1 readers refuse them by version.
 pub const FORMAT_VERSION_PATCHES: u32 = 2;
+/// The newest format version this crate reads.
+pub const MAX_FORMAT_VERSION: u32 = FORMAT_VERSION_PATCHES;
 /// Every version this crate reads.
 pub const SUPPORTED_VERSIONS: [u32; 2] = [FORMAT_VERSION, FORMAT_VERSION_PATCHES];
 /// Largest `ddiff.json` accepted.
@@ -195,6 +198,9 @@ pub struct BundleMeta {
     /// Blobs referenced by the targets but not carried.
     #[serde(default)]
     pub relied: Vec<ReliedBlob>,
+    /// Provenance artifacts of the targets (section 10.2; version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::provenance::Artifact>,
 }
 
 impl BundleMeta {
@@ -249,7 +255,7 @@ impl BundleMeta {
         if self.version != self.needed_version() {
             return Err(bad(
                 None,
-                "version does not match the content (2 exactly when a layer travels as a patch)",
+                "version does not match the content (2 exactly when a layer travels as a patch or artifacts are carried)",
             ));
         }
         let mut carried: BTreeMap<&Digest, &BlobInfo> = BTreeMap::new();
@@ -306,6 +312,7 @@ impl BundleMeta {
                 limit: MAX_JSON_TOTAL_BYTES,
             });
         }
+        crate::provenance::validate(self, &carried)?;
         let mut relied = BTreeSet::new();
         for r in &self.relied {
             if carried.contains_key(&r.digest) {
@@ -370,10 +377,11 @@ impl BundleMeta {
     }
 
     /// The version this content needs: [`FORMAT_VERSION_PATCHES`] when a layer travels as a
-    /// patch, else [`FORMAT_VERSION`] (so bundles without patches stay readable by version 1
-    /// readers, and a version number never claims what the content does not hold).
+    /// patch or artifacts are carried, else [`FORMAT_VERSION`] (so such bundles stay readable
+    /// by version 1 readers, and a version number never claims what the content does not
+    /// hold).
     pub fn needed_version(&self) -> u32 {
-        if self.blobs.iter().any(|b| b.patch.is_some()) {
+        if self.blobs.iter().any(|b| b.patch.is_some()) || !self.artifacts.is_empty() {
             FORMAT_VERSION_PATCHES
         } else {
             FORMAT_VERSION
@@ -524,6 +532,7 @@ mod tests {
             }],
             blobs: vec![],
             relied: vec![],
+            artifacts: vec![],
         };
         let want = format!(
             concat!(

@@ -31,6 +31,8 @@ pub struct BuildArgs {
     pub compress: CompressArgs,
     #[command(flatten)]
     pub delta: crate::delta::DeltaArgs,
+    #[command(flatten)]
+    pub sign: crate::signing::SignArgs,
     /// Arguments for `docker build`.
     #[arg(
         trailing_var_arg = true,
@@ -245,6 +247,8 @@ pub async fn run(args: BuildArgs, global: &Global) -> Result<ExitCode> {
         platform: PlatformArgs::default(),
         compress: args.compress.clone(),
         delta: args.delta.clone(),
+        sign: args.sign.clone(),
+        no_provenance: false,
     };
     let s = super::diff::diff(&dargs, global).await?;
     if global.json {

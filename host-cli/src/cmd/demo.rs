@@ -364,6 +364,8 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             platform: PlatformArgs::default(),
             compress: Default::default(),
             delta: Default::default(),
+            sign: Default::default(),
+            no_provenance: false,
         },
         &quiet,
     )
@@ -395,6 +397,8 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             update_inventory: None,
             jobs: 4,
             delta_memory: 4 << 30,
+            key: Default::default(),
+            require_signature: false,
         },
         &quiet,
     )
@@ -446,6 +450,8 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             platform: PlatformArgs::default(),
             compress: Default::default(),
             delta: Default::default(),
+            sign: Default::default(),
+            no_provenance: false,
         },
         &quiet,
     )
@@ -469,6 +475,8 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             update_inventory: None,
             jobs: 4,
             delta_memory: 4 << 30,
+            key: Default::default(),
+            require_signature: false,
         },
         &quiet,
     )

@@ -57,6 +57,13 @@ pub struct DiffCli {
     pub compress: crate::compress::CompressArgs,
     #[command(flatten)]
     pub delta: crate::delta::DeltaArgs,
+    #[command(flatten)]
+    pub sign: crate::signing::SignArgs,
+    /// Leave the targets' provenance behind. By default, for targets read from a registry or
+    /// an OCI layout, their cosign signatures, attestations and SBOMs (sha256-<hex>.sig, .att,
+    /// .sbom) and their OCI referrers are carried and written at the destination.
+    #[arg(long)]
+    pub no_provenance: bool,
 }
 
 /// `diff` against a named base (also what `build` and `demo` run).
@@ -74,6 +81,10 @@ pub struct DiffArgs {
     pub compress: crate::compress::CompressArgs,
     /// Deltas inside layers.
     pub delta: crate::delta::DeltaArgs,
+    /// Signing of the bundle.
+    pub sign: crate::signing::SignArgs,
+    /// Leave the targets' provenance behind.
+    pub no_provenance: bool,
 }
 
 /// The references of a `--targets` file: one per line, `#` starts a comment.
@@ -154,6 +165,8 @@ impl DiffCli {
                 platform: self.platform,
                 compress: self.compress,
                 delta: self.delta,
+                sign: self.sign,
+                no_provenance: self.no_provenance,
             },
             have,
         ))
@@ -182,6 +195,11 @@ pub struct DiffSummary {
     /// Layers that travel as patches, their bytes as layers and as patches, and why other
     /// layers travel whole.
     pub deltas: crate::delta::DeltaReport,
+    /// Provenance artifacts carried.
+    pub artifacts: usize,
+    /// The signature file written beside the bundle (`--sign-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Runs `diff`.
@@ -209,6 +227,15 @@ pub async fn run(args: DiffCli, global: &Global) -> Result<ExitCode> {
                 human_bytes(summary.deltas.patch_bytes),
             );
         }
+        if summary.artifacts > 0 {
+            println!(
+                "carries {} provenance artifact(s) (signatures, attestations, SBOMs, referrers)",
+                summary.artifacts
+            );
+        }
+        if let Some(sig) = &summary.signature {
+            println!("signed: {sig}");
+        }
         println!("offline, run: ddiff load {}", summary.bundle);
     }
     Ok(ExitCode::SUCCESS)
@@ -230,6 +257,12 @@ pub async fn diff_against(
     global: &Global,
 ) -> Result<DiffSummary> {
     let progress = global.progress();
+    // The key is read (and its password asked for) before any work, so a wrong password
+    // costs nothing.
+    let sign_key = match &args.sign.sign_key {
+        Some(k) => Some(crate::signing::read_signing_key(k)?),
+        None => None,
+    };
     // Temporary layer files go next to the output (same disk).
     let tmp_dir = match args.output.as_deref().and_then(std::path::Path::parent) {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -285,6 +318,30 @@ pub async fn diff_against(
     for t in &targets {
         blobs.add(t);
     }
+    let mut artifacts = 0;
+    let mut artifact_bytes = 0;
+    if !args.no_provenance {
+        for t in &targets {
+            // Engine and docker-archive images have no manifests of their own to sign.
+            let SourceImage::Remote(r) = t else { continue };
+            let mut subjects = vec![r.top.digest().clone()];
+            for i in &r.images {
+                if !subjects.contains(i.manifest.digest()) {
+                    subjects.push(i.manifest.digest().clone());
+                }
+            }
+            let found = crate::transport::provenance::discover(&r.location, &subjects)
+                .await
+                .with_context(|| format!("provenance of {} (--no-provenance leaves it)", r.name))?;
+            artifacts += found.artifacts.len();
+            // A full copy would move them too (skopeo and cosign copy them separately).
+            artifact_bytes += found.blobs.iter().map(|b| b.size).sum::<u64>();
+            ddiff_core::provenance::attach(&mut p.meta, found.blobs, found.artifacts)
+                .context("internal error: artifacts do not fit the bundle")?;
+            blobs.json.extend(found.json);
+            blobs.remote.extend(found.layers);
+        }
+    }
     let out = args
         .output
         .clone()
@@ -329,11 +386,13 @@ pub async fn diff_against(
     // layers fetched for the delta planner are local files too).
     let verify = !blobs.files.is_empty();
     let size = blobs.write_bundle(&out, &meta, verify, &progress).await?;
+    let signature = crate::signing::after_write(&out, &meta.to_bytes(), sign_key.as_ref())?;
     let full_bytes = targets
         .iter()
         .map(SourceImage::full_bytes)
         .sum::<u64>()
-        .max(p.full_bytes);
+        .max(p.full_bytes)
+        + artifact_bytes;
     Ok(DiffSummary {
         bundle: out.display().to_string(),
         bundle_bytes: size,
@@ -348,6 +407,8 @@ pub async fn diff_against(
         relied_bytes: meta.relied_bytes(),
         full_bytes,
         deltas,
+        signature: signature.map(|p| p.display().to_string()),
+        artifacts,
     })
 }
 

@@ -68,6 +68,8 @@ pub async fn run(mut args: InspectArgs, global: &crate::cmd::Global) -> Result<E
                     platform: super::PlatformArgs::default(),
                     compress: crate::compress::CompressArgs::default(),
                     delta: crate::delta::DeltaArgs::default(),
+                    sign: Default::default(),
+                    no_provenance: false,
                 },
                 &quiet,
             )
@@ -238,6 +240,35 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
                     let _ = writeln!(s, "      {}", ddiff_core::display::patch_note(p, l.size));
                 }
             }
+        }
+    }
+    if !ins.artifacts.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nProvenance ({} artifact(s), written with the targets):",
+            ins.artifacts.len()
+        );
+        for a in &ins.artifacts {
+            let what = match a.kind {
+                ddiff_core::provenance::ArtifactKind::Signature if a.keyless => {
+                    "signature (keyless: carried, not verified offline)".to_string()
+                }
+                k => format!("{k:?}").to_lowercase(),
+            };
+            let extra = a
+                .predicate_types
+                .first()
+                .or(a.artifact_type.as_ref())
+                .map_or(String::new(), |t| format!(" {t}"));
+            let _ = writeln!(
+                s,
+                "  {what:<10} {} of {}{extra}{}",
+                a.digest.short(),
+                a.subject.short(),
+                a.tag
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" (tag {t})"))
+            );
         }
     }
     if files {

@@ -66,6 +66,13 @@ pub struct LoadArgs {
     /// Parallel uploads.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub jobs: u16,
+    #[command(flatten)]
+    pub key: crate::signing::KeyArgs,
+    /// Refuse the load, before anything is written, unless every target carries a cosign
+    /// signature by --key (a simple-signing payload naming its manifest digest). BUNDLE.sig
+    /// is then checked when present, not required.
+    #[arg(long, requires = "key")]
+    pub require_signature: bool,
 }
 
 pub use crate::transport::LoadSummary;
@@ -203,8 +210,41 @@ pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
 
 async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Result<LoadSummary> {
     let progress = global.progress();
+    let public_key = args
+        .key
+        .key
+        .as_deref()
+        .map(crate::signing::read_public_key)
+        .transpose()?;
     let mut bundle = verify_with_progress(args.bundle.clone(), &progress).await?;
+    if let Some(k) = &public_key {
+        // Before anything is written to the destination.
+        let sig = crate::signing::signature_path(&bundle.path);
+        if !args.require_signature || sig.exists() {
+            let ok = crate::signing::check_bundle_signature(&bundle.path, &bundle.meta_bytes, k)?;
+            progress.println(format!(
+                "bundle signed by {} key {}",
+                ok.algorithm, ok.key_id
+            ));
+        }
+        if args.require_signature {
+            for line in crate::signing::check_image_signatures(&bundle, k)? {
+                progress.println(line);
+            }
+        }
+    }
     dest.check_targets(bundle.report.meta.targets.len())?;
+    let artifacts = bundle.report.meta.artifacts.len();
+    if artifacts > 0
+        && !matches!(
+            dest,
+            Destination::Registry { .. } | Destination::Layout { .. }
+        )
+    {
+        progress.println(format!(
+            "note: the bundle's {artifacts} provenance artifact(s) (signatures, attestations, SBOMs) are not written: only registries and oci: layouts take them yet"
+        ));
+    }
     // Layers that travel as patches are rebuilt from the destination's own copy of their
     // reference, every digest checked, before the transport writes anything.
     crate::delta::rebuild_patches(

@@ -40,6 +40,12 @@ pub struct VerifyArgs {
     /// Do not check an existing `BUNDLE.sha256`.
     #[arg(long, conflicts_with = "write_checksum")]
     pub no_checksum: bool,
+    #[command(flatten)]
+    pub key: crate::signing::KeyArgs,
+    /// Also require every target to carry a cosign image signature by --key (checked as
+    /// `load --require-signature` does); BUNDLE.sig is then checked when present, not required.
+    #[arg(long, requires = "key")]
+    pub require_signature: bool,
 }
 
 /// The state of the `.sha256` side file.
@@ -95,6 +101,25 @@ pub struct FileResult {
     pub error: Option<String>,
     /// The side file.
     pub checksum: Checksum,
+    /// The bundle signature (`--key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureCheck>,
+    /// The targets' cosign signatures (`--require-signature`): one line per signed target, or
+    /// the refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_signatures: Option<Result<Vec<String>, String>>,
+}
+
+/// The bundle signature's state (`--key`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum SignatureCheck {
+    /// `BUNDLE.sig` is the key's signature over the bundle's metadata.
+    Ok(crate::signing::SignatureOk),
+    /// Missing, malformed or not the key's.
+    Refused { problem: String },
+    /// Not checked: the bundle is not intact.
+    Skipped,
 }
 
 /// Runs `ddiff verify`.
@@ -106,6 +131,10 @@ pub async fn run(args: VerifyArgs, global: &crate::cmd::Global) -> Result<ExitCo
 }
 
 fn run_blocking(args: &VerifyArgs, quiet: bool, json: bool) -> Result<ExitCode> {
+    // A key that cannot be read is the command's error, not each bundle's.
+    if let Some(k) = &args.key.key {
+        crate::signing::read_public_key(k)?;
+    }
     let progress = Progress::new(Mode::detect(quiet || json));
     let mut results = Vec::new();
     for path in &args.bundles {
@@ -195,7 +224,10 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
         problem: None,
         error: None,
         checksum: Checksum::Absent,
+        signature: None,
+        image_signatures: None,
     };
+    let mut meta_bytes = Vec::new();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let item = progress.item(path.display().to_string(), size);
     let file_sha = match bundle_io::detect(path) {
@@ -214,6 +246,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
                 ins.feed(chunk).is_ok()
             });
             let outcome = ins.finish();
+            meta_bytes = ins.meta_bytes().unwrap_or_default().to_vec();
             r.blobs_verified = outcome.blobs_verified;
             if let Some(i) = &outcome.inspection {
                 r.targets = i.targets.iter().map(|t| t.reference.clone()).collect();
@@ -291,9 +324,40 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
     ) {
         r.ok = false;
     }
+    if let (Some(k), true, true) = (&args.key.key, args.require_signature, r.ok) {
+        let checked = crate::signing::read_public_key(k).and_then(|key| {
+            let vb = bundle_io::verify_file(path, |_, _| {})?;
+            crate::signing::check_image_signatures(&vb, &key)
+        });
+        let checked = checked.map_err(|e| super::error_line(&e));
+        r.ok &= checked.is_ok();
+        r.image_signatures = Some(checked);
+    }
+    let bundle_sig_wanted =
+        !args.require_signature || crate::signing::signature_path(path).exists();
+    if let (Some(k), true) = (&args.key.key, bundle_sig_wanted) {
+        let check = if r.ok {
+            signature_check(path, &meta_bytes, k)
+        } else {
+            SignatureCheck::Skipped
+        };
+        r.ok &= matches!(check, SignatureCheck::Ok(_));
+        r.signature = Some(check);
+    }
     r.seconds = started.elapsed().as_secs_f64();
     r.mb_per_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-9);
     r
+}
+
+fn signature_check(bundle: &Path, meta_bytes: &[u8], key: &Path) -> SignatureCheck {
+    let checked = crate::signing::read_public_key(key)
+        .and_then(|k| crate::signing::check_bundle_signature(bundle, meta_bytes, &k));
+    match checked {
+        Ok(ok) => SignatureCheck::Ok(ok),
+        Err(e) => SignatureCheck::Refused {
+            problem: super::error_line(&e),
+        },
+    }
 }
 
 fn side_file(
@@ -436,6 +500,34 @@ pub fn render(r: &FileResult) -> String {
         }
         Checksum::Skipped | Checksum::Absent => {}
     }
+    match &r.signature {
+        Some(SignatureCheck::Ok(ok)) => {
+            s += &format!(
+                "\n     signed: {} is the signature of {} key {}",
+                safe_path(&ok.file),
+                ok.algorithm,
+                ok.key_id
+            )
+        }
+        Some(SignatureCheck::Refused { problem }) => {
+            s += &format!("\n     SIGNATURE REFUSED: {}", Safe(problem))
+        }
+        Some(SignatureCheck::Skipped)
+            if r.image_signatures.as_ref().is_some_and(|c| c.is_err()) => {}
+        Some(SignatureCheck::Skipped) => {
+            s += "\n     signature not checked: the bundle is not intact"
+        }
+        None => {}
+    }
+    match &r.image_signatures {
+        Some(Ok(lines)) => {
+            for l in lines {
+                s += &format!("\n     {l}");
+            }
+        }
+        Some(Err(problem)) => s += &format!("\n     IMAGE SIGNATURE REFUSED: {}", Safe(problem)),
+        None => {}
+    }
     s
 }
 
@@ -454,6 +546,8 @@ mod tests {
             bundles: vec![],
             write_checksum: write,
             no_checksum: false,
+            key: Default::default(),
+            require_signature: false,
         }
     }
 

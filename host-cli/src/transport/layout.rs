@@ -533,16 +533,55 @@ pub fn load_dir(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
         .with_context(|| format!("cannot write {}/oci-layout", dir.display()))?;
     }
     let mut sink = DirSink::new(dir);
-    let (mut summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    let (mut summary, mut entries) = write_plans(bundle, &plans, &mut sink, &label)?;
     summary.moved_tags = moves;
+    let referrers = write_artifacts(bundle, &mut sink, &mut entries, &mut summary)?;
     // Every blob durable and in place before index.json names any of them.
     sink.commit()?;
     let index_path = dir.join("index.json");
     let existing = std::fs::read(&index_path).ok();
     let new_index = index_with(existing.as_deref(), &entries)?;
+    let new_index = if referrers.is_empty() {
+        new_index
+    } else {
+        ddiff_core::oci_layout::index_with_unnamed(&new_index, &referrers)?
+    };
     crate::durable::write_whole(&index_path, "index", &new_index)
         .with_context(|| format!("cannot write {}", index_path.display()))?;
     Ok(summary)
+}
+
+/// Writes the bundle's provenance artifacts' blobs into the layout and adds their entries
+/// ([`ddiff_core::provenance::layout_entries`]); returns the referrers' descriptors.
+fn write_artifacts(
+    bundle: &VerifiedBundle,
+    sink: &mut dyn LayoutSink,
+    entries: &mut Vec<NewEntry>,
+    summary: &mut LoadSummary,
+) -> Result<Vec<Descriptor>> {
+    let meta = &bundle.report.meta;
+    let mut wanted: BTreeSet<Digest> = BTreeSet::new();
+    for a in &meta.artifacts {
+        let bytes = bundle
+            .report
+            .json_blobs
+            .get(&a.digest)
+            .context("internal error: artifact manifest not read")?;
+        let m = RawManifest::parse(bytes.clone(), Some(a.media_type.as_str()))?;
+        let blobs =
+            ddiff_core::provenance::artifact_blobs(&m).context("internal error: index artifact")?;
+        wanted.extend(blobs.into_iter().map(|b| b.digest));
+    }
+    for (i, b) in meta.blobs.iter().enumerate() {
+        if wanted.contains(&b.digest) {
+            let mut r = crate::bundle_io::open_blob(bundle, i)?;
+            sink.put(&b.digest, &mut r, b.size)?;
+        }
+    }
+    let (named, referrers) = ddiff_core::provenance::layout_entries(meta)?;
+    summary.artifacts = meta.artifacts.len();
+    entries.extend(named);
+    Ok(referrers)
 }
 
 /// Removes the temporary files (`blobs/<alg>/.ddiff-*.tmp`) left by a load that was killed

@@ -22,6 +22,7 @@
 pub mod docker_archive;
 pub mod engine;
 pub mod layout;
+pub mod provenance;
 pub mod registry;
 pub mod tar_file;
 
@@ -537,4 +538,7 @@ pub struct LoadSummary {
     pub pulled_as: Vec<String>,
     /// Tags that named another image before the load, and now name the target.
     pub moved_tags: Vec<TagMove>,
+    /// Provenance artifacts written (cosign signatures, attestations, SBOMs, referrers), once
+    /// per repository.
+    pub artifacts: usize,
 }

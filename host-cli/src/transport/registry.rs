@@ -178,6 +178,19 @@ pub async fn load(
     }
     let mut summary = write(bundle, &index, &client, &plans, host, jobs, progress).await?;
     summary.moved_tags = moves;
+    if !meta.artifacts.is_empty() {
+        let repos: Vec<(String, Vec<Digest>)> = plans
+            .iter()
+            .map(|p| {
+                let t = &p.report.meta.targets[0];
+                let mut s = vec![t.digest.clone()];
+                s.extend(t.images.iter().map(|i| i.manifest.clone()));
+                (p.repo.clone(), s)
+            })
+            .collect();
+        summary.artifacts =
+            super::provenance::load_registry(bundle, &client, &repos, progress).await?;
+    }
     let written = plans.into_iter().map(|p| (p.repo, p.tag)).collect();
     Ok((summary, written))
 }
@@ -536,7 +549,7 @@ impl<'a> Probe<'a> {
 }
 
 /// A streamed request body over a range of one blob of the bundle, read on a blocking thread.
-fn body_from_blob(
+pub(crate) fn body_from_blob(
     bundle: Arc<VerifiedBundle>,
     index: usize,
     from: u64,

@@ -193,6 +193,8 @@ fn verify_of_an_original_bundle_names_the_base_it_needs() {
             bundles: vec![],
             write_checksum: false,
             no_checksum: true,
+            key: Default::default(),
+            require_signature: false,
         },
         &Progress::new(Mode::Quiet),
     );

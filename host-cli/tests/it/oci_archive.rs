@@ -11,7 +11,7 @@ use ddiff_core::{Digest, MediaType, RawManifest};
 use crate::common::{ddiff, run, tar_of};
 
 /// Writes an OCI image layout holding `blobs` and one manifest tagged `tag`.
-fn write_layout(dir: &Path, blobs: &[&[u8]], m: &RawManifest, tag: &str) {
+pub(crate) fn write_layout(dir: &Path, blobs: &[&[u8]], m: &RawManifest, tag: &str) {
     let blob_dir = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blob_dir).unwrap();
     for b in blobs.iter().copied().chain([m.bytes()]) {
@@ -31,14 +31,14 @@ fn write_layout(dir: &Path, blobs: &[&[u8]], m: &RawManifest, tag: &str) {
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
-struct Images {
-    base_dir: std::path::PathBuf,
-    app_dir: std::path::PathBuf,
-    app_layer: Vec<u8>,
+pub(crate) struct Images {
+    pub(crate) base_dir: std::path::PathBuf,
+    pub(crate) app_dir: std::path::PathBuf,
+    pub(crate) app_layer: Vec<u8>,
 }
 
 /// A base with one layer and an app with that layer plus one more, as layouts.
-fn images(root: &Path) -> Images {
+pub(crate) fn images(root: &Path) -> Images {
     let base_t = layer_tar(&[("etc/base.txt", b"the base layer")], 0);
     let app_t = layer_tar(&[("app/run.sh", b"the-app-layer-content-0123456789")], 0);
     let (bl, al) = (

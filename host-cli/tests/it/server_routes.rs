@@ -924,6 +924,59 @@ async fn referrers_api_lists_manifests_with_a_subject() {
         .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
 }
 
+/// The distribution spec's push with tags: `PUT …/manifests/<digest>?tag=a&tag=b` tags the
+/// manifest with each, and the answer names each in an `OCI-Tag` header (issue 14: cosign's
+/// `sha256-<hex>.sig` tags are set this way by clients that support it).
+#[tokio::test]
+async fn manifest_put_by_digest_with_tag_query_parameters_tags_it() {
+    let r = reg();
+    let (_, m) = push_image(&r, "tq/img", "seed", OCI_MANIFEST, "tq").await;
+    let d = Digest::sha256(&m);
+    let sig_tag = format!("sha256-{}.sig", d.hex());
+    let put = r
+        .send(
+            Method::PUT,
+            &format!("/v2/tq/img/manifests/{d}?tag=v1&tag={sig_tag}&tag=v1"),
+            &[("content-type", OCI_MANIFEST)],
+            m.clone(),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let tags: Vec<&str> = put
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["v1", sig_tag.as_str()]);
+    for t in ["v1", sig_tag.as_str()] {
+        let got = r.get(&format!("/v2/tq/img/manifests/{t}")).await;
+        assert_eq!(got.status, StatusCode::OK, "{t}");
+        assert_eq!(got.header("docker-content-digest"), d.to_string());
+    }
+    let list = r.get("/v2/tq/img/tags/list").await.json();
+    assert_eq!(list["tags"], json!(["seed", sig_tag, "v1"]));
+    // No tag query: no OCI-Tag header (clients then tag by a PUT per tag).
+    let plain = r
+        .put_manifest("tq/img", &d.to_string(), OCI_MANIFEST, &m)
+        .await;
+    assert_eq!(plain.status, StatusCode::CREATED);
+    assert!(plain.headers.get("oci-tag").is_none());
+    // A tag that is not a tag is refused, and nothing is stored under it.
+    r.send(
+        Method::PUT,
+        &format!("/v2/tq/img/manifests/{d}?tag=..bad"),
+        &[("content-type", OCI_MANIFEST)],
+        m.clone(),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    assert_eq!(
+        r.get("/v2/tq/img/manifests/..bad").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
 #[tokio::test]
 async fn unsupported_methods_and_unknown_endpoints() {
     let r = reg();

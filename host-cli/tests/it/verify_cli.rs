@@ -16,6 +16,8 @@ fn args() -> VerifyArgs {
         bundles: vec![],
         write_checksum: false,
         no_checksum: true,
+        key: Default::default(),
+        require_signature: false,
     }
 }
 

@@ -363,6 +363,56 @@ impl Registry {
         self.check(Method::PUT, &url, resp).await.map(|_| ())
     }
 
+    /// Puts a manifest that has a `subject` (an OCI 1.1 referrer) by digest; returns whether
+    /// the registry answered `OCI-Subject` (it indexes referrers itself). When it did not, the
+    /// client maintains the `sha256-<hex>` fallback tag (distribution spec, "Pushing
+    /// Manifests with Subject").
+    pub async fn put_referrer(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<bool> {
+        let url = self.url(&format!("/v2/{repo}/manifests/{digest}"));
+        let scope = format!("repository:{repo}:pull,push");
+        let body = Bytes::copy_from_slice(bytes);
+        let resp = self
+            .send(&scope, &|c| {
+                Ok(c.put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(body.clone()))
+            })
+            .await?;
+        let resp = self.check(Method::PUT, &url, resp).await?;
+        Ok(resp.headers().contains_key("oci-subject"))
+    }
+
+    /// The referrers of `digest` in `repo` as an OCI index (exact bytes): the referrers API,
+    /// else the `sha256-<hex>` fallback tag; `None` when neither exists.
+    pub async fn referrers(&self, repo: &str, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let url = self.url(&format!("/v2/{repo}/referrers/{digest}"));
+        let scope = format!("repository:{repo}:pull");
+        let resp = self
+            .send(&scope, &|c| {
+                Ok(c.get(&url)
+                    .header(ACCEPT, "application/vnd.oci.image.index.v1+json"))
+            })
+            .await?;
+        if resp.status().is_success() {
+            let bytes = read_limited(resp, ddiff_core::manifest::MAX_MANIFEST_BYTES).await?;
+            return Ok(Some(bytes));
+        }
+        if resp.status() != StatusCode::NOT_FOUND {
+            self.check(Method::GET, &url, resp).await?;
+        }
+        let tag = ddiff_core::provenance::referrers_fallback_tag(digest);
+        if self.head_manifest(repo, &tag).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.get_manifest(repo, &tag).await?.bytes().to_vec()))
+    }
+
     /// Whether a blob exists in `repo`; returns its size.
     pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));

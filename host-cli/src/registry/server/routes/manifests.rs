@@ -80,13 +80,27 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `PUT /v2/<name>/manifests/<reference>[?tag=T...]`. Each `tag` query parameter (the
+/// distribution spec's push with tags, for a manifest put by digest) tags the manifest too,
+/// and the answer names every tag set in an `OCI-Tag` header, so a client knows they were
+/// applied (a registry without the feature answers none, and the client tags one by one).
 pub(super) async fn put_manifest(
     state: &AppState,
     name: String,
     reference: Reference,
+    query_tags: &[String],
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
+    for t in query_tags {
+        ddiff_core::reference::validate_tag(t).map_err(|e| {
+            RegistryError::new(
+                ErrorCode::ManifestInvalid,
+                format!("tag query parameter: {e}"),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+        })?;
+    }
     let bytes = read_limited(body, ddiff_core::manifest::MAX_MANIFEST_BYTES).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -111,10 +125,16 @@ pub(super) async fn put_manifest(
         })?;
     let raw = Arc::new(raw);
     let digest = raw.digest().clone();
-    let tag = match &reference {
-        Reference::Tag(t) => Some(t.clone()),
-        Reference::Digest(_) => None,
+    let mut tags: Vec<String> = match &reference {
+        Reference::Tag(t) => vec![t.clone()],
+        Reference::Digest(_) => Vec::new(),
     };
+    for t in query_tags {
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    let tags2 = tags.clone();
     // The blobs it requires must be in this repository (the core's rule).
     let needed: Vec<Digest> = raw.required_blobs().into_iter().cloned().collect();
     let (n, r2) = (name.clone(), raw.clone());
@@ -125,7 +145,12 @@ pub(super) async fn put_manifest(
             }
         }
         s.write_blob_bytes(&n, r2.digest(), r2.bytes())?;
-        s.link_manifest(&n, r2.digest(), tag.as_deref())?;
+        if tags2.is_empty() {
+            s.link_manifest(&n, r2.digest(), None)?;
+        }
+        for t in &tags2 {
+            s.link_manifest(&n, r2.digest(), Some(t))?;
+        }
         Ok(None)
     })
     .await?;
@@ -144,6 +169,11 @@ pub(super) async fn put_manifest(
         hv(&format!("/v2/{name}/manifests/{digest}")),
     );
     h.insert(DIGEST_HEADER, hv(&digest.to_string()));
+    if !query_tags.is_empty() {
+        for t in &tags {
+            h.append("oci-tag", hv(t));
+        }
+    }
     let subject = raw
         .as_image()
         .and_then(|m| m.subject.as_ref())

@@ -47,6 +47,7 @@ pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Res
 async fn dispatch_inner(state: AppState, req: Request) -> Result<Response> {
     let route = parse_route(req.uri().path())?;
     let query = parse_query(req.uri().query());
+    let tags = query_all(req.uri().query(), "tag");
     let method = req.method().clone();
     let head = method == Method::HEAD;
     let (parts, body) = req.into_parts();
@@ -56,7 +57,7 @@ async fn dispatch_inner(state: AppState, req: Request) -> Result<Response> {
             manifests::get_manifest(&state, name, reference, head).await
         }
         (Route::Manifest { name, reference }, Method::PUT) => {
-            manifests::put_manifest(&state, name, reference, &headers, body).await
+            manifests::put_manifest(&state, name, reference, &tags, &headers, body).await
         }
         (Route::Manifest { name, reference }, Method::DELETE) => {
             manifests::delete_manifest(&state, name, reference).await
@@ -98,6 +99,14 @@ pub(crate) type Query = BTreeMap<String, String>;
 fn parse_query(q: Option<&str>) -> Query {
     form_urlencoded::parse(q.unwrap_or("").as_bytes())
         .into_owned()
+        .collect()
+}
+
+/// Every value of a repeated query parameter, in order (`?tag=a&tag=b`).
+fn query_all(q: Option<&str>, key: &str) -> Vec<String> {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
         .collect()
 }
 
