@@ -35,7 +35,7 @@ pub const MAX_UNIT: u32 = 1 << 20;
 /// A reader or writer holds one stripe (`volumes × unit`); the unit shrinks to keep it here.
 const STRIPE_BUDGET: u64 = 64 << 20;
 /// Fixed part of the set descriptor (before the volume digests).
-const DESCRIPTOR_FIXED: usize = 72;
+const DESCRIPTOR_FIXED: usize = 40;
 
 /// What is wrong with a volume size, a volume or a set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -356,14 +356,13 @@ fn prev_pow2(x: u64) -> u64 {
     }
 }
 
-/// The set descriptor, the same bytes in every volume: the geometry, the bundle's SHA-256
-/// and every volume's payload SHA-256. The set's digest is the SHA-256 of these bytes.
+/// The set descriptor, the same bytes in every volume: the geometry and every volume's
+/// payload SHA-256 (the data volumes' payloads are the bundle's bytes, so together they
+/// cover the bundle). The set's digest is the SHA-256 of these bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetDescriptor {
     /// The geometry.
     pub geometry: Geometry,
-    /// SHA-256 of the bundle's bytes (what `sha256sum` of the plain bundle would say).
-    pub bundle: Digest,
     /// SHA-256 of each volume's payload, in index order.
     pub volumes: Vec<Digest>,
 }
@@ -406,7 +405,6 @@ impl SetDescriptor {
         b.extend_from_slice(&g.unit.to_le_bytes());
         b.extend_from_slice(&g.payload.to_le_bytes());
         b.extend_from_slice(&g.bundle_size.to_le_bytes());
-        b.extend_from_slice(&raw32(&self.bundle));
         for v in &self.volumes {
             b.extend_from_slice(&raw32(v));
         }
@@ -440,7 +438,6 @@ impl SetDescriptor {
             .collect();
         Ok(SetDescriptor {
             geometry,
-            bundle: from_raw32(&b[40..72]),
             volumes,
         })
     }
@@ -885,7 +882,6 @@ mod tests {
         let g = Geometry::plan(300_000, 65536, 2).unwrap().unwrap();
         SetDescriptor {
             geometry: g,
-            bundle: Digest::sha256(b"bundle"),
             volumes: (0..g.volumes())
                 .map(|i| Digest::sha256(&i.to_le_bytes()))
                 .collect(),
@@ -960,7 +956,7 @@ mod tests {
     fn the_set_most_volumes_name_is_chosen_and_a_tie_refused() {
         let a = sample_desc();
         let mut b = sample_desc();
-        b.bundle = Digest::sha256(b"other");
+        b.volumes[0] = Digest::sha256(b"other");
         let tr = |d: &SetDescriptor, i: u32| {
             let t = encode_trailer(d, i, &vec![0; d.geometry.units(i) as usize]);
             let f = Footer::decode(&t[t.len() - FOOTER_LEN..]).unwrap();

@@ -2,6 +2,7 @@
 //! engine, files, the embedded registry server). The binary in `main.rs` is a thin clap front.
 
 pub mod bundle_io;
+pub mod volume_io;
 pub mod bundle_write;
 pub mod cmd;
 pub mod compress;

@@ -29,6 +29,8 @@ pub struct BuildArgs {
     pub bundle: Option<PathBuf>,
     #[command(flatten)]
     pub compress: CompressArgs,
+    #[command(flatten)]
+    pub volumes: crate::volume_io::VolumeArgs,
     /// Arguments for `docker build`.
     #[arg(
         trailing_var_arg = true,
@@ -242,6 +244,7 @@ pub async fn run(args: BuildArgs, global: &Global) -> Result<ExitCode> {
         output: args.bundle.clone(),
         platform: PlatformArgs::default(),
         compress: args.compress.clone(),
+        volumes: args.volumes.clone(),
     };
     let s = super::diff::diff(&dargs, global).await?;
     if global.json {
@@ -254,7 +257,8 @@ pub async fn run(args: BuildArgs, global: &Global) -> Result<ExitCode> {
             human_bytes(s.carried_bytes),
             human_bytes(s.full_bytes)
         );
-        println!("offline, run: ddiff load {}", s.bundle);
+        let first = s.volumes.first().unwrap_or(&s.bundle);
+        println!("offline, run: ddiff load {first}");
     }
     Ok(ExitCode::SUCCESS)
 }

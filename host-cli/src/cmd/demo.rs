@@ -336,6 +336,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             output: Some(bundle.clone()),
             platform: PlatformArgs::default(),
             compress: Default::default(),
+            volumes: Default::default(),
         },
         &quiet,
     )
@@ -362,6 +363,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     let loaded = load(
         &LoadArgs {
             bundle: bundle.clone(),
+            more: Vec::new(),
             to: Some(format!("docker://{}", offline.host)),
             no_pull: true,
             jobs: 4,

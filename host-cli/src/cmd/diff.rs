@@ -36,6 +36,8 @@ pub struct DiffArgs {
     pub platform: PlatformArgs,
     #[command(flatten)]
     pub compress: crate::compress::CompressArgs,
+    #[command(flatten)]
+    pub volumes: crate::volume_io::VolumeArgs,
 }
 
 /// What `diff` reports (`--json`).
@@ -57,6 +59,10 @@ pub struct DiffSummary {
     pub relied_bytes: u64,
     /// What a full copy of the targets would move.
     pub full_bytes: u64,
+    /// The volumes written, when the bundle was cut into a set (docs/bundle-format.md
+    /// section 9).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// Runs `diff`.
@@ -75,7 +81,16 @@ pub async fn run(args: DiffArgs, global: &Global) -> Result<ExitCode> {
             human_bytes(summary.full_bytes),
             human_bytes(summary.relied_bytes),
         );
-        println!("offline, run: ddiff load {}", summary.bundle);
+        if let Some(first) = summary.volumes.first() {
+            println!(
+                "as {} volumes: {first} … {}",
+                summary.volumes.len(),
+                summary.volumes.last().map_or("", |s| s.as_str())
+            );
+            println!("offline, run: ddiff verify {first}; ddiff load {first}");
+        } else {
+            println!("offline, run: ddiff load {}", summary.bundle);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -143,7 +158,14 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
     // archive images were hashed as they were compressed, and are hashed again on the way
     // into the bundle so a temporary file damaged on disk cannot slip through.
     let verify = targets.iter().any(|t| matches!(t, SourceImage::Local(_)));
-    let size = blobs.write_bundle(&out, &meta, verify, &progress).await?;
+    let (size, files) = blobs
+        .write_bundle(&out, &meta, verify, &args.volumes, &progress)
+        .await?;
+    let volumes = if files.len() > 1 || files.first() != Some(&out) {
+        files.iter().map(|f| f.display().to_string()).collect()
+    } else {
+        Vec::new()
+    };
     let full_bytes = targets
         .iter()
         .map(SourceImage::full_bytes)
@@ -158,6 +180,7 @@ pub async fn diff(args: &DiffArgs, global: &Global) -> Result<DiffSummary> {
         carried_blobs: meta.blobs.len(),
         relied_bytes: meta.relied_bytes(),
         full_bytes,
+        volumes,
     })
 }
 
@@ -210,16 +233,18 @@ impl BlobSources {
         }
     }
 
-    /// Writes the bundle of `meta` to `out` (crash-safe), with progress; returns its size.
+    /// Writes the bundle of `meta` to `out` (crash-safe), or its volumes when `volumes` asks
+    /// for them, with progress; returns its size and the files written.
     /// `verify` hashes every blob again on the way in (for sources not verified already).
     pub async fn write_bundle(
         &self,
         out: &std::path::Path,
         meta: &ddiff_core::bundle::BundleMeta,
         verify: bool,
+        volumes: &crate::volume_io::VolumeArgs,
         progress: &crate::progress::Progress,
-    ) -> Result<u64> {
-        let mut w = BundleWriter::create(out, meta.clone(), verify)?;
+    ) -> Result<(u64, Vec<PathBuf>)> {
+        let mut w = BundleWriter::create_in_volumes(out, meta.clone(), verify, volumes)?;
         let item = progress.item(format!("writing {}", out.display()), w.total_size());
         for b in &meta.blobs {
             if b.kind != BlobKind::Layer {
@@ -261,8 +286,8 @@ impl BlobSources {
                 w.end_blob()?;
             }
         }
-        let size = w.finish()?;
+        let written = w.finish_files()?;
         item.finish("written");
-        Ok(size)
+        Ok(written)
     }
 }

@@ -28,10 +28,17 @@ use crate::progress::{human_bytes, Mode, Progress};
 /// BUNDLE.sha256 exists beside a bundle (the sha256sum format), it is checked too, so the
 /// copy can also be checked with `sha256sum -c` where ddiff is not installed.
 ///
+/// A volume set (NAME.ddiff.001 …, written by `diff --volume-size`) is verified as one:
+/// give any volume, several (in any order, from several directories) or a directory. Each
+/// volume is reported intact, damaged or missing, and whether the set is recoverable from
+/// its parity; the exit status is 0 when loading will work. --repair rewrites the missing
+/// and damaged volumes; --write-checksum writes NAME.ddiff.SHA256SUMS for `sha256sum -c`.
+///
 /// Example: ddiff verify --write-checksum app-2.ddiff   (then carry both files)
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifyArgs {
-    /// Bundle files (ddiff v1, or original DockerDiff `.tar.gz`).
+    /// Bundle files (ddiff v1, or original DockerDiff `.tar.gz`), volumes of a set, or
+    /// directories holding volumes.
     #[arg(required = true, value_name = "BUNDLE")]
     pub bundles: Vec<PathBuf>,
     /// Write `BUNDLE.sha256` (the `sha256sum` format) beside each intact bundle.
@@ -40,6 +47,10 @@ pub struct VerifyArgs {
     /// Do not check an existing `BUNDLE.sha256`.
     #[arg(long, conflicts_with = "write_checksum")]
     pub no_checksum: bool,
+    /// Rewrite the missing and damaged volumes of a set from its parity (durably, each
+    /// checked against its digest first).
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// The state of the `.sha256` side file.
@@ -95,6 +106,9 @@ pub struct FileResult {
     pub error: Option<String>,
     /// The side file.
     pub checksum: Checksum,
+    /// A volume set's volumes, when the bundle is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<super::verify_set::SetReport>,
 }
 
 /// Runs `ddiff verify`.
@@ -108,8 +122,15 @@ pub async fn run(args: VerifyArgs, global: &crate::cmd::Global) -> Result<ExitCo
 fn run_blocking(args: &VerifyArgs, quiet: bool, json: bool) -> Result<ExitCode> {
     let progress = Progress::new(Mode::detect(quiet || json));
     let mut results = Vec::new();
-    for path in &args.bundles {
-        let r = verify_one(path, args, &progress);
+    let (plain, sets) = super::verify_set::split(&args.bundles);
+    let each = plain
+        .iter()
+        .map(|p| verify_one(p, args, &progress))
+        .chain(
+            sets.iter()
+                .map(|s| super::verify_set::verify_set(s, args, &progress)),
+        );
+    for r in each {
         if !json && !quiet {
             println!("{}", render(&r));
         } else if !json && !r.ok {
@@ -195,6 +216,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
         problem: None,
         error: None,
         checksum: Checksum::Absent,
+        volumes: None,
     };
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let item = progress.item(path.display().to_string(), size);
@@ -436,6 +458,9 @@ pub fn render(r: &FileResult) -> String {
         }
         Checksum::Skipped | Checksum::Absent => {}
     }
+    if let Some(v) = &r.volumes {
+        s += &super::verify_set::render(v, r.ok);
+    }
     s
 }
 
@@ -454,6 +479,7 @@ mod tests {
             bundles: vec![],
             write_checksum: write,
             no_checksum: false,
+            repair: false,
         }
     }
 

@@ -193,6 +193,7 @@ fn verify_of_an_original_bundle_names_the_base_it_needs() {
             bundles: vec![],
             write_checksum: false,
             no_checksum: true,
+            repair: false,
         },
         &Progress::new(Mode::Quiet),
     );

@@ -16,6 +16,7 @@ fn args() -> VerifyArgs {
         bundles: vec![],
         write_checksum: false,
         no_checksum: true,
+        repair: false,
     }
 }
 
