@@ -232,8 +232,8 @@ impl Geometry {
             .min(STRIPE_BUDGET / (k_est + u64::from(parity)).max(1));
         let mut unit = prev_pow2(cap).max(u64::from(MIN_UNIT));
         loop {
-            let g = Self::plan_with_unit(bundle_size, volume_size, parity, unit)
-                .map_err(|needed| too_many(needed))?;
+            let g =
+                Self::plan_with_unit(bundle_size, volume_size, parity, unit).map_err(&too_many)?;
             let stripe = u64::from(g.volumes()) * unit;
             if stripe <= STRIPE_BUDGET || unit == u64::from(MIN_UNIT) {
                 return Ok(Some(g));
@@ -335,7 +335,7 @@ impl Geometry {
         if !self.unit.is_power_of_two() || self.unit < MIN_UNIT || self.unit > MAX_UNIT {
             return bad("stripe unit is not a power of two between 4 KiB and 1 MiB");
         }
-        if self.payload == 0 || self.payload % u64::from(self.unit) != 0 {
+        if self.payload == 0 || !self.payload.is_multiple_of(u64::from(self.unit)) {
             return bad("volume payload is not a positive multiple of the unit");
         }
         let full = u64::from(self.data - 1) * self.payload;
@@ -436,10 +436,7 @@ impl SetDescriptor {
             .chunks_exact(32)
             .map(from_raw32)
             .collect();
-        Ok(SetDescriptor {
-            geometry,
-            volumes,
-        })
+        Ok(SetDescriptor { geometry, volumes })
     }
 
     /// The set's digest: SHA-256 of the descriptor's bytes.

@@ -143,7 +143,9 @@ pub fn verify_source(
     let set = Arc::new(VolumeSet::open(paths)?);
     let total = set.bundle_size();
     let where_ = format!("{} (volume set {})", set.name, set.set);
-    let mut dec = Decoder::with_options(DecodeOptions { hasher: fast_hasher });
+    let mut dec = Decoder::with_options(DecodeOptions {
+        hasher: fast_hasher,
+    });
     let mut report = None;
     let mut failed = None;
     let mut done = 0u64;

@@ -54,7 +54,7 @@ impl BundleWriter {
         durable::sweep(dir);
         let total = encoder.total_size();
         let out = match volumes.geometry(total)? {
-            Some(g) => Out::Set(SetWriter::create(dest, g)?),
+            Some(g) => Out::Set(Box::new(SetWriter::create(dest, g)?)),
             None => {
                 let file = AtomicFile::create(dest, "bundle").with_context(|| {
                     format!(
@@ -95,9 +95,9 @@ impl BundleWriter {
 
     fn flush_buf(&mut self) -> Result<()> {
         match &mut self.out {
-            Out::File(out) => out.write_all(&self.buf).with_context(|| {
-                format!("cannot write {}", out.get_ref().temp_path().display())
-            })?,
+            Out::File(out) => out
+                .write_all(&self.buf)
+                .with_context(|| format!("cannot write {}", out.get_ref().temp_path().display()))?,
             Out::Set(set) => set.write(&self.buf)?,
         }
         self.written += self.buf.len() as u64;
@@ -162,7 +162,7 @@ impl BundleWriter {
 /// Where a bundle's bytes go: one file, or a volume set.
 enum Out {
     File(BufWriter<AtomicFile>),
-    Set(SetWriter),
+    Set(Box<SetWriter>),
 }
 
 /// The default bundle file name for a target, after the original tool's pattern

@@ -2,7 +2,6 @@
 //! engine, files, the embedded registry server). The binary in `main.rs` is a thin clap front.
 
 pub mod bundle_io;
-pub mod volume_io;
 pub mod bundle_write;
 pub mod cmd;
 pub mod compress;
@@ -12,3 +11,4 @@ pub mod progress;
 pub mod registry;
 pub mod transport;
 pub mod ui;
+pub mod volume_io;

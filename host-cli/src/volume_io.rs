@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use ddiff_core::volume::{
-    self, assess, choose_set, encode_trailer, parse_volume_file_name, volume_file_name,
-    Assessment, Footer, Geometry, Observed, SetDescriptor, UnitCrcs, VolumeError, VolumeTrailer,
-    FOOTER_LEN,
+    self, assess, choose_set, encode_trailer, parse_volume_file_name, volume_file_name, Assessment,
+    Footer, Geometry, Observed, SetDescriptor, UnitCrcs, VolumeError, VolumeTrailer, FOOTER_LEN,
 };
 use ddiff_core::Digest;
 
@@ -226,12 +225,9 @@ impl SetWriter {
             outs.push(c);
         }
         let u = g.unit as usize;
-        let mut enc = reed_solomon_simd::ReedSolomonEncoder::new(
-            g.data as usize,
-            g.parity as usize,
-            u,
-        )
-        .map_err(|e| anyhow::anyhow!("Reed–Solomon: {e}"))?;
+        let mut enc =
+            reed_solomon_simd::ReedSolomonEncoder::new(g.data as usize, g.parity as usize, u)
+                .map_err(|e| anyhow::anyhow!("Reed–Solomon: {e}"))?;
         let mut shard = vec![0u8; u];
         for s in 0..g.stripes() {
             for (i, f) in data.iter().enumerate() {
@@ -246,7 +242,9 @@ impl SetWriter {
                 .encode()
                 .map_err(|e| anyhow::anyhow!("Reed–Solomon: {e}"))?;
             for (c, rec) in outs.iter_mut().zip(r.recovery_iter()) {
-                c.out.write_all(rec).context("cannot write a parity volume")?;
+                c.out
+                    .write_all(rec)
+                    .context("cannot write a parity volume")?;
                 c.crcs.update(rec);
                 c.sha.update(rec);
                 c.written += rec.len() as u64;
@@ -283,11 +281,9 @@ fn read_trailer_of(f: &File) -> Result<VolumeTrailer, VolumeError> {
     f.read_exact_at(&mut foot, len - FOOTER_LEN as u64)
         .map_err(|_| VolumeError::NotAVolume)?;
     let footer = Footer::decode(&foot)?;
-    let (ds, de) = footer
-        .descriptor_range(len)
-        .ok_or(VolumeError::Trailer {
-            problem: "descriptor longer than the file",
-        })?;
+    let (ds, de) = footer.descriptor_range(len).ok_or(VolumeError::Trailer {
+        problem: "descriptor longer than the file",
+    })?;
     if de - ds > (1 << 20) {
         return Err(VolumeError::Trailer {
             problem: "descriptor longer than any set has",
@@ -297,7 +293,8 @@ fn read_trailer_of(f: &File) -> Result<VolumeTrailer, VolumeError> {
     f.read_exact_at(&mut desc, ds)
         .map_err(|_| VolumeError::NotAVolume)?;
     let d = SetDescriptor::decode(&desc)?;
-    let table_len = VolumeTrailer::table_len(&d.geometry, footer.index.min(d.geometry.volumes() - 1));
+    let table_len =
+        VolumeTrailer::table_len(&d.geometry, footer.index.min(d.geometry.volumes() - 1));
     let ts = ds.checked_sub(table_len).ok_or(VolumeError::Trailer {
         problem: "unit table longer than the file",
     })?;
@@ -363,6 +360,9 @@ pub struct Refused {
     pub why: String,
 }
 
+/// A candidate file opened, with its trailer, or why it has none.
+type Opened = Result<(File, VolumeTrailer), VolumeError>;
+
 /// An open volume set: the logical bundle, readable at any offset, repaired from parity.
 #[derive(Debug)]
 pub struct VolumeSet {
@@ -396,8 +396,7 @@ fn candidates(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     };
     for p in paths {
-        let meta =
-            std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
+        let meta = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
         let (dir, stem) = if meta.is_dir() {
             (p.clone(), None)
         } else {
@@ -443,15 +442,18 @@ impl VolumeSet {
     /// volume's siblings of the same name are looked for beside it).
     pub fn open(paths: &[PathBuf]) -> Result<VolumeSet> {
         let files = candidates(paths)?;
-        let mut read: Vec<(PathBuf, Result<(File, VolumeTrailer), VolumeError>)> = Vec::new();
+        let mut read: Vec<(PathBuf, Opened)> = Vec::new();
         for p in files {
             let r = File::open(&p)
                 .map_err(|_| VolumeError::NotAVolume)
                 .and_then(|f| read_trailer_of(&f).map(|t| (f, t)));
             read.push((p, r));
         }
-        let set = choose_set(read.iter().filter_map(|(_, r)| r.as_ref().ok().map(|(_, t)| t)))
-            .context("cannot identify the volume set")?;
+        let set = choose_set(
+            read.iter()
+                .filter_map(|(_, r)| r.as_ref().ok().map(|(_, t)| t)),
+        )
+        .context("cannot identify the volume set")?;
         let mut slots: Vec<Slot> = Vec::new();
         let mut refused = Vec::new();
         let mut descriptor = None;
@@ -467,7 +469,10 @@ impl VolumeSet {
                         descriptor = Some(t.descriptor.clone());
                         name = p
                             .file_name()
-                            .and_then(|n| parse_volume_file_name(&n.to_string_lossy()).map(|(s, _)| s.to_string()))
+                            .and_then(|n| {
+                                parse_volume_file_name(&n.to_string_lossy())
+                                    .map(|(s, _)| s.to_string())
+                            })
                             .unwrap_or_default();
                         dir = p
                             .parent()
@@ -497,7 +502,10 @@ impl VolumeSet {
             match fname.as_deref().and_then(parse_volume_file_name) {
                 Some((s, i)) if s == name && (i as usize) < slots.len() => {
                     if matches!(slots[i as usize], Slot::Missing) {
-                        slots[i as usize] = Slot::Unreadable { path: p, problem: e };
+                        slots[i as usize] = Slot::Unreadable {
+                            path: p,
+                            problem: e,
+                        };
                     }
                 }
                 _ => refused.push(Refused {
@@ -732,10 +740,17 @@ impl VolumeSet {
                 Some(p) => p.to_path_buf(),
                 None => self.dir.join(volume_file_name(&self.name, i)),
             };
-            let (tmp, f) = temps
-                .create_for(&dest, "volume")
-                .with_context(|| format!("cannot create a temporary file beside {}", dest.display()))?;
-            outs.push((i, dest, tmp, BufWriter::new(f), UnitCrcs::new(g.unit), sha()));
+            let (tmp, f) = temps.create_for(&dest, "volume").with_context(|| {
+                format!("cannot create a temporary file beside {}", dest.display())
+            })?;
+            outs.push((
+                i,
+                dest,
+                tmp,
+                BufWriter::new(f),
+                UnitCrcs::new(g.unit),
+                sha(),
+            ));
         }
         for s in 0..g.stripes() {
             let st = self.stripe(s)?;
@@ -766,7 +781,9 @@ impl VolumeSet {
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             done.push(dest);
         }
-        temps.commit().context("cannot move the rebuilt volumes into place")?;
+        temps
+            .commit()
+            .context("cannot move the rebuilt volumes into place")?;
         Ok(done)
     }
 }
@@ -817,7 +834,9 @@ impl Read for LogicalReader {
         // Just filled when missing.
         let (start, b) = self.unit.as_ref().expect("unit loaded");
         let at = (self.pos - start) as usize;
-        let n = (b.len() - at).min(buf.len()).min((self.end - self.pos) as usize);
+        let n = (b.len() - at)
+            .min(buf.len())
+            .min((self.end - self.pos) as usize);
         buf[..n].copy_from_slice(&b[at..at + n]);
         self.pos += n as u64;
         Ok(n)
@@ -838,7 +857,249 @@ pub fn sums_path(set: &VolumeSet) -> PathBuf {
 pub fn sums_text(set: &VolumeSet, file_sha: &[Option<Digest>]) -> Option<String> {
     let mut s = String::new();
     for (i, d) in file_sha.iter().enumerate() {
-        s += &format!("{}  {}\n", d.as_ref()?.hex(), volume_file_name(&set.name, i as u32));
+        s += &format!(
+            "{}  {}\n",
+            d.as_ref()?.hex(),
+            volume_file_name(&set.name, i as u32)
+        );
     }
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle_io::{open_blob, verify_file, verify_source};
+    use crate::bundle_write::BundleWriter;
+    use ddiff_core::synth_bundle::{many, ManyOptions, Sample};
+
+    /// A self-contained bundle of about 600 KB: ten volumes of 64 KiB.
+    fn sample() -> Sample {
+        many(ManyOptions {
+            targets: 2,
+            layers: 6,
+            layers_per_target: 3,
+            distinct_images: true,
+            layer_bytes: 100_000,
+            tar_layers: false,
+        })
+    }
+
+    fn write(s: &Sample, dest: &Path, size: Option<u64>, parity: u32) -> Vec<PathBuf> {
+        let v = VolumeArgs {
+            volume_size: size,
+            parity,
+        };
+        let mut w = BundleWriter::create_in_volumes(dest, s.meta.clone(), true, &v).unwrap();
+        for b in &s.meta.blobs {
+            w.blob(&s.blobs[&b.digest]).unwrap();
+        }
+        w.finish_files().unwrap().1
+    }
+
+    fn plain_bytes(s: &Sample, dir: &Path) -> Vec<u8> {
+        let p = dir.join("plain.ddiff");
+        write(s, &p, None, 0);
+        std::fs::read(p).unwrap()
+    }
+
+    /// Verifies the set from `paths` and reads every blob back through it: the bytes must
+    /// be the plain bundle's.
+    fn check_loads(paths: &[PathBuf], plain: &[u8]) {
+        let vb = verify_source(paths, |_, _| {}).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(vb.set.is_some());
+        assert_eq!(vb.file_size, plain.len() as u64);
+        for i in 0..vb.report.meta.blobs.len() {
+            let mut got = Vec::new();
+            open_blob(&vb, i).unwrap().read_to_end(&mut got).unwrap();
+            let at = vb.report.offsets[i] as usize;
+            assert_eq!(got, plain[at..at + got.len()], "blob {i}");
+        }
+        let set = vb.set.unwrap();
+        let mut all = Vec::new();
+        set.reader_at(0, set.bundle_size())
+            .read_to_end(&mut all)
+            .unwrap();
+        assert!(all == plain, "logical bytes differ from the plain bundle");
+    }
+
+    #[test]
+    fn a_bundle_that_fits_stays_the_plain_format_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        let plain = plain_bytes(&s, dir.path());
+        let p = dir.path().join("fits.ddiff");
+        let files = write(&s, &p, Some(1 << 30), 0);
+        assert_eq!(files, std::slice::from_ref(&p));
+        assert!(std::fs::read(&p).unwrap() == plain);
+        assert!(!is_volume(&p));
+        assert!(verify_file(&p, |_, _| {}).is_ok());
+    }
+
+    #[test]
+    fn volumes_fit_their_size_and_read_back_in_any_order_from_two_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        let plain = plain_bytes(&s, dir.path());
+        let dest = dir.path().join("app.ddiff");
+        let files = write(&s, &dest, Some(65536), 1);
+        assert!(files.len() >= 9, "{}", files.len());
+        for f in &files {
+            assert!(std::fs::metadata(f).unwrap().len() <= 65536);
+        }
+        assert!(!dest.exists());
+        // No temporary file left beside them.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        // One volume names the rest (found beside it).
+        check_loads(&files[3..4], &plain);
+        // Split over two directories, given shuffled.
+        let other = tempfile::tempdir().unwrap();
+        let mut moved = Vec::new();
+        for (k, f) in files.iter().enumerate() {
+            if k % 2 == 1 {
+                let to = other.path().join(f.file_name().unwrap());
+                std::fs::rename(f, &to).unwrap();
+                moved.push(to);
+            }
+        }
+        let mut given: Vec<PathBuf> = files.iter().step_by(2).cloned().collect();
+        given.extend(moved);
+        given.reverse();
+        given.swap(0, 3);
+        check_loads(&given, &plain);
+        // Two directories given as directories.
+        check_loads(
+            &[other.path().to_path_buf(), dir.path().to_path_buf()],
+            &plain,
+        );
+    }
+
+    fn flip(path: &Path, at: u64) {
+        let mut b = std::fs::read(path).unwrap();
+        b[at as usize] ^= 0x40;
+        std::fs::write(path, b).unwrap();
+    }
+
+    #[test]
+    fn every_single_volume_lost_or_damaged_is_recovered_with_parity_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        let plain = plain_bytes(&s, dir.path());
+        let dest = dir.path().join("app.ddiff");
+        let files = write(&s, &dest, Some(65536), 1);
+        let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+        for (i, f) in files.iter().enumerate() {
+            let restore = || std::fs::write(f, &originals[i]).unwrap();
+            // Lost.
+            std::fs::remove_file(f).unwrap();
+            check_loads(&files[(i + 1) % files.len()..][..1], &plain);
+            let set = VolumeSet::open(&[dir.path().to_path_buf()]).unwrap();
+            assert!(matches!(set.slots[i], Slot::Missing));
+            let repaired = set.repair(&[i as u32]).unwrap();
+            assert_eq!(repaired, std::slice::from_ref(f));
+            assert!(
+                std::fs::read(f).unwrap() == originals[i],
+                "volume {i} rebuilt"
+            );
+            // Damaged: a flipped byte in its payload (every unit: first, middle, last).
+            let len = set.geometry.payload_len(i as u32);
+            for at in [0, len / 2, len - 1] {
+                flip(f, at);
+                let vb = verify_source(&[dir.path().to_path_buf()], |_, _| {}).unwrap();
+                let audit = vb.audit.as_ref().unwrap();
+                assert!(matches!(
+                    audit.assessment.states[i],
+                    ddiff_core::volume::VolumeState::Damaged { bad_units: 1, .. }
+                ));
+                assert!(audit.assessment.recoverable);
+                check_loads(&[dir.path().to_path_buf()], &plain);
+                restore();
+            }
+            // Damaged trailer: the volume is unusable, the set still loads.
+            flip(f, originals[i].len() as u64 - 40);
+            check_loads(&[dir.path().to_path_buf()], &plain);
+            restore();
+        }
+    }
+
+    #[test]
+    fn any_two_volumes_lost_are_recovered_with_parity_2_and_three_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        let plain = plain_bytes(&s, dir.path());
+        let dest = dir.path().join("app.ddiff");
+        let files = write(&s, &dest, Some(128 << 10), 2);
+        let n = files.len();
+        let away = tempfile::tempdir().unwrap();
+        for a in 0..n {
+            for b in a + 1..n {
+                let ta = away.path().join("a");
+                let tb = away.path().join("b");
+                std::fs::rename(&files[a], &ta).unwrap();
+                std::fs::rename(&files[b], &tb).unwrap();
+                check_loads(&[dir.path().to_path_buf()], &plain);
+                std::fs::rename(&ta, &files[a]).unwrap();
+                std::fs::rename(&tb, &files[b]).unwrap();
+            }
+        }
+        for (k, f) in files.iter().enumerate().take(3) {
+            std::fs::rename(f, away.path().join(k.to_string())).unwrap();
+        }
+        let e = verify_source(&[dir.path().to_path_buf()], |_, _| {})
+            .err()
+            .expect("three of two lost");
+        assert!(format!("{e:#}").contains("cannot be rebuilt"), "{e:#}");
+    }
+
+    #[test]
+    fn a_volume_of_another_set_is_refused_and_a_truncated_last_volume_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        let plain = plain_bytes(&s, dir.path());
+        let dest = dir.path().join("app.ddiff");
+        let files = write(&s, &dest, Some(65536), 1);
+        // Another bundle's set, under the same name.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = many(ManyOptions {
+            targets: 2,
+            layers: 6,
+            layers_per_target: 3,
+            distinct_images: false,
+            layer_bytes: 100_000,
+            tar_layers: false,
+        });
+        let ofiles = write(&other, &other_dir.path().join("app.ddiff"), Some(65536), 1);
+        // Volume 2 replaced by the other set's volume 2.
+        std::fs::copy(&ofiles[1], &files[1]).unwrap();
+        let set = VolumeSet::open(&files[..1]).unwrap();
+        assert!(matches!(set.slots[1], Slot::Missing));
+        assert_eq!(set.refused.len(), 1, "{:?}", set.refused);
+        assert!(set.refused[0].why.contains("another set"));
+        check_loads(&files[..1], &plain);
+        set.repair(&[1]).unwrap();
+        // Cut short: the last data volume loses its tail (and so its trailer): detected,
+        // and rebuilt from parity.
+        let g = set.geometry;
+        let last = &files[g.data as usize - 1];
+        let bytes = std::fs::read(last).unwrap();
+        std::fs::write(last, &bytes[..bytes.len() - 100]).unwrap();
+        let set = VolumeSet::open(&files[..1]).unwrap();
+        assert!(
+            matches!(&set.slots[g.data as usize - 1], Slot::Unreadable { .. }),
+            "{:?}",
+            set.slots[g.data as usize - 1]
+        );
+        check_loads(&files[..1], &plain);
+        // With a second volume lost, one parity volume is not enough: refused, naming the
+        // stripe.
+        std::fs::remove_file(&files[1]).unwrap();
+        let e = verify_source(&files[..1], |_, _| {})
+            .err()
+            .expect("refused");
+        assert!(format!("{e:#}").contains("cannot be rebuilt"), "{e:#}");
+    }
 }

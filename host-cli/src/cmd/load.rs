@@ -177,7 +177,10 @@ pub async fn verify_with_progress(
 pub async fn load(args: &LoadArgs, global: &Global) -> Result<LoadSummary> {
     let progress = global.progress();
     let dest = destination(args.to.as_deref()).await?;
-    let paths = std::iter::once(&args.bundle).chain(&args.more).cloned().collect();
+    let paths = std::iter::once(&args.bundle)
+        .chain(&args.more)
+        .cloned()
+        .collect();
     let bundle = Arc::new(verify_with_progress(paths, &progress).await?);
     dest.check_targets(bundle.report.meta.targets.len())?;
     let b = bundle.clone();

@@ -123,13 +123,10 @@ fn run_blocking(args: &VerifyArgs, quiet: bool, json: bool) -> Result<ExitCode> 
     let progress = Progress::new(Mode::detect(quiet || json));
     let mut results = Vec::new();
     let (plain, sets) = super::verify_set::split(&args.bundles);
-    let each = plain
-        .iter()
-        .map(|p| verify_one(p, args, &progress))
-        .chain(
-            sets.iter()
-                .map(|s| super::verify_set::verify_set(s, args, &progress)),
-        );
+    let each = plain.iter().map(|p| verify_one(p, args, &progress)).chain(
+        sets.iter()
+            .map(|s| super::verify_set::verify_set(s, args, &progress)),
+    );
     for r in each {
         if !json && !quiet {
             println!("{}", render(&r));

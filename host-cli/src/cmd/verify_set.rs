@@ -150,8 +150,9 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
             r.targets = i.targets.iter().map(|t| t.reference.clone()).collect();
             r.base = i.base.as_ref().map(|b| b.references.clone());
         }
-        r.problem = outcome.problem;
         r.error = audit.rebuild_error.clone();
+        // A stripe that cannot be rebuilt cuts the bundle short; say why, not "truncated".
+        r.problem = outcome.problem.filter(|_| r.error.is_none());
         // Loading will work: the bundle read through (repaired where needed) is intact.
         r.ok = outcome.ok && r.error.is_none();
         let g = set.geometry;
@@ -189,7 +190,11 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
                 }
             }
         }
-        r.checksum = sums(&set, &audit.file_sha, args, r.ok && bad.is_empty());
+        r.checksum = if r.ok {
+            sums(&set, &audit.file_sha, args, bad.is_empty())
+        } else {
+            Checksum::Skipped
+        };
         if matches!(
             r.checksum,
             Checksum::Mismatch { .. } | Checksum::Unusable { .. }
@@ -237,7 +242,12 @@ fn sums(
                         found: sha.hex().to_string(),
                     }
                 }
-                Err(problem) => return Checksum::Unusable { file: side, problem },
+                Err(problem) => {
+                    return Checksum::Unusable {
+                        file: side,
+                        problem,
+                    }
+                }
             }
         }
         return Checksum::Ok {
@@ -275,10 +285,9 @@ pub fn render(v: &SetReport, ok: bool) -> String {
     );
     let mut bad = Vec::new();
     for vol in &v.volumes {
-        let file = vol
-            .file
-            .as_ref()
-            .map_or(String::new(), |f| format!(" {}", Safe(&f.display().to_string())));
+        let file = vol.file.as_ref().map_or(String::new(), |f| {
+            format!(" {}", Safe(&f.display().to_string()))
+        });
         let kind = if vol.parity { "parity" } else { "data" };
         let state = match &vol.state {
             VolumeState::Intact => "intact".to_string(),

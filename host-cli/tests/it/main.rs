@@ -22,3 +22,4 @@ mod server_routes;
 mod tag_moves;
 mod token_auth;
 mod verify_cli;
+mod volumes_cli;
