@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{ddiff, ddiff_quiet, fails, run, stdout};
-use crate::hostile_util::listing;
+use crate::hostile_util::{listing, report};
+
+const G: &str =
+    "9 a volume set with at most M bad volumes loads; beyond, refused, destination unchanged";
 use ddiff_core::synth_bundle::{many, ManyOptions};
 
 /// An OCI layout holding `synth/app:0` (about 400 KB of layers): a self-contained bundle
@@ -124,7 +127,6 @@ fn a_set_with_a_lost_volume_verifies_loads_from_two_directories_and_is_repaired(
     let f = fails(ddiff().arg("verify").arg(&vols[1]));
     let text = String::from_utf8_lossy(&f.stderr).to_string() + &stdout(&f);
     assert!(text.contains("NOT recoverable"), "{text}");
-    let dest2 = dir.path().join("dest2");
     let fresh = dir.path().join("fresh");
     for d in [&dest, &fresh] {
         fails(
@@ -140,5 +142,30 @@ fn a_set_with_a_lost_volume_verifies_loads_from_two_directories_and_is_repaired(
         loaded,
         "destination changed by a failed load"
     );
-    assert!(!fresh.exists() && !dest2.exists());
+    assert!(!fresh.exists());
+    report(
+        G,
+        "verify: per-volume states, a lost volume recoverable (exit 0)",
+        2,
+        "held",
+    );
+    report(
+        G,
+        "load from two directories, volumes in any order, one lost",
+        1,
+        "held",
+    );
+    report(
+        G,
+        "verify --repair rewrites the lost volume byte for byte",
+        1,
+        "held",
+    );
+    report(
+        G,
+        "--write-checksum: sha256sum -c accepts every volume",
+        1,
+        "held",
+    );
+    report(G, "two lost with parity 1: verify exits 1, load refused, destination unchanged (existing and new)", 3, "held");
 }
