@@ -706,6 +706,33 @@ impl VolumeSet {
         })
     }
 
+    /// [`VolumeSet::audit`] with the reading, CRC-32s and volume hashes on a second thread
+    /// and `consume` (the decoder, which hashes every blob) on this one, so the two hashes
+    /// run on two cores as a plain bundle's verify does; on one thread when the process may
+    /// use one CPU only.
+    pub fn audit_pipelined(&self, mut consume: impl FnMut(&[u8]) -> bool) -> Result<Audit> {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) == 1 {
+            return self.audit(consume);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        std::thread::scope(|sc| {
+            let reader = sc.spawn(move || {
+                self.audit(|chunk| {
+                    // The consumer stopped (and dropped its side): stop feeding it.
+                    tx.send(chunk.to_vec()).is_ok()
+                })
+            });
+            for chunk in rx.iter() {
+                if !consume(&chunk) {
+                    break;
+                }
+            }
+            drop(rx);
+            // A panic in the reader is a bug; propagate it.
+            reader.join().expect("volume reader thread panicked")
+        })
+    }
+
     /// Feeds a missing data volume's bytes, rebuilt stripe by stripe.
     fn feed_rebuilt(
         &self,
@@ -843,9 +870,17 @@ impl Read for LogicalReader {
     }
 }
 
-/// Whether the arguments name a volume set rather than one plain bundle file.
+/// Whether the arguments name a volume set rather than one plain bundle file: several
+/// files, a directory, a file ending with a volume footer or named like a volume
+/// (`NAME.NNN`, so that a volume cut short is still read as one of its set).
 pub fn names_a_set(paths: &[PathBuf]) -> bool {
-    paths.len() > 1 || paths.iter().any(|p| p.is_dir() || is_volume(p))
+    paths.len() > 1
+        || paths.iter().any(|p| {
+            p.is_dir()
+                || is_volume(p)
+                || p.file_name()
+                    .is_some_and(|n| parse_volume_file_name(&n.to_string_lossy()).is_some())
+        })
 }
 
 /// The `SHA256SUMS` file of a set: `NAME.SHA256SUMS` beside its first volume.

@@ -131,7 +131,7 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
             list_files: false,
             max_files: 0,
         });
-        let audit = set.audit(|chunk| {
+        let audit = set.audit_pipelined(|chunk| {
             item.inc(chunk.len() as u64);
             ins.feed(chunk).is_ok()
         });
