@@ -34,6 +34,8 @@ pub const MIN_UNIT: u32 = 4096;
 pub const MAX_UNIT: u32 = 1 << 20;
 /// A reader or writer holds one stripe (`volumes × unit`); the unit shrinks to keep it here.
 const STRIPE_BUDGET: u64 = 64 << 20;
+/// At most this many units (stripes) per volume: 16 Mi, a 64 MiB unit table at most.
+const MAX_STRIPES: u64 = 1 << 24;
 /// Fixed part of the set descriptor (before the volume digests).
 const DESCRIPTOR_FIXED: usize = 40;
 
@@ -338,6 +340,11 @@ impl Geometry {
         if self.payload == 0 || !self.payload.is_multiple_of(u64::from(self.unit)) {
             return bad("volume payload is not a positive multiple of the unit");
         }
+        // Bounds every size a reader computes or allocates from a descriptor: the unit table
+        // (4 bytes a unit) of one volume stays under 64 MiB, and no sum overflows.
+        if self.payload / u64::from(self.unit) > MAX_STRIPES {
+            return bad("more units per volume than a reader accepts (16 Mi)");
+        }
         let full = u64::from(self.data - 1) * self.payload;
         if self.bundle_size <= full && self.data > 1
             || self.bundle_size > full.saturating_add(self.payload)
@@ -357,13 +364,16 @@ fn prev_pow2(x: u64) -> u64 {
 }
 
 /// The set descriptor, the same bytes in every volume: the geometry and every volume's
-/// payload SHA-256 (the data volumes' payloads are the bundle's bytes, so together they
-/// cover the bundle). The set's digest is the SHA-256 of these bytes.
+/// digest, the SHA-256 of its unit table. Every payload byte is covered by a unit's CRC-32,
+/// every CRC-32 by the volume's digest, every digest by the set digest; what the bundle's
+/// bytes mean is proven by the bundle's own digests (section 4), checked after any rebuild.
+/// (A SHA-256 of every payload would cost a second hash of the whole bundle on every write
+/// and verify for no check the bundle's own digests do not already make.) The set's digest is the SHA-256 of these bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetDescriptor {
     /// The geometry.
     pub geometry: Geometry,
-    /// SHA-256 of each volume's payload, in index order.
+    /// SHA-256 of each volume's unit table, in index order.
     pub volumes: Vec<Digest>,
 }
 
@@ -554,6 +564,11 @@ impl VolumeTrailer {
         if crc32(table) != footer.table_crc {
             return Err(bad("the unit table does not match its CRC-32"));
         }
+        if Digest::sha256(table) != d.volumes[footer.index as usize] {
+            return Err(bad(
+                "the unit table does not match the volume's digest in the set",
+            ));
+        }
         let expected = g.file_len(footer.index);
         if expected != file_len {
             return Err(VolumeError::Length {
@@ -573,6 +588,12 @@ impl VolumeTrailer {
     pub fn table_len(g: &Geometry, index: u32) -> u64 {
         4 * g.units(index)
     }
+}
+
+/// A volume's digest: the SHA-256 of its unit table (the CRC-32s, 4 bytes each, little-endian).
+pub fn table_digest(crcs: &[u32]) -> Digest {
+    let table: Vec<u8> = crcs.iter().flat_map(|c| c.to_le_bytes()).collect();
+    Digest::sha256(&table)
 }
 
 /// The trailer to append after volume `index`'s payload.
@@ -701,9 +722,9 @@ pub enum Observed {
     Read {
         /// Units whose CRC-32 did not match (sorted).
         bad_units: Vec<u64>,
-        /// The payload hashed to its digest in the descriptor.
-        digest_ok: bool,
     },
+    /// A file with a good trailer, not read (a parity volume a load did not need).
+    NotRead,
 }
 
 /// The state of one volume, as `verify` reports it.
@@ -723,6 +744,8 @@ pub enum VolumeState {
     },
     /// Not found.
     Missing,
+    /// Present, its trailer good, its payload not read (not needed to load).
+    NotRead,
 }
 
 /// What a set's volumes say together.
@@ -744,25 +767,17 @@ impl Assessment {
         self.states
             .iter()
             .enumerate()
-            .filter(|(_, s)| !matches!(s, VolumeState::Intact))
+            .filter(|(_, s)| !matches!(s, VolumeState::Intact | VolumeState::NotRead))
             .map(|(i, _)| i as u32)
     }
 }
 
 /// Which units of volume `i` are bad, per its observation (all stored units when missing
-/// or unreadable; all when the digest failed but no unit did, since no unit can be trusted).
+/// or unreadable).
 fn bad_units_of(g: &Geometry, i: u32, o: &Observed) -> Vec<u64> {
     match o {
-        Observed::Read {
-            bad_units,
-            digest_ok,
-        } => {
-            if !digest_ok && bad_units.is_empty() {
-                (0..g.units(i)).collect()
-            } else {
-                bad_units.clone()
-            }
-        }
+        Observed::Read { bad_units } => bad_units.clone(),
+        Observed::NotRead => Vec::new(),
         _ => (0..g.units(i)).collect(),
     }
 }
@@ -788,15 +803,12 @@ pub fn assess(g: &Geometry, observed: &[Observed]) -> Assessment {
                 units: g.units(i),
                 problem: crate::display::error_chain(problem),
             },
+            Observed::NotRead => VolumeState::NotRead,
             Observed::Read { .. } if bad.is_empty() => VolumeState::Intact,
-            Observed::Read { bad_units, .. } => VolumeState::Damaged {
+            Observed::Read { .. } => VolumeState::Damaged {
                 bad_units: bad.len() as u64,
                 units: g.units(i),
-                problem: if bad_units.is_empty() {
-                    "its payload does not hash to its digest".into()
-                } else {
-                    format!("{} unit(s) fail their CRC-32", bad_units.len())
-                },
+                problem: format!("{} unit(s) fail their CRC-32", bad.len()),
             },
         });
     }
@@ -875,12 +887,16 @@ mod tests {
         ));
     }
 
+    fn crcs(g: &Geometry, i: u32) -> Vec<u32> {
+        (0..g.units(i)).map(|k| k as u32 * 7 + i).collect()
+    }
+
     fn sample_desc() -> SetDescriptor {
         let g = Geometry::plan(300_000, 65536, 2).unwrap().unwrap();
         SetDescriptor {
             geometry: g,
             volumes: (0..g.volumes())
-                .map(|i| Digest::sha256(&i.to_le_bytes()))
+                .map(|i| table_digest(&crcs(&g, i)))
                 .collect(),
         }
     }
@@ -889,7 +905,7 @@ mod tests {
     fn trailer_round_trips_and_every_bit_flip_is_caught() {
         let d = sample_desc();
         let g = d.geometry;
-        let crcs: Vec<u32> = (0..g.units(1)).map(|k| k as u32 * 7).collect();
+        let crcs = crcs(&g, 1);
         let t = encode_trailer(&d, 1, &crcs);
         let file_len = g.payload_len(1) + t.len() as u64;
         assert_eq!(file_len, g.file_len(1));
@@ -955,7 +971,7 @@ mod tests {
         let mut b = sample_desc();
         b.volumes[0] = Digest::sha256(b"other");
         let tr = |d: &SetDescriptor, i: u32| {
-            let t = encode_trailer(d, i, &vec![0; d.geometry.units(i) as usize]);
+            let t = encode_trailer(d, i, &crcs(&d.geometry, i));
             let f = Footer::decode(&t[t.len() - FOOTER_LEN..]).unwrap();
             let n = t.len() - FOOTER_LEN - f.descriptor_len as usize;
             VolumeTrailer::check(
@@ -979,10 +995,7 @@ mod tests {
     fn recoverable_while_no_stripe_has_more_bad_units_than_parity() {
         let g = Geometry::plan(1_000_000, 65536, 2).unwrap().unwrap();
         let n = g.volumes() as usize;
-        let good = Observed::Read {
-            bad_units: vec![],
-            digest_ok: true,
-        };
+        let good = Observed::Read { bad_units: vec![] };
         let mut obs = vec![good.clone(); n];
         assert!(assess(&g, &obs).recoverable);
         obs[0] = Observed::Missing;
@@ -993,18 +1006,12 @@ mod tests {
         assert!(a.recoverable);
         assert_eq!(a.bad_volumes().collect::<Vec<_>>(), [0, 3]);
         // A third bad unit in stripe 2 loses that stripe only.
-        obs[5] = Observed::Read {
-            bad_units: vec![2],
-            digest_ok: false,
-        };
+        obs[5] = Observed::Read { bad_units: vec![2] };
         let a = assess(&g, &obs);
         assert!(!a.recoverable);
         assert_eq!(a.lost_stripes, 1);
-        // A digest mismatch with every CRC matching distrusts the whole volume.
-        obs[5] = Observed::Read {
-            bad_units: vec![],
-            digest_ok: false,
-        };
-        assert_eq!(assess(&g, &obs).lost_stripes, g.stripes());
+        // A volume not read counts as good (a load that did not need its parity).
+        obs[5] = Observed::NotRead;
+        assert!(assess(&g, &obs).recoverable);
     }
 }

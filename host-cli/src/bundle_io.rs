@@ -149,7 +149,7 @@ pub fn verify_source(
     let mut report = None;
     let mut failed = None;
     let mut done = 0u64;
-    let audit = set.audit_pipelined(|chunk| {
+    let audit = set.audit_pipelined(crate::volume_io::AuditOptions::default(), |chunk| {
         done += chunk.len() as u64;
         progress(done.min(total), total);
         match drive(chunk, |c| dec.decode(c)) {

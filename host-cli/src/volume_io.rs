@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use ddiff_core::volume::{
-    self, assess, choose_set, encode_trailer, parse_volume_file_name, volume_file_name, Assessment,
-    Footer, Geometry, Observed, SetDescriptor, UnitCrcs, VolumeError, VolumeTrailer, FOOTER_LEN,
+    self, assess, choose_set, encode_trailer, parse_volume_file_name, table_digest,
+    volume_file_name, Assessment, Footer, Geometry, Observed, SetDescriptor, UnitCrcs, VolumeError,
+    VolumeTrailer, FOOTER_LEN,
 };
 use ddiff_core::Digest;
 
@@ -71,7 +72,6 @@ fn sha() -> ring::digest::Context {
 struct Current {
     out: BufWriter<File>,
     crcs: UnitCrcs,
-    sha: ring::digest::Context,
     written: u64,
 }
 
@@ -119,7 +119,6 @@ impl SetWriter {
         self.cur = Some(Current {
             out: BufWriter::with_capacity(1 << 20, f),
             crcs: UnitCrcs::new(self.g.unit),
-            sha: sha(),
             written: 0,
         });
         Ok(())
@@ -132,8 +131,9 @@ impl SetWriter {
                 .into_inner()
                 .map_err(|e| e.into_error())
                 .with_context(|| format!("cannot write {}", self.tmp[i].display()))?;
-            self.digests.push(crate::hash::sha256_of(c.sha));
-            self.crcs.push(c.crcs.finish());
+            let crcs = c.crcs.finish();
+            self.digests.push(table_digest(&crcs));
+            self.crcs.push(crcs);
         }
         Ok(())
     }
@@ -161,7 +161,6 @@ impl SetWriter {
                 .write_all(part)
                 .with_context(|| format!("cannot write {}", self.tmp[i as usize].display()))?;
             c.crcs.update(part);
-            c.sha.update(part);
             c.written += take as u64;
             bytes = &bytes[take..];
         }
@@ -246,7 +245,6 @@ impl SetWriter {
                     .write_all(rec)
                     .context("cannot write a parity volume")?;
                 c.crcs.update(rec);
-                c.sha.update(rec);
                 c.written += rec.len() as u64;
             }
         }
@@ -259,8 +257,9 @@ impl SetWriter {
                 .into_inner()
                 .map_err(|e| e.into_error())
                 .with_context(|| format!("cannot write {}", self.tmp[i].display()))?;
-            self.digests.push(crate::hash::sha256_of(c.sha));
-            self.crcs.push(c.crcs.finish());
+            let crcs = c.crcs.finish();
+            self.digests.push(table_digest(&crcs));
+            self.crcs.push(crcs);
         }
         Ok(())
     }
@@ -293,6 +292,16 @@ fn read_trailer_of(f: &File) -> Result<VolumeTrailer, VolumeError> {
     f.read_exact_at(&mut desc, ds)
         .map_err(|_| VolumeError::NotAVolume)?;
     let d = SetDescriptor::decode(&desc)?;
+    if footer.index < d.geometry.volumes() {
+        // Before the unit table is allocated: its length comes from the descriptor.
+        let expected = d.geometry.file_len(footer.index);
+        if expected != len {
+            return Err(VolumeError::Length {
+                expected,
+                found: len,
+            });
+        }
+    }
     let table_len =
         VolumeTrailer::table_len(&d.geometry, footer.index.min(d.geometry.volumes() - 1));
     let ts = ds.checked_sub(table_len).ok_or(VolumeError::Trailer {
@@ -627,7 +636,11 @@ impl VolumeSet {
     /// (rebuilt where needed) to `consume` until it returns false or a stripe cannot be
     /// rebuilt, then the parity volumes. Returns what was seen of each volume and each
     /// file's whole SHA-256 (for `SHA256SUMS`).
-    pub fn audit(&self, mut consume: impl FnMut(&[u8]) -> bool) -> Result<Audit> {
+    pub fn audit(
+        &self,
+        opts: AuditOptions,
+        mut consume: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Audit> {
         let g = self.geometry;
         let u = g.unit as usize;
         let mut feeding = true;
@@ -649,7 +662,12 @@ impl VolumeSet {
                 }
                 continue;
             };
-            let mut ctx = sha();
+            if i >= g.data && !opts.read_parity {
+                observed.push(Observed::NotRead);
+                file_sha.push(None);
+                continue;
+            }
+            let mut ctx = opts.hash_files.then(sha);
             let mut bad_units = Vec::new();
             for s in 0..g.units(i) {
                 let n = g.unit_len(i, s);
@@ -657,7 +675,9 @@ impl VolumeSet {
                 if read.is_err() {
                     buf[..n].fill(0);
                 }
-                ctx.update(&buf[..n]);
+                if let Some(c) = &mut ctx {
+                    c.update(&buf[..n]);
+                }
                 let good = read.is_ok() && trailer.crcs[s as usize] == volume::crc32(&buf[..n]);
                 if !good {
                     bad_units.push(s);
@@ -680,23 +700,17 @@ impl VolumeSet {
                     }
                 }
             }
-            let payload = ctx.clone().finish();
-            let digest_ok = payload.as_ref() == raw(&self.descriptor.volumes[i as usize]);
-            // The trailer, for the whole file's hash.
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let mut rest = vec![0u8; (len - g.payload_len(i)) as usize];
-            let whole = file
-                .read_exact_at(&mut rest, g.payload_len(i))
-                .ok()
-                .map(|()| {
-                    ctx.update(&rest);
-                    crate::hash::sha256_of(ctx)
-                });
-            file_sha.push(whole);
-            observed.push(Observed::Read {
-                bad_units,
-                digest_ok,
+            // The trailer, for the whole file's hash (its length was checked on open).
+            let whole = ctx.and_then(|mut c| {
+                let payload = g.payload_len(i);
+                let mut rest = vec![0u8; (g.file_len(i) - payload) as usize];
+                file.read_exact_at(&mut rest, payload).ok().map(|()| {
+                    c.update(&rest);
+                    crate::hash::sha256_of(c)
+                })
             });
+            file_sha.push(whole);
+            observed.push(Observed::Read { bad_units });
         }
         let assessment = assess(&g, &observed);
         Ok(Audit {
@@ -710,14 +724,18 @@ impl VolumeSet {
     /// and `consume` (the decoder, which hashes every blob) on this one, so the two hashes
     /// run on two cores as a plain bundle's verify does; on one thread when the process may
     /// use one CPU only.
-    pub fn audit_pipelined(&self, mut consume: impl FnMut(&[u8]) -> bool) -> Result<Audit> {
+    pub fn audit_pipelined(
+        &self,
+        opts: AuditOptions,
+        mut consume: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Audit> {
         if std::thread::available_parallelism().map_or(1, |n| n.get()) == 1 {
-            return self.audit(consume);
+            return self.audit(opts, consume);
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         std::thread::scope(|sc| {
             let reader = sc.spawn(move || {
-                self.audit(|chunk| {
+                self.audit(opts, |chunk| {
                     // The consumer stopped (and dropped its side): stop feeding it.
                     tx.send(chunk.to_vec()).is_ok()
                 })
@@ -770,33 +788,26 @@ impl VolumeSet {
             let (tmp, f) = temps.create_for(&dest, "volume").with_context(|| {
                 format!("cannot create a temporary file beside {}", dest.display())
             })?;
-            outs.push((
-                i,
-                dest,
-                tmp,
-                BufWriter::new(f),
-                UnitCrcs::new(g.unit),
-                sha(),
-            ));
+            outs.push((i, dest, tmp, BufWriter::new(f), UnitCrcs::new(g.unit)));
         }
         for s in 0..g.stripes() {
             let st = self.stripe(s)?;
-            for (i, _, tmp, out, crcs, ctx) in &mut outs {
+            for (i, _, tmp, out, crcs) in &mut outs {
                 let n = g.unit_len(*i, s);
                 let b = &st[*i as usize][..n];
                 out.write_all(b)
                     .with_context(|| format!("cannot write {}", tmp.display()))?;
                 crcs.update(b);
-                ctx.update(b);
             }
         }
         let mut done = Vec::new();
-        for (i, dest, tmp, out, crcs, ctx) in outs {
+        for (i, dest, tmp, out, crcs) in outs {
             let mut f = out
                 .into_inner()
                 .map_err(|e| e.into_error())
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
-            let d = crate::hash::sha256_of(ctx);
+            let crcs = crcs.finish();
+            let d = table_digest(&crcs);
             if d != self.descriptor.volumes[i as usize] {
                 bail!(
                     "volume {} rebuilt does not match its digest {} (found {d}): nothing was replaced",
@@ -804,7 +815,7 @@ impl VolumeSet {
                     self.descriptor.volumes[i as usize]
                 );
             }
-            f.write_all(&encode_trailer(&self.descriptor, i, &crcs.finish()))
+            f.write_all(&encode_trailer(&self.descriptor, i, &crcs))
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             done.push(dest);
         }
@@ -815,10 +826,13 @@ impl VolumeSet {
     }
 }
 
-/// The 32 raw bytes of a SHA-256 digest.
-fn raw(d: &Digest) -> Vec<u8> {
-    // A digest's hex is valid lowercase hex by construction.
-    hex::decode(d.hex()).unwrap_or_default()
+/// What [`VolumeSet::audit`] reads besides the data volumes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditOptions {
+    /// Read the parity volumes too (verify: their state; a load needs them only to rebuild).
+    pub read_parity: bool,
+    /// Hash each whole file (for `SHA256SUMS`).
+    pub hash_files: bool,
 }
 
 /// What [`VolumeSet::audit`] saw.
@@ -1044,8 +1058,15 @@ mod tests {
             let len = set.geometry.payload_len(i as u32);
             for at in [0, len / 2, len - 1] {
                 flip(f, at);
-                let vb = verify_source(&[dir.path().to_path_buf()], |_, _| {}).unwrap();
-                let audit = vb.audit.as_ref().unwrap();
+                // As `verify` reads it: the parity volumes too.
+                let opts = AuditOptions {
+                    read_parity: true,
+                    hash_files: false,
+                };
+                let audit = VolumeSet::open(&[dir.path().to_path_buf()])
+                    .unwrap()
+                    .audit(opts, |_| true)
+                    .unwrap();
                 assert!(matches!(
                     audit.assessment.states[i],
                     ddiff_core::volume::VolumeState::Damaged { bad_units: 1, .. }

@@ -118,7 +118,7 @@ pub fn inspect_file(args: &InspectArgs, progress: &Progress) -> Result<Outcome> 
         let set = crate::volume_io::VolumeSet::open(&paths)?;
         let item = progress.item(format!("{} (volume set)", set.name), set.bundle_size());
         let mut ins = inspector(args);
-        let audit = set.audit_pipelined(|chunk| {
+        let audit = set.audit_pipelined(crate::volume_io::AuditOptions::default(), |chunk| {
             item.inc(chunk.len() as u64);
             ins.feed(chunk).is_ok()
         })?;

@@ -153,9 +153,14 @@ pub async fn verify_with_progress(
     progress: &Progress,
 ) -> Result<VerifiedBundle> {
     let path = paths[0].clone();
-    let size = std::fs::metadata(&path)
-        .with_context(|| format!("cannot open bundle {}", path.display()))?
-        .len();
+    let size = if crate::volume_io::names_a_set(&paths) {
+        // The logical bundle's size (the set's trailers are read again to verify it).
+        crate::volume_io::VolumeSet::open(&paths)?.bundle_size()
+    } else {
+        std::fs::metadata(&path)
+            .with_context(|| format!("cannot open bundle {}", path.display()))?
+            .len()
+    };
     let item = progress.item(format!("verifying {}", path.display()), size);
     let it = item.clone();
     let vb = tokio::task::spawn_blocking(move || {

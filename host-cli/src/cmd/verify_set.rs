@@ -131,7 +131,12 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
             list_files: false,
             max_files: 0,
         });
-        let audit = set.audit_pipelined(|chunk| {
+        let opts = volume_io::AuditOptions {
+            read_parity: true,
+            hash_files: !args.no_checksum
+                && (args.write_checksum || volume_io::sums_path(&set).exists()),
+        };
+        let audit = set.audit_pipelined(opts, |chunk| {
             item.inc(chunk.len() as u64);
             ins.feed(chunk).is_ok()
         });
@@ -292,6 +297,7 @@ pub fn render(v: &SetReport, ok: bool) -> String {
         let state = match &vol.state {
             VolumeState::Intact => "intact".to_string(),
             VolumeState::Missing => "MISSING".to_string(),
+            VolumeState::NotRead => "not read".to_string(),
             VolumeState::Damaged {
                 bad_units,
                 units,
@@ -301,7 +307,7 @@ pub fn render(v: &SetReport, ok: bool) -> String {
                 Safe(problem)
             ),
         };
-        if !matches!(vol.state, VolumeState::Intact) {
+        if !matches!(vol.state, VolumeState::Intact | VolumeState::NotRead) {
             bad.push(vol.volume);
         }
         s += &format!("\n     volume {} ({kind}){file}: {state}", vol.volume);
