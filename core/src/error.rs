@@ -77,6 +77,9 @@ pub enum Error {
     /// An image of a `docker save` archive that cannot be chosen.
     #[error(transparent)]
     Choose(#[from] crate::docker_archive::ChooseError),
+    /// A volume size, volume or volume set that cannot be used.
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     /// A `--to` that is not a destination.
     #[error(transparent)]
     Destination(#[from] crate::destination::DestinationError),

@@ -71,6 +71,7 @@ pub mod signature;
 pub mod synth;
 pub mod synth_bundle;
 pub mod tar;
+pub mod volume;
 
 pub use config::{ConfigError, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform, PlatformError};

@@ -13,6 +13,7 @@ use ddiff_core::bundle::legacy::{looks_like_legacy, LegacyDecoder};
 use ddiff_core::bundle::{BundleError, DecodeOptions, Decoder, Event, Report};
 
 use crate::hash::fast_hasher;
+use crate::volume_io::VolumeSet;
 
 /// Read size for streaming files through the decoder.
 const CHUNK: usize = 1 << 20;
@@ -46,6 +47,10 @@ pub struct VerifiedBundle {
     pub rebuilt: std::collections::BTreeMap<usize, PathBuf>,
     /// The directory of the rebuilt files, removed with the bundle.
     pub rebuilt_dir: Option<tempfile::TempDir>,
+    /// The volume set the bundle is read from (docs/bundle-format.md section 9), if any.
+    pub set: Option<Arc<VolumeSet>>,
+    /// What reading the set found (per-volume states), if it is one.
+    pub audit: Option<crate::volume_io::Audit>,
 }
 
 impl VerifiedBundle {
@@ -132,6 +137,62 @@ pub fn verify_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Ve
         file_size,
         meta_bytes,
         inflaters: Arc::default(),
+        rebuilt: Default::default(),
+        rebuilt_dir: None,
+        set: None,
+        audit: None,
+    })
+}
+
+/// Verifies the bundle named by `paths`: one plain file, or the volumes of a set (any order,
+/// several directories, a directory, or one volume with its siblings beside it), read
+/// through once and rebuilt from parity where a volume is missing or damaged.
+pub fn verify_source(
+    paths: &[PathBuf],
+    mut progress: impl FnMut(u64, u64),
+) -> Result<VerifiedBundle> {
+    if !crate::volume_io::names_a_set(paths) {
+        return verify_file(&paths[0], progress);
+    }
+    let set = Arc::new(VolumeSet::open(paths)?);
+    let total = set.bundle_size();
+    let where_ = format!("{} (volume set {})", set.name, set.set);
+    let mut dec = Decoder::with_options(DecodeOptions {
+        hasher: fast_hasher,
+    });
+    let mut report = None;
+    let mut failed = None;
+    let mut done = 0u64;
+    let audit = set.audit_pipelined(crate::volume_io::AuditOptions::default(), |chunk| {
+        done += chunk.len() as u64;
+        progress(done.min(total), total);
+        match drive(chunk, |c| dec.decode(c)) {
+            Ok(r) => {
+                report = report.take().or(r);
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    let result = match (failed, &audit.rebuild_error) {
+        (Some(e), _) => Err(anyhow::Error::new(e)),
+        (None, Some(why)) => Err(anyhow::anyhow!("{why}")),
+        (None, None) => finish(report, dec.finish()),
+    };
+    let report = result.with_context(|| format!("{where_}: bundle is not intact"))?;
+    let meta_bytes = dec.meta_bytes().unwrap_or_default().to_vec();
+    Ok(VerifiedBundle {
+        meta_bytes,
+        path: set.dir.join(&set.name),
+        format: Format::V1,
+        report,
+        file_size: total,
+        inflaters: Arc::default(),
+        set: Some(set),
+        audit: Some(audit),
         rebuilt: Default::default(),
         rebuilt_dir: None,
     })
@@ -236,6 +297,9 @@ fn open_entry_range(
     len: u64,
 ) -> Result<Box<dyn Read + Send>> {
     let offset = bundle.report.offsets[index] + from;
+    if let Some(set) = &bundle.set {
+        return Ok(Box::new(set.reader_at(offset, len)));
+    }
     match bundle.format {
         Format::V1 => {
             // No read buffer: the callers read in pieces of up to 1 MiB themselves, and a

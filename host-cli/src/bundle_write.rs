@@ -4,18 +4,19 @@
 //! removed by the next bundle written into that directory.
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ddiff_core::bundle::{BundleMeta, EncodeOptions, Encoder};
 
 use crate::durable::{self, AtomicFile};
 use crate::hash::fast_hasher;
+use crate::volume_io::{SetWriter, VolumeArgs};
 
 /// An in-progress bundle. Dropping it without [`BundleWriter::finish`] removes the temporary.
 pub struct BundleWriter {
     encoder: Encoder,
-    out: BufWriter<AtomicFile>,
+    out: Out,
     buf: Vec<u8>,
     written: u64,
     total: u64,
@@ -25,6 +26,17 @@ impl BundleWriter {
     /// Starts writing `meta`'s bundle to `dest`. With `verify`, every blob is hashed again as
     /// it is written (use it when the source did not already verify the bytes).
     pub fn create(dest: &Path, meta: BundleMeta, verify: bool) -> Result<BundleWriter> {
+        Self::create_in_volumes(dest, meta, verify, &VolumeArgs::default())
+    }
+
+    /// [`BundleWriter::create`], cut into volumes (`dest.001`, …, plus parity) when
+    /// `volumes` asks for them and the bundle needs them (docs/bundle-format.md section 9).
+    pub fn create_in_volumes(
+        dest: &Path,
+        meta: BundleMeta,
+        verify: bool,
+        volumes: &VolumeArgs,
+    ) -> Result<BundleWriter> {
         let encoder = Encoder::new(
             meta,
             EncodeOptions {
@@ -40,17 +52,23 @@ impl BundleWriter {
         };
         // Left by a diff that was killed here (no chance to clean up).
         durable::sweep(dir);
-        let file = AtomicFile::create(dest, "bundle").with_context(|| {
-            format!(
-                "cannot create a temporary file beside {} (is {} writable?)",
-                dest.display(),
-                dir.display()
-            )
-        })?;
         let total = encoder.total_size();
+        let out = match volumes.geometry(total)? {
+            Some(g) => Out::Set(Box::new(SetWriter::create(dest, g)?)),
+            None => {
+                let file = AtomicFile::create(dest, "bundle").with_context(|| {
+                    format!(
+                        "cannot create a temporary file beside {} (is {} writable?)",
+                        dest.display(),
+                        dir.display()
+                    )
+                })?;
+                Out::File(BufWriter::with_capacity(1 << 20, file))
+            }
+        };
         let mut w = BundleWriter {
             encoder,
-            out: BufWriter::with_capacity(1 << 20, file),
+            out,
             buf: Vec::with_capacity(1 << 20),
             written: 0,
             total,
@@ -70,10 +88,18 @@ impl BundleWriter {
         self.encoder.meta()
     }
 
+    /// Whether the bundle is being written as a volume set.
+    pub fn is_set(&self) -> bool {
+        matches!(self.out, Out::Set(_))
+    }
+
     fn flush_buf(&mut self) -> Result<()> {
-        self.out.write_all(&self.buf).with_context(|| {
-            format!("cannot write {}", self.out.get_ref().temp_path().display())
-        })?;
+        match &mut self.out {
+            Out::File(out) => out
+                .write_all(&self.buf)
+                .with_context(|| format!("cannot write {}", out.get_ref().temp_path().display()))?,
+            Out::Set(set) => set.write(&self.buf)?,
+        }
         self.written += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
@@ -106,20 +132,37 @@ impl BundleWriter {
     }
 
     /// Ends the archive, syncs it to disk and renames it into place. Returns its size.
-    pub fn finish(mut self) -> Result<u64> {
+    pub fn finish(self) -> Result<u64> {
+        Ok(self.finish_files()?.0)
+    }
+
+    /// [`BundleWriter::finish`], also returning the files written (the volumes of a set).
+    pub fn finish_files(mut self) -> Result<(u64, Vec<PathBuf>)> {
         self.encoder.finish(&mut self.buf)?;
         self.flush_buf()?;
-        let tmp = self.out.get_ref().temp_path().to_path_buf();
-        let file = self
-            .out
+        let out = match self.out {
+            Out::File(out) => out,
+            Out::Set(set) => {
+                let files = set.finish()?;
+                return Ok((self.written, files));
+            }
+        };
+        let tmp = out.get_ref().temp_path().to_path_buf();
+        let file = out
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         let dest = file.dest().to_path_buf();
         file.commit()
             .with_context(|| format!("cannot move the bundle into place at {}", dest.display()))?;
-        Ok(self.written)
+        Ok((self.written, vec![dest]))
     }
+}
+
+/// Where a bundle's bytes go: one file, or a volume set.
+enum Out {
+    File(BufWriter<AtomicFile>),
+    Set(Box<SetWriter>),
 }
 
 /// The default bundle file name for a target, after the original tool's pattern

@@ -70,32 +70,10 @@ impl Default for DeltaArgs {
     }
 }
 
-/// `512M`, `2G`, `1.5G`, `4096` (bytes); K/M/G/T are powers of 1024.
+/// A size: `512M`, `2G`, `1.5GiB`, `4096` (bytes); K/M/G/T are powers of 1024, KB/MB/GB
+/// powers of 1000. The one size parser (`ddiff_core::volume::parse_volume_size`).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => {
-            let unit = t[i..].to_ascii_uppercase();
-            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
-                "" => 1,
-                "K" => 1 << 10,
-                "M" => 1 << 20,
-                "G" => 1 << 30,
-                "T" => 1 << 40,
-                _ => return Err(format!("unknown size unit in {s:?} (use K, M, G or T)")),
-            };
-            (&t[..i], m)
-        }
-        None => (t, 1),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 2G)"))?;
-    if !(v.is_finite() && v >= 0.0) {
-        return Err(format!("{s:?} is not a size"));
-    }
-    Ok((v * mult as f64) as u64)
+    ddiff_core::volume::parse_volume_size(s).map_err(|e| ddiff_core::display::error_chain(&e))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1427,7 +1405,7 @@ mod tests {
         assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("2G").unwrap(), 2 << 30);
         assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("65536").unwrap(), 65536);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3X").is_err());
     }

@@ -354,11 +354,13 @@ impl Drop for TempSet {
     }
 }
 
-/// Makes what was written to `files` durable. On Linux one `syncfs` per directory they are
-/// in (one call however many files); elsewhere, or where `syncfs` fails, an fsync per file.
+/// Makes what was written to `files` durable. On Linux, for many files, one `syncfs` per
+/// directory they are in (one call however many files); for a few (a volume set's files),
+/// elsewhere, or where `syncfs` fails, an fsync per file: `syncfs` also flushes every other
+/// process's dirty pages on that filesystem, which a few large files need not wait for.
 fn make_durable(files: &[&Path]) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    {
+    if files.len() > FEW_FILES {
         let mut dirs: Vec<&Path> = Vec::new();
         for f in files {
             let d = dir_of(f);
@@ -382,6 +384,9 @@ fn make_durable(files: &[&Path]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Up to this many files are made durable one fsync each rather than by `syncfs`.
+const FEW_FILES: usize = 32;
 
 /// Splits a temporary file name into its `what` and the numbers after it
 /// (`.ddiff-blob-12-3-4.tmp` → `blob`, `[12, 3, 4]`). `None`: not one of ours.

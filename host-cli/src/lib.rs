@@ -13,3 +13,4 @@ pub mod registry;
 pub mod signing;
 pub mod transport;
 pub mod ui;
+pub mod volume_io;

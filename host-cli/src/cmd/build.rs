@@ -33,6 +33,8 @@ pub struct BuildArgs {
     pub delta: crate::delta::DeltaArgs,
     #[command(flatten)]
     pub sign: crate::signing::SignArgs,
+    #[command(flatten)]
+    pub volumes: crate::volume_io::VolumeArgs,
     /// Arguments for `docker build`.
     #[arg(
         trailing_var_arg = true,
@@ -249,6 +251,7 @@ pub async fn run(args: BuildArgs, global: &Global) -> Result<ExitCode> {
         delta: args.delta.clone(),
         sign: args.sign.clone(),
         no_provenance: false,
+        volumes: args.volumes.clone(),
     };
     let s = super::diff::diff(&dargs, global).await?;
     if global.json {
@@ -261,7 +264,8 @@ pub async fn run(args: BuildArgs, global: &Global) -> Result<ExitCode> {
             human_bytes(s.carried_bytes),
             human_bytes(s.full_bytes)
         );
-        println!("offline, run: ddiff load {}", s.bundle);
+        let first = s.volumes.first().unwrap_or(&s.bundle);
+        println!("offline, run: ddiff load {first}");
     }
     Ok(ExitCode::SUCCESS)
 }

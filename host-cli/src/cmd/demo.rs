@@ -366,6 +366,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             delta: Default::default(),
             sign: Default::default(),
             no_provenance: false,
+            volumes: Default::default(),
         },
         &quiet,
     )
@@ -392,6 +393,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     let loaded = load(
         &LoadArgs {
             bundle: bundle.clone(),
+            more: Vec::new(),
             to: Some(format!("docker://{}", offline.host)),
             no_pull: true,
             update_inventory: None,
@@ -452,6 +454,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             delta: Default::default(),
             sign: Default::default(),
             no_provenance: false,
+            volumes: Default::default(),
         },
         &quiet,
     )
@@ -477,6 +480,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             delta_memory: 4 << 30,
             key: Default::default(),
             require_signature: false,
+            more: Vec::new(),
         },
         &quiet,
     )

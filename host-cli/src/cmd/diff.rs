@@ -64,6 +64,8 @@ pub struct DiffCli {
     /// .sbom) and their OCI referrers are carried and written at the destination.
     #[arg(long)]
     pub no_provenance: bool,
+    #[command(flatten)]
+    pub volumes: crate::volume_io::VolumeArgs,
 }
 
 /// `diff` against a named base (also what `build` and `demo` run).
@@ -85,6 +87,8 @@ pub struct DiffArgs {
     pub sign: crate::signing::SignArgs,
     /// Leave the targets' provenance behind.
     pub no_provenance: bool,
+    /// Volumes and parity of the bundle written.
+    pub volumes: crate::volume_io::VolumeArgs,
 }
 
 /// The references of a `--targets` file: one per line, `#` starts a comment.
@@ -167,6 +171,7 @@ impl DiffCli {
                 delta: self.delta,
                 sign: self.sign,
                 no_provenance: self.no_provenance,
+                volumes: self.volumes,
             },
             have,
         ))
@@ -200,6 +205,10 @@ pub struct DiffSummary {
     /// The signature file written beside the bundle (`--sign-key`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The volumes written, when the bundle was cut into a set (docs/bundle-format.md
+    /// section 9).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// Runs `diff`.
@@ -236,7 +245,16 @@ pub async fn run(args: DiffCli, global: &Global) -> Result<ExitCode> {
         if let Some(sig) = &summary.signature {
             println!("signed: {sig}");
         }
-        println!("offline, run: ddiff load {}", summary.bundle);
+        if let Some(first) = summary.volumes.first() {
+            println!(
+                "as {} volumes: {first} … {}",
+                summary.volumes.len(),
+                summary.volumes.last().map_or("", |s| s.as_str())
+            );
+            println!("offline, run: ddiff verify {first}; ddiff load {first}");
+        } else {
+            println!("offline, run: ddiff load {}", summary.bundle);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -385,7 +403,14 @@ pub async fn diff_against(
     // into the bundle so a temporary file damaged on disk cannot slip through (patches and
     // layers fetched for the delta planner are local files too).
     let verify = !blobs.files.is_empty();
-    let size = blobs.write_bundle(&out, &meta, verify, &progress).await?;
+    let (size, files) = blobs
+        .write_bundle(&out, &meta, verify, &args.volumes, &progress)
+        .await?;
+    let volumes = if files.len() > 1 || files.first() != Some(&out) {
+        files.iter().map(|f| f.display().to_string()).collect()
+    } else {
+        Vec::new()
+    };
     let signature = crate::signing::after_write(&out, &meta.to_bytes(), sign_key.as_ref())?;
     let full_bytes = targets
         .iter()
@@ -409,6 +434,7 @@ pub async fn diff_against(
         deltas,
         signature: signature.map(|p| p.display().to_string()),
         artifacts,
+        volumes,
     })
 }
 
@@ -518,16 +544,18 @@ impl BlobSources {
         Ok(out)
     }
 
-    /// Writes the bundle of `meta` to `out` (crash-safe), with progress; returns its size.
+    /// Writes the bundle of `meta` to `out` (crash-safe), or its volumes when `volumes` asks
+    /// for them, with progress; returns its size and the files written.
     /// `verify` hashes every blob again on the way in (for sources not verified already).
     pub async fn write_bundle(
         &self,
         out: &std::path::Path,
         meta: &ddiff_core::bundle::BundleMeta,
         verify: bool,
+        volumes: &crate::volume_io::VolumeArgs,
         progress: &crate::progress::Progress,
-    ) -> Result<u64> {
-        let mut w = BundleWriter::create(out, meta.clone(), verify)?;
+    ) -> Result<(u64, Vec<PathBuf>)> {
+        let mut w = BundleWriter::create_in_volumes(out, meta.clone(), verify, volumes)?;
         let item = progress.item(format!("writing {}", out.display()), w.total_size());
         for b in &meta.blobs {
             if b.kind != BlobKind::Layer {
@@ -569,8 +597,8 @@ impl BlobSources {
                 w.end_blob()?;
             }
         }
-        let size = w.finish()?;
+        let written = w.finish_files()?;
         item.finish("written");
-        Ok(size)
+        Ok(written)
     }
 }

@@ -27,6 +27,11 @@ pub struct InspectArgs {
     /// The bundle file (ddiff format v1), or an image with a transport prefix.
     #[arg(value_name = "BUNDLE|IMAGE")]
     pub bundle: PathBuf,
+    /// More volumes of a set, or directories holding them, in any order (a volume's
+    /// siblings beside it are found without naming them). Missing or damaged volumes are
+    /// rebuilt from parity as they are read.
+    #[arg(value_name = "VOLUME")]
+    pub more: Vec<PathBuf>,
     /// Also list the files of the carried layers (paths, sizes, modes, deletions).
     #[arg(long)]
     pub files: bool,
@@ -70,6 +75,7 @@ pub async fn run(mut args: InspectArgs, global: &crate::cmd::Global) -> Result<E
                     delta: crate::delta::DeltaArgs::default(),
                     sign: Default::default(),
                     no_provenance: false,
+                    volumes: Default::default(),
                 },
                 &quiet,
             )
@@ -110,6 +116,21 @@ fn run_blocking(
 /// Reads and inspects one bundle.
 pub fn inspect_file(args: &InspectArgs, progress: &Progress) -> Result<Outcome> {
     let path = &args.bundle;
+    let paths: Vec<PathBuf> = std::iter::once(path).chain(&args.more).cloned().collect();
+    if crate::volume_io::names_a_set(&paths) {
+        let set = crate::volume_io::VolumeSet::open(&paths)?;
+        let item = progress.item(format!("{} (volume set)", set.name), set.bundle_size());
+        let mut ins = inspector(args);
+        let audit = set.audit_pipelined(crate::volume_io::AuditOptions::default(), |chunk| {
+            item.inc(chunk.len() as u64);
+            ins.feed(chunk).is_ok()
+        })?;
+        item.clear();
+        if let Some(why) = audit.rebuild_error {
+            anyhow::bail!("{}: {why}", set.name);
+        }
+        return Ok(ins.finish());
+    }
     if bundle_io::detect(path)? == Format::Legacy {
         anyhow::bail!(
             "{}: an original DockerDiff bundle; `ddiff inspect` reads ddiff v1 bundles \
@@ -121,17 +142,21 @@ pub fn inspect_file(args: &InspectArgs, progress: &Progress) -> Result<Outcome> 
         .with_context(|| format!("cannot open bundle {}", path.display()))?
         .len();
     let item = progress.item(path.display().to_string(), size);
-    let mut ins = Inspector::new(InspectOptions {
-        hasher: fast_hasher,
-        list_files: args.files,
-        max_files: args.max_files,
-    });
+    let mut ins = inspector(args);
     bundle_io::stream_file(path, false, |chunk| {
         item.inc(chunk.len() as u64);
         ins.feed(chunk).is_ok()
     })?;
     item.clear();
     Ok(ins.finish())
+}
+
+fn inspector(args: &InspectArgs) -> Inspector {
+    Inspector::new(InspectOptions {
+        hasher: fast_hasher,
+        list_files: args.files,
+        max_files: args.max_files,
+    })
 }
 
 /// The human report. Every string from the bundle (tool, dates, references, platforms, media
@@ -324,6 +349,7 @@ mod tests {
         std::fs::write(&path, sample(SampleOptions::default()).encode()).unwrap();
         let args = InspectArgs {
             bundle: path.clone(),
+            more: Vec::new(),
             files: true,
             max_files: 1000,
         };

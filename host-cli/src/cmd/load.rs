@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use ddiff_core::destination::{engine_name, Destination};
 
 use super::{default_registry, Global};
-use crate::bundle_io::{verify_file, VerifiedBundle};
+use crate::bundle_io::{verify_source, VerifiedBundle};
 use crate::progress::{human_bytes, Progress};
 use crate::transport::engine::{self, EnginePuller};
 use crate::transport::{docker_archive, layout, registry};
@@ -41,8 +41,13 @@ use crate::transport::{docker_archive, layout, registry};
 /// Example: ddiff load app-2.ddiff --to docker://registry.local:5000
 #[derive(clap::Args, Debug)]
 pub struct LoadArgs {
-    /// The bundle file.
+    /// The bundle file, or any volume of a set (NAME.ddiff.001 …; the others are looked
+    /// for beside it).
     pub bundle: PathBuf,
+    /// More volumes of the set, or directories holding them (several media mounted at once),
+    /// in any order. Missing or damaged volumes are rebuilt from parity as they are read.
+    #[arg(value_name = "VOLUME")]
+    pub more: Vec<PathBuf>,
     /// Destination: docker://HOST (keep the bundle's names) or docker://HOST/REPO:TAG
     /// (one-target bundles); docker-daemon: (the local engine, no registry needed;
     /// docker-daemon:NAME:TAG renames), oci:DIR (merge into a layout holding the base),
@@ -158,15 +163,24 @@ pub async fn run(args: LoadArgs, global: &Global) -> Result<ExitCode> {
 }
 
 /// Verifies a bundle file with progress.
-pub async fn verify_with_progress(path: PathBuf, progress: &Progress) -> Result<VerifiedBundle> {
-    let size = std::fs::metadata(&path)
-        .with_context(|| format!("cannot open bundle {}", path.display()))?
-        .len();
+pub async fn verify_with_progress(
+    paths: Vec<PathBuf>,
+    progress: &Progress,
+) -> Result<VerifiedBundle> {
+    let path = paths[0].clone();
+    let size = if crate::volume_io::names_a_set(&paths) {
+        // The logical bundle's size (the set's trailers are read again to verify it).
+        crate::volume_io::VolumeSet::open(&paths)?.bundle_size()
+    } else {
+        std::fs::metadata(&path)
+            .with_context(|| format!("cannot open bundle {}", path.display()))?
+            .len()
+    };
     let item = progress.item(format!("verifying {}", path.display()), size);
     let it = item.clone();
     let vb = tokio::task::spawn_blocking(move || {
         let mut last = 0;
-        verify_file(&path, |done, _| {
+        verify_source(&paths, |done, _| {
             it.inc(done.saturating_sub(last));
             last = done;
         })
@@ -216,7 +230,11 @@ async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Resul
         .as_deref()
         .map(crate::signing::read_public_key)
         .transpose()?;
-    let mut bundle = verify_with_progress(args.bundle.clone(), &progress).await?;
+    let paths = std::iter::once(&args.bundle)
+        .chain(&args.more)
+        .cloned()
+        .collect();
+    let mut bundle = verify_with_progress(paths, &progress).await?;
     if let Some(k) = &public_key {
         // Before anything is written to the destination.
         let sig = crate::signing::signature_path(&bundle.path);

@@ -10,6 +10,7 @@ pub mod load;
 pub mod pull;
 pub mod push;
 pub mod verify;
+pub mod verify_set;
 
 use anyhow::Result;
 use ddiff_core::{ImageRef, Platform};

@@ -195,6 +195,7 @@ fn verify_of_an_original_bundle_names_the_base_it_needs() {
             no_checksum: true,
             key: Default::default(),
             require_signature: false,
+            repair: false,
         },
         &Progress::new(Mode::Quiet),
     );

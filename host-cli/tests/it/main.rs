@@ -13,6 +13,7 @@ mod hostile_interrupt;
 mod hostile_server;
 mod hostile_text;
 mod hostile_util;
+mod hostile_volumes;
 mod inspect_images;
 mod inventory;
 mod list_cli;

@@ -18,6 +18,7 @@ fn args() -> VerifyArgs {
         no_checksum: true,
         key: Default::default(),
         require_signature: false,
+        repair: false,
     }
 }
 
