@@ -148,9 +148,12 @@ make_pair_c() {
     copy_files /usr "$BIG_MB" "$1/old/usr"
     cp -a "$1/old" "$1/new"
     # a handful of changed files: three patched in place, one grown, one removed, one added
-    mapfile -t files < <(cd "$1/new" && find . -type f -size +1M | sort | awk 'NR % 7 == 3' | head -n 5)
-    ((${#files[@]} == 5)) || die "pair c: too few large files under /usr for BIG_MB=$BIG_MB"
-    local i
+    local all i
+    mapfile -t all < <(cd "$1/new" && find . -type f -size +64k | sort)
+    ((${#all[@]} >= 5)) || die "pair c: too few files over 64 KiB under /usr for BIG_MB=$BIG_MB"
+    # five spread over the layer
+    local files=()
+    for i in 0 1 2 3 4; do files+=("${all[$((i * ${#all[@]} / 5 + ${#all[@]} / 10))]}"); done
     for i in 0 1 2; do
         head -c 4096 /dev/urandom | dd of="$1/new/${files[$i]}" bs=4096 seek=7 conv=notrunc status=none
     done
@@ -190,6 +193,10 @@ measure() {
 }
 
 size() { stat -c %s "$1"; }
+# patch_bytes BUNDLE: the bytes of the patches it carries (0: every layer whole)
+patch_bytes() {
+    tar -xOf "$1" ddiff.json | python3 -c 'import json, sys; print(sum(b["patch"]["size"] for b in json.load(sys.stdin)["blobs"] if b.get("patch")))'
+}
 
 # --- generate and push the pairs -------------------------------------------------------
 for pair in $PAIRS; do
@@ -264,6 +271,8 @@ for run in $(seq "$RUNS"); do
         record "$pair" full_bytes "$(size "$d/full.ddiff")"
         record "$pair" delta_bytes "$(size "$d/delta.ddiff")"
         record "$pair" delta19_bytes "$(size "$d/delta19.ddiff")"
+        record "$pair" patch_bytes "$(patch_bytes "$d/delta.ddiff")"
+        record "$pair" patch19_bytes "$(patch_bytes "$d/delta19.ddiff")"
         load_into "$pair" load_full "$d/full.ddiff"
         load_into "$pair" load_delta "$d/delta.ddiff"
     done
@@ -275,6 +284,7 @@ for pair in $PAIRS; do
     printf '%s %s\n' "$pair" "$(cat "$work/$pair/what")"
 done >"$work/whats"
 
+cp "$results" "$OUT.results" # the raw numbers, one per line, kept for a re-read
 python3 - "$results" "$work/whats" "$RUNS" "$BIG_MB" "$uptime_before" "$uptime_after" "$("$ddiff" --version)" >"$OUT" <<'PY'
 import statistics, sys
 res, whats, runs, big_mb, up0, up1, version = sys.argv[1:8]
@@ -290,7 +300,7 @@ def rng(p, k):
     return f"{min(xs):.2f}–{max(xs):.2f}" if len(xs) > 1 else ""
 MB = 1e6
 MiB = 1048576
-def mb(b): return f"{b / MB:.2f}"
+def mb(b): return f"{b / MB:.3f}"
 pairs = [p for p in "abcd" if p in vals]
 print(f"{version}; RUNS={runs}, BIG_MB={big_mb}; 2-core VM shared with other builds.\n")
 print(f"- load before: `{up0.strip()}`")
@@ -298,14 +308,17 @@ print(f"- load after: `{up1.strip()}`\n")
 for p in pairs:
     print(f"- {names[p]}: {what[p]}")
 print()
-print("Bytes (MB; ratios to the layer-level bundle and to zstd -19 --long --patch-from):\n")
-print("| pair | new layer tar | new layer gz | layer-level bundle | delta bundle (default) | delta bundle (-19) | zstd -19 patch-from | zstd -3 patch-from | zstd patch of gz blobs | docker save \\| gzip | delta / layer-level | delta / zstd -19 | delta -19 / zstd -19 |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("Bytes (MB; the bundle and its patches alone; ratios to the layer-level bundle and of the patch to zstd -19 --long --patch-from):\n")
+print("| pair | new layer tar | new layer gz | layer-level bundle | delta bundle (default) | its patch | delta bundle (-19) | its patch | zstd -19 patch-from | zstd -3 patch-from | zstd patch of gz blobs | docker save \\| gzip | delta / layer-level | patch / zstd -19 | patch -19 / zstd -19 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for p in pairs:
     full, delta, d19 = med(p, "full_bytes"), med(p, "delta_bytes"), med(p, "delta19_bytes")
+    pb, pb19 = med(p, "patch_bytes"), med(p, "patch19_bytes")
+    # a layer that travels whole: compare the bundle with the patch
+    pc, pc19 = (pb or delta), (pb19 or d19)
     z19, z3, gzp = med(p, "zstd19_bytes"), med(p, "zstd3_bytes"), med(p, "gzpatch_bytes")
     lvl = vals[p]["gzpatch_level"][0]
-    print(f"| {names[p]} | {mb(med(p, 'new_tar'))} | {mb(med(p, 'new_gz'))} | {mb(full)} | {mb(delta)} | {mb(d19)} | {mb(z19)} | {mb(z3)} | {mb(gzp)} (-{lvl}) | {mb(med(p, 'save_gz'))} | {100 * delta / full:.1f}% | {delta / z19:.2f}x | {d19 / z19:.2f}x |")
+    print(f"| {names[p]} | {mb(med(p, 'new_tar'))} | {mb(med(p, 'new_gz'))} | {mb(full)} | {mb(delta)} | {mb(pb) if pb else 'whole'} | {mb(d19)} | {mb(pb19) if pb19 else 'whole'} | {mb(z19)} | {mb(z3)} | {mb(gzp)} (-{lvl}) | {mb(med(p, 'save_gz'))} | {100 * delta / full:.1f}% | {pc / z19:.2f}x | {pc19 / z19:.2f}x |")
 print()
 print("Time (median s, range) and peak RSS (median MiB); MB/s over the new layer's uncompressed tar:\n")
 print("| pair | diff --no-deltas | diff (default) | diff MB/s | diff --delta-level 19 | load layer-level | load delta (rebuild) | load delta MB/s | zstd -19 / -3 patch-from s | RSS diff / diff -19 / load delta | RSS budget (ref + target tar + 64 MiB) | digest (full, delta) |")
