@@ -17,18 +17,18 @@
 # (target/bench/inventory.md), BASE_MB (8: each of the 3 bases' random layer), TOP_KB (1024:
 # each image's own layer), PATCH_KB (2048: the patched bases' new layer).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+repo_root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo_root"
 source tests/lib/bench.sh
 source tests/lib/images.sh
-OUT=${OUT:-$root/target/bench/inventory.md}
+OUT=${OUT:-$repo_root/target/bench/inventory.md}
 BASE_MB=${BASE_MB:-8}
 TOP_KB=${TOP_KB:-1024}
 PATCH_KB=${PATCH_KB:-2048}
 export DOCKER_HOST=${DOCKER_HOST:-${DDIFF_TEST_DOCKER_HOST:?start the engine: tests/peers.sh start}}
 mkdir -p "$(dirname "$OUT")"
 command -v /usr/bin/time >/dev/null || { echo "bench: /usr/bin/time is required" >&2; exit 1; }
-ddiff=$(bench_ddiff "$root")
+ddiff=$(bench_ddiff "$repo_root")
 work=$(mktemp -d /tmp/ddiff-bench-inv-XXXXXX)
 cleanup() { bench_stop_servers "$work"; rm -rf "$work"; }
 trap cleanup EXIT

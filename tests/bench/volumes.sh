@@ -98,7 +98,7 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 plain_bytes=$(stat -c %s "$work/plain/app.ddiff")
 set_bytes=$(cat "$work/set/"app.ddiff.[0-9][0-9][0-9] | wc -c)
-volumes=$(ls "$work/set/"app.ddiff.[0-9][0-9][0-9] | wc -l)
+volumes=$(find "$work/set" -maxdepth 1 -name 'app.ddiff.[0-9][0-9][0-9]' | wc -l)
 
 python3 - "$work/times" "$RUNS" "$plain_bytes" "$set_bytes" "$volumes" "$VOLUME" "$PARITY" \
   "$load_before" "$load_after" "$(nproc)" >"$OUT" <<'EOF'
