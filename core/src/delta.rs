@@ -54,6 +54,10 @@ pub struct PatchReference {
     pub diff_id: Digest,
     /// The size of the reference's uncompressed tar (the loader needs it in memory).
     pub tar_size: u64,
+    /// Repositories of the site holding the reference, when the bundle was planned against an
+    /// inventory (where a registry load looks for it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
 }
 
 /// How to turn the rebuilt tar back into the exact blob.

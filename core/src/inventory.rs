@@ -488,10 +488,24 @@ impl InventoryBuilder {
 pub struct Have {
     /// The relied-on candidates, as one base for [`crate::diff::plan`].
     base: BaseImage,
+    /// The layers every site holds whose blob and diff_id are known: what patches may be made
+    /// against (`ddiff_core::delta`).
+    held: Vec<HeldLayer>,
     /// Repositories holding each blob (registries), the union over the sites.
     hints: BTreeMap<Digest, BTreeSet<String>>,
     /// The inventories' content digests.
     digests: Vec<Digest>,
+}
+
+/// A layer every site holds, as the delta planner may use it as a patch reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLayer {
+    /// The blob as the site holds it.
+    pub descriptor: crate::Descriptor,
+    /// Its diff_id.
+    pub diff_id: Digest,
+    /// The site's repositories holding it (registries).
+    pub repositories: Vec<String>,
 }
 
 impl Have {
@@ -527,10 +541,24 @@ impl Have {
             .position(|i| i.kind != SourceKind::Engine)
             .unwrap_or(0);
         let mut layers = Vec::new();
+        let mut held = Vec::new();
         let mut hints: BTreeMap<Digest, BTreeSet<String>> = BTreeMap::new();
         let any_digest_site = by_digest.iter().any(Option::is_some);
         if let Some(inv) = inventories.get(lead) {
             for b in inv.blobs.iter().filter(|b| every_site_holds(b)) {
+                if let (true, Some(id), Some(size)) = (any_digest_site, &b.diff_id, b.size) {
+                    if b.media_type.layer_compression().is_some() {
+                        held.push(HeldLayer {
+                            descriptor: crate::Descriptor::new(
+                                b.media_type.clone(),
+                                b.digest.clone(),
+                                size,
+                            ),
+                            diff_id: id.clone(),
+                            repositories: b.repositories.clone(),
+                        });
+                    }
+                }
                 layers.push(if any_digest_site {
                     BaseLayer {
                         digest: Some(b.digest.clone()),
@@ -559,9 +587,17 @@ impl Have {
                 manifest: None,
                 layers,
             },
+            held,
             hints,
             digests,
         }
+    }
+
+    /// The layers every site holds that patches may be made against (blob and diff_id
+    /// known; sites known only by diff_ids, engines, give none: the online side fetches a
+    /// reference by its blob digest).
+    pub fn held_layers(&self) -> &[HeldLayer] {
+        &self.held
     }
 
     /// The planner's input: one base holding every relied-on candidate.

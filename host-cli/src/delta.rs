@@ -506,6 +506,14 @@ impl RefSource {
         }
     }
 
+    /// The diff_ids of the layers it offers.
+    pub fn diff_ids(&self) -> Vec<Digest> {
+        match self {
+            RefSource::Blobs { layers, .. } => layers.iter().map(|l| l.diff_id.clone()).collect(),
+            RefSource::Save { diff_ids, .. } => diff_ids.clone(),
+        }
+    }
+
     /// Runs `f` on each layer (`wanted`: only those diff_ids) as a local blob file that is
     /// removed afterwards, and collects what it returns.
     pub async fn each<T: Send + 'static>(
@@ -665,7 +673,7 @@ pub struct DeltaReport {
 pub async fn add_patches(
     meta: &mut BundleMeta,
     layers: Vec<TargetLayer>,
-    refs: &RefSource,
+    refs: &[RefSource],
     args: &DeltaArgs,
     tmp_dir: &Path,
     temps: &mut crate::durable::TempSet,
@@ -673,6 +681,11 @@ pub async fn add_patches(
 ) -> Result<(BTreeMap<Digest, PathBuf>, DeltaReport)> {
     let mut report = DeltaReport::default();
     let mut patches = BTreeMap::new();
+    // Planned against inventories, every layer `refs` offers is one the sites hold.
+    let from_inventories = meta
+        .base
+        .as_ref()
+        .is_some_and(|b| !b.inventories.is_empty());
     let allowed = meta
         .reference_diff_ids()
         .into_iter()
@@ -684,23 +697,40 @@ pub async fn add_patches(
             l.desc.size >= MIN_PATCHED_LAYER && l.desc.media_type.layer_compression().is_some()
         })
         .collect();
-    if layers.is_empty() || allowed.is_empty() {
+    if layers.is_empty() || (allowed.is_empty() && !from_inventories) {
         return Ok((patches, report));
     }
     // 1. Fingerprints of the layers the destination holds.
-    let item = progress.item(
-        format!("fingerprinting base layers of {}", refs.describe()),
-        0,
-    );
-    let it = item.clone();
-    let prints: Vec<(RefLayer, Fingerprint)> = refs
-        .each(Some(&allowed), tmp_dir, move |path, l| {
-            let (fp, _, _) = fingerprint(path, &l.desc.media_type)?;
-            it.inc(l.desc.size);
-            Ok((l.clone(), fp))
-        })
-        .await?;
-    item.finish("done");
+    // Each reference is read from the first source that has it.
+    let mut prints: Vec<(RefLayer, Fingerprint)> = Vec::new();
+    let mut source_of: BTreeMap<Digest, usize> = BTreeMap::new();
+    for (k, src) in refs.iter().enumerate() {
+        let wanted: std::collections::BTreeSet<Digest> = src
+            .diff_ids()
+            .into_iter()
+            .filter(|d| (from_inventories || allowed.contains(d)) && !source_of.contains_key(d))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let item = progress.item(
+            format!("fingerprinting base layers of {}", src.describe()),
+            0,
+        );
+        let it = item.clone();
+        let got = src
+            .each(Some(&wanted), tmp_dir, move |path, l| {
+                let (fp, _, _) = fingerprint(path, &l.desc.media_type)?;
+                it.inc(l.desc.size);
+                Ok((l.clone(), fp))
+            })
+            .await?;
+        item.finish("done");
+        for (l, fp) in got {
+            source_of.insert(l.diff_id.clone(), k);
+            prints.push((l, fp));
+        }
+    }
     // 2. For each target layer: its fingerprint, the best references, its recipe.
     struct Job {
         desc: Descriptor,
@@ -752,18 +782,27 @@ pub async fn add_patches(
         return Ok((patches, report));
     }
     // 3. The chosen references as local files, then each job's patches, smallest kept.
-    let ref_files: BTreeMap<Digest, (PathBuf, MediaType)> = {
+    let mut ref_files: BTreeMap<Digest, (PathBuf, MediaType)> = BTreeMap::new();
+    for (k, src) in refs.iter().enumerate() {
+        let here: std::collections::BTreeSet<Digest> = wanted
+            .iter()
+            .filter(|d| source_of.get(*d) == Some(&k))
+            .cloned()
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
         let dir = tmp_dir.to_path_buf();
-        let got = refs
-            .each(Some(&wanted), tmp_dir, move |path, l| {
+        let got = src
+            .each(Some(&here), tmp_dir, move |path, l| {
                 // Keep the file: move it to a name of our own in the same directory.
                 let keep = dir.join(format!(".ddiff-ref-{}", l.diff_id.hex()));
                 std::fs::rename(path, &keep)?;
                 Ok((l.diff_id.clone(), (keep, l.desc.media_type.clone())))
             })
             .await?;
-        got.into_iter().collect()
-    };
+        ref_files.extend(got);
+    }
     let _cleanup = RemoveOnDrop(ref_files.values().map(|(p, _)| p.clone()).collect());
     for job in jobs {
         let item = progress.item(
@@ -819,6 +858,7 @@ pub async fn add_patches(
                         media_type: r.desc.media_type.clone(),
                         diff_id: r.diff_id.clone(),
                         tar_size: reference.len() as u64,
+                        repositories: Vec::new(),
                     },
                     diff_id: job.diff_id.clone(),
                     tar_size: job.tar_size,
@@ -937,6 +977,15 @@ pub async fn destination_refs(
                 };
                 if !repos.contains(&r) {
                     repos.push(r);
+                }
+            }
+            // Where an inventory said the site keeps a reference (only names in Docker's
+            // repository grammar are asked).
+            for (r, _) in needed.values() {
+                for repo in &r.repositories {
+                    if ddiff_core::Reference::parse(repo).is_ok() && !repos.contains(repo) {
+                        repos.push(repo.clone());
+                    }
                 }
             }
             let mut left: BTreeMap<&Digest, &PatchReference> =
@@ -1285,6 +1334,7 @@ mod tests {
                 media_type: MediaType::OciLayer,
                 diff_id: Digest::sha256(&reference),
                 tar_size: reference.len() as u64,
+                repositories: Vec::new(),
             },
             diff_id: Digest::sha256(&target),
             tar_size: target.len() as u64,

@@ -416,7 +416,13 @@ impl BundleMeta {
         {
             return Err(bad("an uncompressed layer's diff_id and size are its own"));
         }
-        if !self.reference_diff_ids().contains(&p.reference.diff_id) {
+        // Planned against inventories, a reference is any layer they list (the bundle does
+        // not repeat them); the loader checks it is there before writing.
+        let from_inventories = self
+            .base
+            .as_ref()
+            .is_some_and(|b| !b.inventories.is_empty());
+        if !from_inventories && !self.reference_diff_ids().contains(&p.reference.diff_id) {
             return Err(bad(
                 "the patch's reference is not a layer the destination is known to hold",
             ));

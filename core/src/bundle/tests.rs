@@ -706,6 +706,7 @@ fn patched() -> (BundleMeta, BTreeMap<Digest, Vec<u8>>) {
             media_type: reference.media_type.clone(),
             diff_id: reference.diff_id.clone().unwrap(),
             tar_size: reference.size,
+            repositories: Vec::new(),
         },
         diff_id: l.digest.clone(),
         tar_size: l.size,

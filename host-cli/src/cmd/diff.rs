@@ -367,16 +367,27 @@ pub async fn diff_against(
     // Deltas: carried layers that are close to a layer of the base travel as patches.
     let mut delta_temps = crate::durable::TempSet::new();
     let mut deltas = crate::delta::DeltaReport::default();
-    // With inventories there is no named base to take references from: patches against
-    // inventory layers need the per-layer fingerprints (docs/inventory.md, reserved field).
-    if !args.delta.no_deltas && have.is_none() {
-        let ids: Vec<Digest> = p
-            .meta
-            .base
-            .as_ref()
-            .map(|b| b.diff_ids.clone())
-            .unwrap_or_default();
-        if let Some(refs) = sources.reference_source(&args.base, &ids).await? {
+    // References: the named base's layers, or (with inventories) the layers every site
+    // holds that the targets' registries or layouts have too (the online side reads them
+    // there; the site's own copies are what the load rebuilds from).
+    if !args.delta.no_deltas {
+        let refs = match have {
+            None => {
+                let ids: Vec<Digest> = p
+                    .meta
+                    .base
+                    .as_ref()
+                    .map(|b| b.diff_ids.clone())
+                    .unwrap_or_default();
+                sources
+                    .reference_source(&args.base, &ids)
+                    .await?
+                    .into_iter()
+                    .collect()
+            }
+            Some(h) => held_reference_sources(h, &targets).await?,
+        };
+        if !refs.is_empty() {
             let layers = blobs
                 .local_layers(&p.meta, &sources.settings, &tmp_dir, &mut delta_temps)
                 .await?;
@@ -392,6 +403,20 @@ pub async fn diff_against(
             .await?;
             for n in &report.notes {
                 progress.println(format!("note: {n}"));
+            }
+            if let Some(h) = have {
+                // Where the site keeps each reference (its registry repositories).
+                for b in &mut p.meta.blobs {
+                    if let Some(pi) = b.patch.as_mut() {
+                        if let Some(l) = h
+                            .held_layers()
+                            .iter()
+                            .find(|l| l.descriptor.digest == pi.reference.digest)
+                        {
+                            pi.reference.repositories = l.repositories.clone();
+                        }
+                    }
+                }
             }
             blobs.files.extend(patches);
             deltas = report;
@@ -436,6 +461,66 @@ pub async fn diff_against(
         artifacts,
         volumes,
     })
+}
+
+/// The layers the sites of `have` hold (every one of them) that the online side has too, as
+/// patch references read there: in the targets' registry repositories or layouts, or, on a
+/// target's registry, in the repositories where the site keeps them (a registry scopes blobs
+/// by repository). Empty when no target comes from a registry or layout.
+async fn held_reference_sources(
+    have: &Have,
+    targets: &[SourceImage],
+) -> Result<Vec<crate::delta::RefSource>> {
+    use crate::transport::Location;
+    let mut places: Vec<Location> = Vec::new();
+    for t in targets {
+        if let SourceImage::Remote(r) = t {
+            if !places.iter().any(|p| p.describe() == r.location.describe()) {
+                places.push(r.location.clone());
+            }
+        }
+    }
+    let clients: Vec<_> = places
+        .iter()
+        .filter_map(|p| match p {
+            Location::Registry { client, .. } => Some(client.clone()),
+            Location::Layout(_) => None,
+        })
+        .collect();
+    for l in have.held_layers() {
+        for repo in &l.repositories {
+            if ddiff_core::Reference::parse(repo).is_err() {
+                continue;
+            }
+            for c in &clients {
+                let p = Location::Registry {
+                    client: c.clone(),
+                    repo: repo.clone(),
+                };
+                if !places.iter().any(|q| q.describe() == p.describe()) {
+                    places.push(p);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut found = std::collections::BTreeSet::new();
+    for location in places {
+        let mut layers = Vec::new();
+        for l in have.held_layers() {
+            if !found.contains(&l.diff_id) && location.has_blob(&l.descriptor).await? {
+                found.insert(l.diff_id.clone());
+                layers.push(crate::delta::RefLayer {
+                    desc: l.descriptor.clone(),
+                    diff_id: l.diff_id.clone(),
+                });
+            }
+        }
+        if !layers.is_empty() {
+            out.push(crate::delta::RefSource::Blobs { location, layers });
+        }
+    }
+    Ok(out)
 }
 
 /// Where the bytes of each blob of a planned bundle come from: manifests and configs in

@@ -94,6 +94,16 @@ impl Location {
         }
     }
 
+    /// Whether this place holds the blob `d` (by digest, with its size).
+    pub async fn has_blob(&self, d: &Descriptor) -> Result<bool> {
+        Ok(match self {
+            Location::Registry { client, repo } => {
+                client.blob_exists(repo, &d.digest).await? == Some(d.size)
+            }
+            Location::Layout(store) => store.size(&d.digest.layout_path()) == Some(d.size),
+        })
+    }
+
     /// A short description for messages.
     pub fn describe(&self) -> String {
         match self {

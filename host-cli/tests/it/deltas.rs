@@ -295,3 +295,54 @@ fn engine_pushed_layers_are_rebuilt_with_the_source_digest() {
         ])
         .arg(format!("oci:{}", d.join("pulled").display())));
 }
+
+/// Planned against a site inventory (`diff --have`), a rebuilt layer travels as a patch
+/// against a layer the site holds in another repository; the load finds it there (the
+/// inventory's repository hint) and the site gets the source's exact manifest.
+#[test]
+fn inventory_bundles_patch_against_what_the_site_holds() {
+    if !require_peer("docker") || !require_peer("docker-registry") || !require_peer("skopeo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old, new) = ("ddiff-it-delta-inv/old:1", "ddiff-it-delta-inv/app:2");
+    context(&d.join("c1"), false);
+    context(&d.join("c2"), true);
+    build(old, &d.join("c1"));
+    build(new, &d.join("c2"));
+    let online = RefRegistry::start(&d.join("online"));
+    let site = RefRegistry::start(&d.join("site"));
+    for v in [old, new] {
+        crate::common::push(v, &format!("{}/{v}", online.addr));
+    }
+    run(skopeo().args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{}/{old}", online.addr),
+        &format!("docker://{}/{old}", site.addr),
+    ]));
+    let inv = d.join("site.json");
+    ok(ddiff_quiet()
+        .args(["inventory", &format!("docker://{}", site.addr), "-o"])
+        .arg(&inv));
+    let bundle = d.join("b.ddiff");
+    let src = format!("docker://{}/{new}", online.addr);
+    let s = json(&ok(ddiff_quiet()
+        .args(["--json", "diff", "--have"])
+        .arg(&inv)
+        .arg(&src)
+        .arg("-o")
+        .arg(&bundle)));
+    assert_eq!(s["deltas"]["patched_layers"], 1, "{s}");
+    ok(ddiff_quiet().arg("load").arg(&bundle).args([
+        "--no-pull",
+        "--to",
+        &format!("docker://{}", site.addr),
+    ]));
+    assert_eq!(
+        skopeo_layers(&format!("docker://{}/{new}", site.addr)).0,
+        skopeo_layers(&src).0
+    );
+}
