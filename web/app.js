@@ -26,7 +26,7 @@ function plural(n, one, many) {
 function start(file) {
   if (!file) return;
   if (worker) worker.terminate();
-  for (const id of ["verdict", "summary", "layers-section", "files-section"]) $(id).hidden = true;
+  for (const id of ["verdict", "summary", "layers-section", "files-section", "inventory-section"]) $(id).hidden = true;
   $("run").hidden = false;
   $("file-name").textContent = ""; // the worker sends it back escaped, with the size's text
   $("file-size").textContent = "";
@@ -50,6 +50,12 @@ function onMessage(m, file) {
     $("file-size").textContent = m.sizeText;
   } else if (m.type === "progress") showProgress(m.progress.bytes, m.progress.bytesText, m, m.progress);
   else if (m.type === "inspection") showInspection(m.inspection, []);
+  else if (m.type === "inventory") {
+    showInventory(m.summary);
+    document.body.dataset.state = "done";
+    worker.terminate();
+    worker = null;
+  }
   else if (m.type === "done") {
     showProgress(m.outcome.bytes, m.outcome.bytesText, m, { blobsDone: m.outcome.blobsVerified });
     showVerdict(m.outcome, m.ms);
@@ -83,6 +89,28 @@ function showError(msg) {
   $("verdict-title").textContent = "Could not check this file";
   $("verdict-detail").textContent = msg;
   document.body.dataset.state = "done";
+}
+
+// A site inventory (`ddiff inventory`): intact (its content digest checked by the core) and
+// what it holds, or why it is refused. Every text is the core's.
+function showInventory(s) {
+  $("run").hidden = true;
+  const v = $("verdict");
+  v.hidden = false;
+  if (!s.ok) {
+    v.dataset.status = "bad";
+    $("verdict-title").textContent = "Not an intact site inventory";
+    $("verdict-detail").textContent = s.error;
+    return;
+  }
+  v.dataset.status = "ok";
+  $("verdict-title").textContent = "Site inventory: intact";
+  $("verdict-detail").textContent = `content digest ${s.digest} checked`;
+  const sec = $("inventory-section");
+  sec.hidden = false;
+  $("inventory").replaceChildren(
+    el("div", { class: "ref", text: `${s.kind} ${s.source}` }),
+    el("div", { class: "small", text: `${plural(s.manifests, "manifest", "manifests")} named by ${plural(s.references, "reference", "references")}; ${plural(s.blobs, "blob", "blobs")}, ${plural(s.layers, "layer", "layers")}, ${s.bytesText}` }));
 }
 
 function showVerdict(o, ms) {

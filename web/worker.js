@@ -1,11 +1,14 @@
 // Streams one File through the wasm inspector. Memory stays flat: chunks of File.stream()
 // are fed and dropped. Messages out: {type:"file"|"progress"|"inspection"|"done"|"error"}.
+// A file that starts with `{` is taken as a site inventory (`ddiff inventory`; a bundle is a
+// tar, an original bundle gzip): read whole (at most 64 MiB) and summarised by the core
+// ({type:"inventory"}).
 // Every string sent for display went through the core's safeText (control characters,
 // bidi controls and line separators escaped, length capped): the inspection's strings come
 // out of BundleInspector so, the file's name and error messages are passed through it here.
 // Sizes are the core's texts: the JSON's `…Text` fields, and humanBytes for the file's size
 // and the rate, which only this side knows.
-import init, { BundleInspector, humanBytes, safeText } from "./pkg/ddiff_wasm.js";
+import init, { BundleInspector, humanBytes, inventorySummary, safeText } from "./pkg/ddiff_wasm.js";
 
 let wasmReady = false;
 const ready = init().then(() => { wasmReady = true; });
@@ -128,6 +131,12 @@ self.onmessage = async (e) => {
   try {
     await ready;
     self.postMessage({ type: "file", name: safeText(file.name), sizeText: humanBytes(file.size) });
+    const head = new Uint8Array(await file.slice(0, 1).arrayBuffer());
+    if (head[0] === 0x7b && file.size <= 64 * 1024 * 1024) {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      self.postMessage({ type: "inventory", summary: JSON.parse(inventorySummary(bytes)) });
+      return;
+    }
     const totalText = humanBytes(file.size);
     // The read rate, as the core writes sizes (`187.3 MB/s`); none before 50 ms have passed.
     const rateText = (bytes, ms) => (ms >= 50 ? `${humanBytes(bytes / (ms / 1000))}/s` : "");

@@ -332,6 +332,32 @@ impl Inventory {
     }
 }
 
+/// What the page shows of a file dropped on it that is a site inventory: its summary with the
+/// texts people read (`ok: true`), or why it is refused (`ok: false, error`). Every string is
+/// made safe to show; the page adds no text of its own to these facts.
+pub fn shown_summary_json(bytes: &[u8]) -> String {
+    use crate::display::{error_chain, human_bytes, safe_text};
+    let v = match Inventory::parse(bytes) {
+        Ok(inv) => {
+            let s = inv.summary();
+            serde_json::json!({
+                "ok": true,
+                "source": safe_text(&s.source),
+                "kind": s.kind,
+                "digest": s.digest.to_string(),
+                "manifests": s.manifests,
+                "references": s.references,
+                "blobs": s.blobs,
+                "layers": s.layers,
+                "bytes": s.bytes,
+                "bytesText": human_bytes(s.bytes),
+            })
+        }
+        Err(e) => serde_json::json!({ "ok": false, "error": safe_text(&error_chain(&e)) }),
+    };
+    v.to_string()
+}
+
 /// What an inventory holds, in numbers (`ddiff inventory`'s summary).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InventorySummary {

@@ -81,7 +81,29 @@ fn main() -> Result<()> {
         ..SampleOptions::default()
     });
     std::fs::write(out.join("hostile.bundle"), hostile.encode())?;
+    // A site inventory (an engine holding the sample's base), and one with a flipped byte.
+    let mut inv =
+        ddiff_core::InventoryBuilder::new(ddiff_core::SourceKind::Engine, "docker-daemon:");
+    let base_ids: Vec<ddiff_core::Digest> = s
+        .meta
+        .base
+        .as_ref()
+        .map(|b| b.diff_ids.clone())
+        .unwrap_or_default();
+    inv.engine_image(
+        &ddiff_core::Digest::sha256(b"the sample's base image"),
+        &["demo/base:1".to_string()],
+        &base_ids,
+    );
+    let inv = inv.finish();
+    let inv_bytes = inv.to_bytes();
+    std::fs::write(out.join("site.inventory.json"), &inv_bytes)?;
+    let mut bad_inv = inv_bytes.clone();
+    let mid = bad_inv.len() / 2;
+    bad_inv[mid] ^= 0x01;
+    std::fs::write(out.join("damaged.inventory.json"), &bad_inv)?;
     let expect = serde_json::json!({
+        "inventory": {"digest": inv.content_digest().to_string(), "layers": inv.summary().layers, "blobs": inv.summary().blobs},
         "target": s.meta.targets[0].reference,
         "base": s.meta.base.as_ref().map(|b| b.references.clone()),
         "carriedLayers": s.meta.blobs.iter().filter(|b| !b.kind.is_json()).count(),

@@ -35,6 +35,13 @@ pub fn safe_text(text: &str) -> String {
 
 /// `bytes` as the CLI writes sizes (`1.5 MB`): the core's `human_bytes`, for the sizes and
 /// rates the page works out itself (the file's size, the progress line).
+/// A site inventory's summary as the page shows it, or why it is refused (JSON; the core's
+/// `inventory::shown_summary_json`).
+#[wasm_bindgen(js_name = inventorySummary)]
+pub fn inventory_summary(bytes: &[u8]) -> String {
+    ddiff_core::inventory::shown_summary_json(bytes)
+}
+
 #[wasm_bindgen(js_name = humanBytes)]
 pub fn human_bytes(bytes: f64) -> String {
     // A JS number of bytes: non-negative and below 2^53 in practice; `as` saturates.

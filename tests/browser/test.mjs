@@ -168,6 +168,20 @@ try {
     check(longest < 4200 && oddFiles.includes("bytes not shown)…"), `hostile-text bundle: the 5000-byte name is capped (longest name ${longest})`);
     await page.screenshot({ path: path.join(shotDir, "hostile.png"), fullPage: true });
 
+    // A site inventory dropped on the page: the core checks it and summarises what the site
+    // holds; a flipped byte is refused with the core's reason and no summary.
+    const inv = await load(path.join(bundleDir, "site.inventory.json"));
+    check(inv.status === "ok" && inv.title === "Site inventory: intact", `site inventory: intact (${inv.title})`);
+    check(inv.detail.includes(expect.inventory.digest), "site inventory: its content digest is shown");
+    const invText = await page.textContent("#inventory");
+    check(invText.includes(`${expect.inventory.layers} layer`) && invText.includes("docker-daemon:"),
+      `site inventory: what it holds is shown (${invText})`);
+    await page.screenshot({ path: path.join(shotDir, "inventory.png"), fullPage: true });
+    const badInv = await load(path.join(bundleDir, "damaged.inventory.json"));
+    check(badInv.status === "bad" && badInv.title === "Not an intact site inventory" && badInv.detail.length > 0,
+      `damaged inventory: refused with a reason (${badInv.title}: ${badInv.detail})`);
+    check(await page.isHidden("#inventory-section"), "damaged inventory: no summary shown");
+
     // The fallback ways of reading the file give the same verdicts: the inspector worker
     // reading itself (no nested worker), and File.stream()'s own chunks (no BYOB reader).
     // A reader worker that fails to start falls back to reading inline.
