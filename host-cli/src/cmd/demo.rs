@@ -31,8 +31,9 @@ use crate::transport::tar_file::TarOut;
 /// on top of it, pushes both online and only the base offline, then runs the real diff,
 /// verify and load, and checks the loaded image. A second round rebuilds the app with one
 /// file edited: its layer gets a new digest, travels as a small patch against the layer the
-/// offline side already has, and the load rebuilds it bit for bit. Needs no Docker and no
-/// network.
+/// offline side already has, and the load rebuilds it bit for bit. Last, the first bundle is
+/// written as volumes with one parity volume, one volume is deleted, and the load still
+/// gets the same image. Needs no Docker and no network.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
     /// Size of the generated base image's content, in MB.
@@ -509,7 +510,68 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         got3.digest(),
         human_bytes(s3.bundle_bytes - s3.deltas.patch_bytes + s3.deltas.patched_layer_bytes)
     ));
+
+    // Media: round 1's bundle cut into volumes for small media, with one parity volume; one
+    // volume is then lost, and the load still gets the exact image, rebuilt from parity.
+    let media = dir.join("media");
+    std::fs::create_dir_all(&media)?;
+    let vsize = (summary.bundle_bytes / 3 + 1).max(64 * 1024);
+    let sv = diff(
+        &DiffArgs {
+            base: format!("docker://{}/demo/base:1", online.host),
+            targets: vec![format!("docker://{}/demo/app:2", online.host)],
+            output: Some(media.join("demo--app-2.ddiff")),
+            platform: PlatformArgs::default(),
+            compress: Default::default(),
+            delta: Default::default(),
+            sign: Default::default(),
+            no_provenance: false,
+            volumes: crate::volume_io::VolumeArgs {
+                volume_size: Some(vsize),
+                parity: 1,
+            },
+        },
+        &quiet,
+    )
+    .await?;
+    let lost = sv
+        .volumes
+        .get(1)
+        .context("check failed: the bundle was not cut into volumes")?;
+    std::fs::remove_file(lost).with_context(|| format!("cannot remove {lost}"))?;
+    load(
+        &LoadArgs {
+            bundle: PathBuf::from(&sv.volumes[0]),
+            to: Some(format!("docker://{}/demo/app-from-media:2", offline.host)),
+            no_pull: true,
+            update_inventory: None,
+            jobs: 4,
+            delta_memory: 4 << 30,
+            key: Default::default(),
+            require_signature: false,
+            more: Vec::new(),
+        },
+        &quiet,
+    )
+    .await?;
+    let gotv = off.get_manifest("demo/app-from-media", "2").await?;
+    if gotv.digest() != app_manifest.digest() {
+        bail!(
+            "check failed: the image loaded from the volumes is {}, not {}",
+            gotv.digest(),
+            app_manifest.digest()
+        );
+    }
+    say(format!(
+        "9. for small media: the same bundle as {} volumes of at most {} plus 1 parity volume; with volume {} deleted, ddiff load rebuilt it from parity on the fly and the offline side got the same manifest {}",
+        sv.volumes.len() - 1,
+        human_bytes(vsize),
+        Path::new(lost).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        gotv.digest()
+    ));
     let report = serde_json::json!({
+        "volumes": sv.volumes.len(),
+        "volume_manifest": gotv.digest().to_string(),
         "bundle_bytes": summary.bundle_bytes,
         "full_bytes": summary.full_bytes,
         "carried_bytes": summary.carried_bytes,

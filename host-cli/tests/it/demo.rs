@@ -1,5 +1,6 @@
 //! `ddiff demo`, the README's first command, runs end to end: both rounds, the second
-//! carrying the rebuilt app layer as a patch that the load turns back into the same blob.
+//! carrying the rebuilt app layer as a patch that the load turns back into the same blob, and
+//! the first bundle as volumes with parity, loaded with one volume lost.
 
 use crate::common::{ddiff, ok};
 
@@ -14,6 +15,9 @@ fn demo_runs_both_rounds_and_the_second_carries_a_patch() {
         n("delta_bundle_bytes") * 10 < n("delta_layer_level_bytes"),
         "{v}"
     );
+    // Round 1's bundle as volumes with parity, one lost: the same image all the same.
+    assert!(n("volumes") >= 3, "{v}");
+    assert_eq!(v["volume_manifest"], v["manifest"], "{v}");
     for k in ["manifest", "delta_manifest"] {
         assert!(v[k].as_str().unwrap().starts_with("sha256:"), "{v}");
     }
