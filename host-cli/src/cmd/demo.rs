@@ -211,6 +211,41 @@ async fn push_image(
     Ok(m)
 }
 
+/// `diff` as the demo runs it: defaults but for the names and the volumes.
+fn demo_diff(
+    base: String,
+    target: String,
+    output: PathBuf,
+    volumes: crate::volume_io::VolumeArgs,
+) -> DiffArgs {
+    DiffArgs {
+        base,
+        targets: vec![target],
+        output: Some(output),
+        platform: PlatformArgs::default(),
+        compress: Default::default(),
+        delta: Default::default(),
+        sign: Default::default(),
+        no_provenance: false,
+        volumes,
+    }
+}
+
+/// `load` as the demo runs it: into `to`, no pull into an engine.
+fn demo_load(bundle: PathBuf, to: String) -> LoadArgs {
+    LoadArgs {
+        bundle,
+        to: Some(to),
+        no_pull: true,
+        update_inventory: None,
+        jobs: 4,
+        delta_memory: 4 << 30,
+        key: Default::default(),
+        require_signature: false,
+        more: Vec::new(),
+    }
+}
+
 /// Runs `demo`.
 pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     let tmp;
@@ -358,17 +393,12 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     };
     let t = Instant::now();
     let summary = diff(
-        &DiffArgs {
-            base: format!("docker://{}/demo/base:1", online.host),
-            targets: vec![format!("docker://{}/demo/app:2", online.host)],
-            output: Some(bundle.clone()),
-            platform: PlatformArgs::default(),
-            compress: Default::default(),
-            delta: Default::default(),
-            sign: Default::default(),
-            no_provenance: false,
-            volumes: Default::default(),
-        },
+        &demo_diff(
+            format!("docker://{}/demo/base:1", online.host),
+            format!("docker://{}/demo/app:2", online.host),
+            bundle.clone(),
+            Default::default(),
+        ),
         &quiet,
     )
     .await?;
@@ -392,17 +422,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
 
     let t = Instant::now();
     let loaded = load(
-        &LoadArgs {
-            bundle: bundle.clone(),
-            more: Vec::new(),
-            to: Some(format!("docker://{}", offline.host)),
-            no_pull: true,
-            update_inventory: None,
-            jobs: 4,
-            delta_memory: 4 << 30,
-            key: Default::default(),
-            require_signature: false,
-        },
+        &demo_load(bundle.clone(), format!("docker://{}", offline.host)),
         &quiet,
     )
     .await?;
@@ -446,17 +466,12 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     let bundle3 = dir.join("demo--app-3.ddiff");
     let t = Instant::now();
     let s3 = diff(
-        &DiffArgs {
-            base: format!("docker://{}/demo/app:2", online.host),
-            targets: vec![format!("docker://{}/demo/app:3", online.host)],
-            output: Some(bundle3.clone()),
-            platform: PlatformArgs::default(),
-            compress: Default::default(),
-            delta: Default::default(),
-            sign: Default::default(),
-            no_provenance: false,
-            volumes: Default::default(),
-        },
+        &demo_diff(
+            format!("docker://{}/demo/app:2", online.host),
+            format!("docker://{}/demo/app:3", online.host),
+            bundle3.clone(),
+            Default::default(),
+        ),
         &quiet,
     )
     .await?;
@@ -472,17 +487,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     ));
     let t = Instant::now();
     load(
-        &LoadArgs {
-            bundle: bundle3.clone(),
-            to: Some(format!("docker://{}", offline.host)),
-            no_pull: true,
-            update_inventory: None,
-            jobs: 4,
-            delta_memory: 4 << 30,
-            key: Default::default(),
-            require_signature: false,
-            more: Vec::new(),
-        },
+        &demo_load(bundle3.clone(), format!("docker://{}", offline.host)),
         &quiet,
     )
     .await?;
@@ -517,20 +522,15 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
     std::fs::create_dir_all(&media)?;
     let vsize = (summary.bundle_bytes / 3 + 1).max(64 * 1024);
     let sv = diff(
-        &DiffArgs {
-            base: format!("docker://{}/demo/base:1", online.host),
-            targets: vec![format!("docker://{}/demo/app:2", online.host)],
-            output: Some(media.join("demo--app-2.ddiff")),
-            platform: PlatformArgs::default(),
-            compress: Default::default(),
-            delta: Default::default(),
-            sign: Default::default(),
-            no_provenance: false,
-            volumes: crate::volume_io::VolumeArgs {
+        &demo_diff(
+            format!("docker://{}/demo/base:1", online.host),
+            format!("docker://{}/demo/app:2", online.host),
+            media.join("demo--app-2.ddiff"),
+            crate::volume_io::VolumeArgs {
                 volume_size: Some(vsize),
                 parity: 1,
             },
-        },
+        ),
         &quiet,
     )
     .await?;
@@ -540,17 +540,10 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         .context("check failed: the bundle was not cut into volumes")?;
     std::fs::remove_file(lost).with_context(|| format!("cannot remove {lost}"))?;
     load(
-        &LoadArgs {
-            bundle: PathBuf::from(&sv.volumes[0]),
-            to: Some(format!("docker://{}/demo/app-from-media:2", offline.host)),
-            no_pull: true,
-            update_inventory: None,
-            jobs: 4,
-            delta_memory: 4 << 30,
-            key: Default::default(),
-            require_signature: false,
-            more: Vec::new(),
-        },
+        &demo_load(
+            PathBuf::from(&sv.volumes[0]),
+            format!("docker://{}/demo/app-from-media:2", offline.host),
+        ),
         &quiet,
     )
     .await?;

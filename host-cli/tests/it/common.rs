@@ -349,6 +349,17 @@ pub fn docker_build(from: &str, tag: &str, lines: &[&str]) {
         .arg(ctx.path()));
 }
 
+/// The engine's image ID for `name`, or `None` when it has no such image.
+pub fn image_id(name: &str) -> Option<String> {
+    let o = docker()
+        .args(["image", "inspect", "--format", "{{.Id}}", name])
+        .output()
+        .unwrap();
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
 /// `docker push` under another name, leaving the local image as it was.
 pub fn push(local: &str, remote: &str) {
     run(docker().args(["tag", local, remote]));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{
-    ddiff, ddiff_quiet, docker, fails, ok, require_peer, run, skopeo, stderr, RefRegistry,
+    ddiff, ddiff_quiet, docker, fails, image_id, ok, require_peer, run, skopeo, stderr, RefRegistry,
 };
 
 fn base_image() -> String {
@@ -43,16 +43,6 @@ fn build(tag: &str, ctx: &Path) {
         .env("DOCKER_BUILDKIT", "0")
         .args(["build", "-q", "--network", "none", "-t", tag])
         .arg(ctx));
-}
-
-fn image_id(name: &str) -> Option<String> {
-    let o = docker()
-        .args(["image", "inspect", "--format", "{{.Id}}", name])
-        .output()
-        .unwrap();
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 fn json(out: &str) -> serde_json::Value {

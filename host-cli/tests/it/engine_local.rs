@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{ddiff_quiet, docker, docker_build, require_peer, run, DdiffServer};
+use crate::common::{ddiff_quiet, docker, docker_build, image_id, require_peer, run, DdiffServer};
 
 fn text(o: &Output) -> String {
     format!(
@@ -17,16 +17,6 @@ fn text(o: &Output) -> String {
 
 fn base_image() -> String {
     std::env::var("DDIFF_TEST_BASE_IMAGE").unwrap_or_else(|_| "bb:base".into())
-}
-
-fn image_id(name: &str) -> Option<String> {
-    let o = docker()
-        .args(["image", "inspect", "--format", "{{.Id}}", name])
-        .output()
-        .unwrap();
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 fn docker_run(image: &str, cmd: &str) -> String {
