@@ -30,6 +30,11 @@ use crate::transport::{Location, Resolved, SourceImage, Sources};
 /// docker-archive:FILE[:NAME:TAG] (a docker save file); scratch as BASE carries everything.
 /// Several targets share blobs once.
 ///
+/// A new layer whose content is close to a layer the destination holds travels as a patch
+/// of its tar, and `load` rebuilds the exact blob from the destination's copy (same digest;
+/// docs/deltas.md): --no-deltas turns this off. --sign-key signs the bundle; --volume-size and
+/// --parity cut it into volumes for size-limited media.
+///
 /// Example: ddiff diff docker://localhost:5000/base:1 docker://localhost:5000/app:2
 ///
 /// Example: ddiff diff --have site.inventory.json --targets release.txt -o release.ddiff

@@ -22,7 +22,10 @@ use crate::transport::{docker_archive, layout, registry};
 /// The bundle is verified completely first, and the destination is checked for every layer
 /// the bundle relies on (the base) before anything is uploaded: a damaged bundle or a missing
 /// base leaves the destination exactly as it was. Re-running an interrupted load finishes it
-/// without re-sending what is already there. Bundles of the original DockerDiff
+/// without re-sending what is already there. Layers that travel as patches are rebuilt from
+/// the destination's own copy of the layer they were made against, every digest checked,
+/// before anything is written (a docker-archive: destination holds no layers, so it cannot
+/// take them). Bundles of the original DockerDiff
 /// (.tar.gz) load too.
 ///
 /// After a registry load each target is pulled into the local Docker engine under the name it
