@@ -126,15 +126,20 @@ impl SetWriter {
 
     fn close_current(&mut self) -> Result<()> {
         if let Some(c) = self.cur.take() {
-            let i = self.tmp.len() - 1;
-            c.out
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("cannot write {}", self.tmp[i].display()))?;
-            let crcs = c.crcs.finish();
-            self.digests.push(table_digest(&crcs));
-            self.crcs.push(crcs);
+            self.close(c, self.tmp.len() - 1)?;
         }
+        Ok(())
+    }
+
+    /// Flushes volume `i` (written through `c`) and records its unit table and digest.
+    fn close(&mut self, c: Current, i: usize) -> Result<()> {
+        c.out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", self.tmp[i].display()))?;
+        let crcs = c.crcs.finish();
+        self.digests.push(table_digest(&crcs));
+        self.crcs.push(crcs);
         Ok(())
     }
 
@@ -249,17 +254,8 @@ impl SetWriter {
             }
         }
         for c in outs {
-            self.cur = Some(c);
             let i = self.digests.len();
-            // `close_current` names the last temporary; point it at this one.
-            let c = self.cur.take().expect("set above");
-            c.out
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("cannot write {}", self.tmp[i].display()))?;
-            let crcs = c.crcs.finish();
-            self.digests.push(table_digest(&crcs));
-            self.crcs.push(crcs);
+            self.close(c, i)?;
         }
         Ok(())
     }

@@ -228,29 +228,36 @@ pub fn parse_checksum_file(text: &str, bundle: &Path) -> Result<String, String> 
     }
 }
 
+impl FileResult {
+    /// The result for `path` before anything was checked: not ok, nothing counted.
+    pub fn unverified(path: &Path) -> FileResult {
+        FileResult {
+            path: path.to_path_buf(),
+            ok: false,
+            format: "v1",
+            bytes: 0,
+            seconds: 0.0,
+            mb_per_s: 0.0,
+            blobs_verified: 0,
+            targets: Vec::new(),
+            base: None,
+            problem: None,
+            error: None,
+            checksum: Checksum::Absent,
+            signature: None,
+            image_signatures: None,
+            volumes: None,
+        }
+    }
+}
+
 /// Verifies one bundle (and its side file).
 pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileResult {
     let started = Instant::now();
     let side = checksum_path(path);
     let check_side = !args.no_checksum && side.exists();
     let hash_file = check_side || args.write_checksum;
-    let mut r = FileResult {
-        path: path.to_path_buf(),
-        ok: false,
-        format: "v1",
-        bytes: 0,
-        seconds: 0.0,
-        mb_per_s: 0.0,
-        blobs_verified: 0,
-        targets: Vec::new(),
-        base: None,
-        problem: None,
-        error: None,
-        checksum: Checksum::Absent,
-        signature: None,
-        image_signatures: None,
-        volumes: None,
-    };
+    let mut r = FileResult::unverified(path);
     let mut meta_bytes = Vec::new();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let item = progress.item(path.display().to_string(), size);

@@ -98,23 +98,7 @@ pub fn split(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Vec<PathBuf>>) {
 /// Verifies one set (and repairs it or writes its checksums when asked).
 pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> FileResult {
     let started = Instant::now();
-    let mut r = FileResult {
-        path: paths[0].clone(),
-        ok: false,
-        format: "v1",
-        bytes: 0,
-        seconds: 0.0,
-        mb_per_s: 0.0,
-        blobs_verified: 0,
-        targets: Vec::new(),
-        base: None,
-        problem: None,
-        error: None,
-        checksum: Checksum::Absent,
-        signature: None,
-        image_signatures: None,
-        volumes: None,
-    };
+    let mut r = FileResult::unverified(&paths[0]);
     let mut repaired = Vec::new();
     let mut pass = 0;
     loop {

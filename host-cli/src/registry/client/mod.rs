@@ -711,21 +711,18 @@ impl Registry {
             #[serde(default)]
             repositories: Option<Vec<String>>,
         }
-        let scope = "registry:catalog:*".to_string();
-        let mut url = self.url("/v2/_catalog?n=1000");
-        let mut out = Vec::new();
-        for _ in 0..100_000 {
-            let u = url.clone();
-            let resp = self.send(&scope, &|c| Ok(c.get(&u))).await?;
-            let resp = self.check(Method::GET, &u, resp).await?;
-            let next = next_link(resp.headers());
-            let page: Catalog = resp.json().await.context("invalid _catalog JSON")?;
-            out.extend(page.repositories.unwrap_or_default());
-            match next {
-                Some(n) => url = self.absolute(&n),
-                None => break,
-            }
-        }
+        let pages: Vec<Catalog> = self
+            .paged(
+                "registry:catalog:*",
+                "/v2/_catalog?n=1000",
+                100_000,
+                "_catalog",
+            )
+            .await?;
+        let mut out: Vec<String> = pages
+            .into_iter()
+            .flat_map(|p| p.repositories.unwrap_or_default())
+            .collect();
         out.sort();
         out.dedup();
         Ok(out)
@@ -738,16 +735,38 @@ impl Registry {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let scope = format!("repository:{repo}:pull");
-        let mut url = self.url(&format!("/v2/{repo}/tags/list"));
+        let path = format!("/v2/{repo}/tags/list");
+        let pages: Vec<Tags> = self
+            .paged(&format!("repository:{repo}:pull"), &path, 1000, "tags/list")
+            .await?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.tags.unwrap_or_default())
+            .collect())
+    }
+
+    /// GETs `path` and every page its `Link` headers name (at most `max_pages`), each
+    /// parsed as JSON (`what` names the document in errors).
+    async fn paged<T: serde::de::DeserializeOwned>(
+        &self,
+        scope: &str,
+        path: &str,
+        max_pages: usize,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        let scope = scope.to_string();
+        let mut url = self.url(path);
         let mut out = Vec::new();
-        for _ in 0..1000 {
+        for _ in 0..max_pages {
             let u = url.clone();
             let resp = self.send(&scope, &|c| Ok(c.get(&u))).await?;
             let resp = self.check(Method::GET, &u, resp).await?;
             let next = next_link(resp.headers());
-            let t: Tags = resp.json().await.context("invalid tags/list JSON")?;
-            out.extend(t.tags.unwrap_or_default());
+            out.push(
+                resp.json()
+                    .await
+                    .with_context(|| format!("invalid {what} JSON"))?,
+            );
             match next {
                 Some(n) => url = self.absolute(&n),
                 None => break,
