@@ -44,7 +44,9 @@ const DESCRIPTOR_FIXED: usize = 40;
 #[non_exhaustive]
 pub enum VolumeError {
     /// A `--volume-size` that does not parse.
-    #[error("invalid volume size {text:?} (expected bytes, 64k, 4G, 4.7GB, fat32, dvd, dvd-dl, bd25, bd50)")]
+    #[error(
+        "invalid size {text:?} (expected bytes, 64k, 4G, 4.7GB, fat32, dvd, dvd-dl, bd25, bd50)"
+    )]
     BadSize {
         /// What was given.
         text: String,
