@@ -20,7 +20,7 @@ use ddiff_core::volume::{
 };
 use ddiff_core::Digest;
 
-use crate::durable::TempSet;
+use crate::durable::{Flusher, TempSet};
 
 /// `--volume-size` and `--parity` of `diff` and `build`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -87,6 +87,9 @@ pub struct SetWriter {
     cur: Option<Current>,
     digests: Vec<Digest>,
     crcs: Vec<Vec<u32>>,
+    /// Each finished volume goes to the disk while the next is written (and while the
+    /// parity is computed), instead of all of them at the commit's fsync.
+    flusher: Flusher,
 }
 
 impl SetWriter {
@@ -100,6 +103,7 @@ impl SetWriter {
             cur: None,
             digests: Vec::new(),
             crcs: Vec::new(),
+            flusher: Flusher::new(),
         })
     }
 
@@ -131,13 +135,23 @@ impl SetWriter {
         Ok(())
     }
 
-    /// Flushes volume `i` (written through `c`) and records its unit table and digest.
+    /// Flushes volume `i` (written through `c`) and records it.
     fn close(&mut self, c: Current, i: usize) -> Result<()> {
-        c.out
+        let f = c
+            .out
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("cannot write {}", self.tmp[i].display()))?;
-        let crcs = c.crcs.finish();
+        self.record(&f, i, c.crcs.finish())
+    }
+
+    /// Records volume `i`'s unit table and digest (volumes are recorded in order) and
+    /// starts writing it to the disk.
+    fn record(&mut self, f: &File, i: usize, crcs: Vec<u32>) -> Result<()> {
+        debug_assert_eq!(i, self.crcs.len());
+        self.flusher
+            .push(f, &self.tmp[i])
+            .with_context(|| format!("cannot sync {}", self.tmp[i].display()))?;
         self.digests.push(table_digest(&crcs));
         self.crcs.push(crcs);
         Ok(())
@@ -193,6 +207,7 @@ impl SetWriter {
             f.write_all(&trailer)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
         }
+        std::mem::take(&mut self.flusher).finish()?;
         self.temps
             .commit()
             .context("cannot move the volumes into place")?;
@@ -211,7 +226,10 @@ impl SetWriter {
         Ok(paths)
     }
 
-    /// Reads the data volumes back stripe by stripe and writes the parity volumes.
+    /// Reads the data volumes back stripe by stripe (from the page cache: they were just
+    /// written) and writes the parity volumes. The stripes are split in contiguous ranges
+    /// over the available cores (each with its own encoder and one stripe of buffers), so
+    /// the pass costs its share of the write's wall time on two cores and not all of it.
     fn write_parity(&mut self) -> Result<()> {
         let g = self.g;
         if g.parity == 0 {
@@ -224,41 +242,83 @@ impl SetWriter {
         let mut outs = Vec::new();
         for _ in 0..g.parity {
             self.open_next()?;
-            // Collected here instead of in `cur`, which holds one volume.
+            // Nothing was written through the buffer: take the file itself.
             let c = self.cur.take().expect("just opened");
-            outs.push(c);
+            outs.push(c.out.into_inner().map_err(|e| e.into_error())?);
         }
-        let u = g.unit as usize;
-        let mut enc =
-            reed_solomon_simd::ReedSolomonEncoder::new(g.data as usize, g.parity as usize, u)
-                .map_err(|e| anyhow::anyhow!("Reed–Solomon: {e}"))?;
-        let mut shard = vec![0u8; u];
-        for s in 0..g.stripes() {
-            for (i, f) in data.iter().enumerate() {
-                let n = g.unit_len(i as u32, s);
-                shard[n..].fill(0);
-                f.read_exact_at(&mut shard[..n], s * u as u64)
-                    .with_context(|| format!("cannot read back {}", self.tmp[i].display()))?;
-                enc.add_original_shard(&shard)
-                    .map_err(|e| anyhow::anyhow!("Reed–Solomon: {e}"))?;
-            }
-            let r = enc
-                .encode()
-                .map_err(|e| anyhow::anyhow!("Reed–Solomon: {e}"))?;
-            for (c, rec) in outs.iter_mut().zip(r.recovery_iter()) {
-                c.out
-                    .write_all(rec)
-                    .context("cannot write a parity volume")?;
-                c.crcs.update(rec);
-                c.written += rec.len() as u64;
+        let stripes = g.stripes();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4) as u64;
+        let per = stripes.div_ceil(threads).max(1);
+        let tmp = &self.tmp;
+        let (data, outs_ref) = (&data, &outs);
+        // Every thread returns its stripes' parity CRCs: [parity volume][stripe in range].
+        let parts: Vec<Result<Vec<Vec<u32>>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let range = (t * per).min(stripes)..((t + 1) * per).min(stripes);
+                    scope.spawn(move || parity_range(&g, data, outs_ref, tmp, range))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a parity thread panicked")))
+                })
+                .collect()
+        });
+        let mut crcs: Vec<Vec<u32>> = vec![Vec::with_capacity(stripes as usize); outs.len()];
+        for part in parts {
+            for (all, mine) in crcs.iter_mut().zip(part?) {
+                all.extend(mine);
             }
         }
-        for c in outs {
+        for (f, c) in outs.iter().zip(crcs) {
             let i = self.digests.len();
-            self.close(c, i)?;
+            self.record(f, i, c)?;
         }
         Ok(())
     }
+}
+
+/// Parity units of the stripes in `range`: reads every data volume's unit of each stripe,
+/// encodes, writes each parity unit at its place in its parity volume. Returns each parity
+/// volume's unit CRCs for the range.
+fn parity_range(
+    g: &Geometry,
+    data: &[File],
+    outs: &[File],
+    tmp: &[PathBuf],
+    range: std::ops::Range<u64>,
+) -> Result<Vec<Vec<u32>>> {
+    let rs = |e: reed_solomon_simd::Error| anyhow::anyhow!("Reed–Solomon: {e}");
+    let u = g.unit as usize;
+    let mut crcs = vec![Vec::with_capacity((range.end - range.start) as usize); outs.len()];
+    if range.is_empty() {
+        return Ok(crcs);
+    }
+    let mut enc = reed_solomon_simd::ReedSolomonEncoder::new(g.data as usize, g.parity as usize, u)
+        .map_err(rs)?;
+    let mut shard = vec![0u8; u];
+    for s in range {
+        for (i, f) in data.iter().enumerate() {
+            let n = g.unit_len(i as u32, s);
+            shard[n..].fill(0);
+            f.read_exact_at(&mut shard[..n], s * u as u64)
+                .with_context(|| format!("cannot read back {}", tmp[i].display()))?;
+            enc.add_original_shard(&shard).map_err(rs)?;
+        }
+        let r = enc.encode().map_err(rs)?;
+        for (j, rec) in r.recovery_iter().enumerate() {
+            outs[j]
+                .write_all_at(rec, s * u as u64)
+                .context("cannot write a parity volume")?;
+            crcs[j].push(volume::crc32(rec));
+        }
+    }
+    Ok(crcs)
 }
 
 /// Reads and checks the trailer at the end of `path`.
