@@ -287,14 +287,23 @@ pub struct SignatureOk {
     pub key_id: String,
 }
 
-/// Checks `BUNDLE.sig` against `key` over the bundle's exact `ddiff.json` bytes (empty for
-/// original DockerDiff bundles, which cannot be signed).
+/// Where the signature of a verified bundle is: `BUNDLE.sig`, for a volume set `NAME.sig`
+/// in whichever directory of its volumes holds it.
+pub fn signature_of(bundle: &Path, set: Option<&crate::volume_io::VolumeSet>) -> PathBuf {
+    match set {
+        Some(s) => s.side_file(signature::BUNDLE_SIGNATURE_SUFFIX),
+        None => signature_path(bundle),
+    }
+}
+
+/// Checks the signature file `path` (see [`signature_of`]) against `key` over the bundle's
+/// exact `ddiff.json` bytes (empty for original DockerDiff bundles, which cannot be signed).
 pub fn check_bundle_signature(
     bundle: &Path,
+    path: PathBuf,
     meta_bytes: &[u8],
     key: &PublicKey,
 ) -> Result<SignatureOk> {
-    let path = signature_path(bundle);
     if meta_bytes.is_empty() {
         bail!(
             "{}: an original DockerDiff bundle has no ddiff.json to sign, so --key cannot be checked",

@@ -591,6 +591,21 @@ impl VolumeSet {
         })
     }
 
+    /// A file kept beside the set, `NAME<suffix>` (the bundle signature `NAME.sig`): the
+    /// first that exists in the directories the volumes were found in (sticks mounted at
+    /// once each hold some volumes, and the side file travels with one of them), else where
+    /// it would be beside the first volume found.
+    pub fn side_file(&self, suffix: &str) -> PathBuf {
+        let name = format!("{}{suffix}", self.name);
+        self.slots
+            .iter()
+            .filter_map(Slot::path)
+            .filter_map(Path::parent)
+            .map(|d| d.join(&name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| self.dir.join(&name))
+    }
+
     /// Size of the logical bundle.
     pub fn bundle_size(&self) -> u64 {
         self.geometry.bundle_size

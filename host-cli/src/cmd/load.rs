@@ -240,9 +240,10 @@ async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Resul
     let mut bundle = verify_with_progress(paths, &progress).await?;
     if let Some(k) = &public_key {
         // Before anything is written to the destination.
-        let sig = crate::signing::signature_path(&bundle.path);
+        let sig = crate::signing::signature_of(&bundle.path, bundle.set.as_deref());
         if !args.require_signature || sig.exists() {
-            let ok = crate::signing::check_bundle_signature(&bundle.path, &bundle.meta_bytes, k)?;
+            let ok =
+                crate::signing::check_bundle_signature(&bundle.path, sig, &bundle.meta_bytes, k)?;
             progress.println(format!(
                 "bundle signed by {} key {}",
                 ok.algorithm, ok.key_id

@@ -152,11 +152,6 @@ fn run_blocking(args: &VerifyArgs, quiet: bool, json: bool) -> Result<ExitCode> 
     let progress = Progress::new(Mode::detect(quiet || json));
     let mut results = Vec::new();
     let (plain, sets) = super::verify_set::split(&args.bundles);
-    if args.key.key.is_some() && !sets.is_empty() {
-        anyhow::bail!(
-            "--key: checking signatures of a volume set is not supported yet (verify the set, then sign and check a plain bundle)"
-        );
-    }
     let each = plain.iter().map(|p| verify_one(p, args, &progress)).chain(
         sets.iter()
             .map(|s| super::verify_set::verify_set(s, args, &progress)),
@@ -355,40 +350,53 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
     ) {
         r.ok = false;
     }
-    if let (Some(k), true, true) = (&args.key.key, args.require_signature, r.ok) {
-        let checked = crate::signing::read_public_key(k).and_then(|key| {
-            let vb = bundle_io::verify_file(path, |_, _| {})?;
-            crate::signing::check_image_signatures(&vb, &key)
-        });
-        let checked = checked.map_err(|e| super::error_line(&e));
-        r.ok &= checked.is_ok();
-        r.image_signatures = Some(checked);
-    }
-    let bundle_sig_wanted =
-        !args.require_signature || crate::signing::signature_path(path).exists();
-    if let (Some(k), true) = (&args.key.key, bundle_sig_wanted) {
-        let check = if r.ok {
-            signature_check(path, &meta_bytes, k)
-        } else {
-            SignatureCheck::Skipped
-        };
-        r.ok &= matches!(check, SignatureCheck::Ok(_));
-        r.signature = Some(check);
-    }
+    check_keys(
+        &mut r,
+        args,
+        &meta_bytes,
+        crate::signing::signature_path(path),
+        || bundle_io::verify_file(path, |_, _| {}),
+    );
     r.seconds = started.elapsed().as_secs_f64();
     r.mb_per_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-9);
     r
 }
 
-fn signature_check(bundle: &Path, meta_bytes: &[u8], key: &Path) -> SignatureCheck {
-    let checked = crate::signing::read_public_key(key)
-        .and_then(|k| crate::signing::check_bundle_signature(bundle, meta_bytes, &k));
-    match checked {
-        Ok(ok) => SignatureCheck::Ok(ok),
-        Err(e) => SignatureCheck::Refused {
-            problem: super::error_line(&e),
-        },
+/// `--key` and `--require-signature` for a bundle (plain or a set) whose verification is in
+/// `r`: the targets' cosign signatures (reading the bundle again through `reread`), then the
+/// bundle signature `sig` over `meta_bytes`. Either failing makes `r` not ok.
+pub fn check_keys(
+    r: &mut FileResult,
+    args: &VerifyArgs,
+    meta_bytes: &[u8],
+    sig: PathBuf,
+    reread: impl FnOnce() -> Result<bundle_io::VerifiedBundle>,
+) {
+    let Some(k) = &args.key.key else { return };
+    if args.require_signature && r.ok {
+        let checked = crate::signing::read_public_key(k)
+            .and_then(|key| crate::signing::check_image_signatures(&reread()?, &key));
+        let checked = checked.map_err(|e| super::error_line(&e));
+        r.ok &= checked.is_ok();
+        r.image_signatures = Some(checked);
     }
+    if args.require_signature && !sig.exists() {
+        return;
+    }
+    let check = if r.ok {
+        let checked = crate::signing::read_public_key(k)
+            .and_then(|k| crate::signing::check_bundle_signature(&r.path, sig, meta_bytes, &k));
+        match checked {
+            Ok(ok) => SignatureCheck::Ok(ok),
+            Err(e) => SignatureCheck::Refused {
+                problem: super::error_line(&e),
+            },
+        }
+    } else {
+        SignatureCheck::Skipped
+    };
+    r.ok &= matches!(check, SignatureCheck::Ok(_));
+    r.signature = Some(check);
 }
 
 fn side_file(

@@ -70,13 +70,16 @@ pub fn split(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Vec<PathBuf>>) {
                 .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
                 .unwrap_or_default();
             found.sort();
-            let before = sets.len();
+            let mut volumes = 0;
             for f in found {
                 if let Some(s) = stem(&f) {
                     sets.entry(s).or_default().push(f);
+                    volumes += 1;
                 }
             }
-            if sets.len() == before {
+            // (Counted, not judged by new names: a directory may hold the rest of a set
+            // whose other volumes were named before it.)
+            if volumes == 0 {
                 // Reported by the set reader ("no intact volume trailer").
                 sets.entry(p.display().to_string())
                     .or_default()
@@ -101,6 +104,7 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
     let mut r = FileResult::unverified(&paths[0]);
     let mut repaired = Vec::new();
     let mut pass = 0;
+    let (mut meta_bytes, mut signature) = (Vec::new(), None);
     loop {
         pass += 1;
         let set = match VolumeSet::open(paths) {
@@ -135,6 +139,8 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
             }
         };
         let outcome = ins.finish();
+        meta_bytes = ins.meta_bytes().unwrap_or_default().to_vec();
+        signature = Some(crate::signing::signature_of(&r.path, Some(&set)));
         r.bytes = outcome.bytes;
         r.blobs_verified = outcome.blobs_verified;
         if let Some(i) = &outcome.inspection {
@@ -193,6 +199,15 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
             r.ok = false;
         }
         break;
+    }
+    match signature {
+        Some(sig) => super::verify::check_keys(&mut r, args, &meta_bytes, sig, || {
+            crate::bundle_io::verify_source(paths, |_, _| {})
+        }),
+        None if args.key.key.is_some() => {
+            r.signature = Some(super::verify::SignatureCheck::Skipped);
+        }
+        None => {}
     }
     r.seconds = started.elapsed().as_secs_f64();
     r.mb_per_s = r.bytes as f64 / 1e6 / r.seconds.max(1e-9);
