@@ -162,6 +162,13 @@ pub async fn run(args: LoadArgs, global: &Global) -> Result<ExitCode> {
         }
         println!("{line}");
     }
+    if s.artifacts > 0 && (s.substituted_layers > 0 || s.converted_manifests > 0) {
+        // The manifests got new digests here; cosign signatures name the source's.
+        eprintln!(
+            "warning: target manifests were rewritten at the destination (new digests), so the {} carried signature(s) and attestation(s), made for the source digests, do not name them: `cosign verify` of the loaded images will not find them (load into a registry holding the same base blobs, or a layout with OCI media types, to keep the digests)",
+            s.artifacts
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -260,11 +267,15 @@ async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Resul
     if artifacts > 0
         && !matches!(
             dest,
-            Destination::Registry { .. } | Destination::Layout { .. }
+            Destination::Registry { .. }
+                | Destination::Layout { .. }
+                | Destination::OciArchive { .. }
         )
     {
+        // Docker's image store and `docker load` files hold images only: no place for a
+        // signature or attestation that cosign or a registry would find.
         progress.println(format!(
-            "note: the bundle's {artifacts} provenance artifact(s) (signatures, attestations, SBOMs) are not written: only registries and oci: layouts take them yet"
+            "note: the bundle's {artifacts} provenance artifact(s) (signatures, attestations, SBOMs) are not written: the Docker engine and docker-archive files hold images only; load into a registry or an oci:/oci-archive: layout to keep them"
         ));
     }
     // Layers that travel as patches are rebuilt from the destination's own copy of their

@@ -540,15 +540,25 @@ pub fn load_dir(bundle: &VerifiedBundle, dir: &Path) -> Result<LoadSummary> {
     sink.commit()?;
     let index_path = dir.join("index.json");
     let existing = std::fs::read(&index_path).ok();
-    let new_index = index_with(existing.as_deref(), &entries)?;
-    let new_index = if referrers.is_empty() {
-        new_index
-    } else {
-        ddiff_core::oci_layout::index_with_unnamed(&new_index, &referrers)?
-    };
+    let new_index = final_index(existing.as_deref(), &entries, &referrers)?;
     crate::durable::write_whole(&index_path, "index", &new_index)
         .with_context(|| format!("cannot write {}", index_path.display()))?;
     Ok(summary)
+}
+
+/// The layout's new `index.json`: `existing` with the named `entries` and the unnamed
+/// `referrers` (artifacts found through their `subject`).
+fn final_index(
+    existing: Option<&[u8]>,
+    entries: &[NewEntry],
+    referrers: &[Descriptor],
+) -> Result<Vec<u8>> {
+    let index = index_with(existing, entries)?;
+    Ok(if referrers.is_empty() {
+        index
+    } else {
+        ddiff_core::oci_layout::index_with_unnamed(&index, referrers)?
+    })
 }
 
 /// Writes the bundle's provenance artifacts' blobs into the layout and adds their entries
@@ -676,13 +686,14 @@ pub fn load_archive(bundle: &VerifiedBundle, path: &Path) -> Result<LoadSummary>
             }
         }
     }
-    let (mut summary, entries) = write_plans(bundle, &plans, &mut sink, &label)?;
+    let (mut summary, mut entries) = write_plans(bundle, &plans, &mut sink, &label)?;
     summary.moved_tags = moves;
+    let referrers = write_artifacts(bundle, &mut sink, &mut entries, &mut summary)?;
     if !sink.have.contains("oci-layout") {
         sink.out
             .file("oci-layout", ddiff_core::bundle::meta::OCI_LAYOUT)?;
     }
-    let new_index = index_with(existing_index.as_deref(), &entries)?;
+    let new_index = final_index(existing_index.as_deref(), &entries, &referrers)?;
     sink.out.file("index.json", &new_index)?;
     let (out, _) = sink.out.finish()?;
     out.into_inner()

@@ -481,4 +481,55 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
             "oci:{}:sig",
             dir.path().join("sig-from-layout").display()
         )));
+
+    // Into an oci-archive holding the base (a tar of its layout): the same entries, and
+    // skopeo reads the signature image and the attestation out of the archive.
+    let archive = dir.path().join("dest.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&imgs.base_dir)
+        .arg("."));
+    let o = run(ddiff()
+        .args(["load", "--require-signature", "--key"])
+        .arg(&public)
+        .arg(&bundle)
+        .arg("--to")
+        .arg(format!("oci-archive:{}", archive.display())));
+    let said = format!("{}{}", crate::common::stdout(&o), crate::common::stderr(&o));
+    assert!(
+        !said.contains("not written") && said.contains("loaded"),
+        "{said}"
+    );
+    let index = run(Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("index.json"));
+    let index: serde_json::Value = serde_json::from_slice(&index.stdout).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert!(
+        entries.iter().any(|e| e["digest"] == rd.as_str()),
+        "{index}"
+    );
+    for (tag, bytes) in [("sig", &s.sig), ("att", &s.att)] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["annotations"]["org.opencontainers.image.ref.name"]
+                    == format!("sha256-{hex}.{tag}").as_str()
+                    && e["digest"] == Digest::sha256(bytes).to_string().as_str()),
+            "{tag}: {index}"
+        );
+        run(skopeo()
+            .args(["copy", "--quiet"])
+            .arg(format!(
+                "oci-archive:{}:sha256-{hex}.{tag}",
+                archive.display()
+            ))
+            .arg(format!(
+                "oci:{}:{tag}",
+                dir.path().join("from-archive").display()
+            )));
+    }
 }
