@@ -217,6 +217,7 @@ fn demo_diff(
     target: String,
     output: PathBuf,
     volumes: crate::volume_io::VolumeArgs,
+    sign_key: Option<PathBuf>,
 ) -> DiffArgs {
     DiffArgs {
         base,
@@ -225,10 +226,33 @@ fn demo_diff(
         platform: PlatformArgs::default(),
         compress: Default::default(),
         delta: Default::default(),
-        sign: Default::default(),
+        sign: crate::signing::SignArgs { sign_key },
         no_provenance: false,
         volumes,
     }
+}
+
+/// A fresh Ed25519 key pair for the demo's signed bundle, as PEM files in `dir` (what
+/// `openssl genpkey -algorithm ed25519` or cosign would give a user): (private, public).
+fn demo_keys(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::spki::EncodePublicKey as _;
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| anyhow::anyhow!("no system randomness for the demo key"))?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("demo key: {e}"))?;
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("demo key: {e}"))?;
+    let (k, p) = (dir.join("demo.key"), dir.join("demo.pub"));
+    std::fs::write(&k, private.as_bytes())?;
+    std::fs::write(&p, public)?;
+    Ok((k, p))
 }
 
 /// `load` as the demo runs it: into `to`, no pull into an engine.
@@ -398,6 +422,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             format!("docker://{}/demo/app:2", online.host),
             bundle.clone(),
             Default::default(),
+            None,
         ),
         &quiet,
     )
@@ -471,6 +496,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             format!("docker://{}/demo/app:3", online.host),
             bundle3.clone(),
             Default::default(),
+            None,
         ),
         &quiet,
     )
@@ -516,10 +542,12 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         human_bytes(s3.bundle_bytes - s3.deltas.patch_bytes + s3.deltas.patched_layer_bytes)
     ));
 
-    // Media: round 1's bundle cut into volumes for small media, with one parity volume; one
-    // volume is then lost, and the load still gets the exact image, rebuilt from parity.
+    // Media: round 1's bundle cut into volumes for small media, with one parity volume, and
+    // signed; one volume is then lost, and the load checks the signature and still gets the
+    // exact image, rebuilt from parity.
     let media = dir.join("media");
     std::fs::create_dir_all(&media)?;
+    let (key, public) = demo_keys(&dir)?;
     let vsize = (summary.bundle_bytes / 3 + 1).max(64 * 1024);
     let sv = diff(
         &demo_diff(
@@ -530,6 +558,7 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
                 volume_size: Some(vsize),
                 parity: 1,
             },
+            Some(key),
         ),
         &quiet,
     )
@@ -539,11 +568,20 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
         .get(1)
         .context("check failed: the bundle was not cut into volumes")?;
     std::fs::remove_file(lost).with_context(|| format!("cannot remove {lost}"))?;
+    let signature = sv
+        .signature
+        .clone()
+        .context("check failed: the volume set was not signed")?;
     load(
-        &demo_load(
-            PathBuf::from(&sv.volumes[0]),
-            format!("docker://{}/demo/app-from-media:2", offline.host),
-        ),
+        &LoadArgs {
+            key: crate::signing::KeyArgs {
+                key: Some(public.clone()),
+            },
+            ..demo_load(
+                PathBuf::from(&sv.volumes[0]),
+                format!("docker://{}/demo/app-from-media:2", offline.host),
+            )
+        },
         &quiet,
     )
     .await?;
@@ -555,16 +593,25 @@ pub async fn run(args: DemoArgs, global: &Global) -> Result<ExitCode> {
             app_manifest.digest()
         );
     }
+    let file_name = |p: &str| {
+        Path::new(p)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     say(format!(
-        "9. for small media: the same bundle as {} volumes of at most {} plus 1 parity volume; with volume {} deleted, ddiff load rebuilt it from parity on the fly and the offline side got the same manifest {}",
+        "9. for small media: the same bundle as {} volumes of at most {} plus 1 parity volume, signed with a fresh Ed25519 key ({}, cosign sign-blob format); with volume {} deleted, ddiff load --key {} checked the signature, rebuilt the volume from parity on the fly, and the offline side got the same manifest {}",
         sv.volumes.len() - 1,
         human_bytes(vsize),
-        Path::new(lost).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file_name(&signature),
+        file_name(lost),
+        file_name(&public.to_string_lossy()),
         gotv.digest()
     ));
     let report = serde_json::json!({
         "volumes": sv.volumes.len(),
         "volume_manifest": gotv.digest().to_string(),
+        "volume_signature": signature,
         "bundle_bytes": summary.bundle_bytes,
         "full_bytes": summary.full_bytes,
         "carried_bytes": summary.carried_bytes,
