@@ -188,7 +188,7 @@ async function verifySet(vols, sig, key, listFiles) {
     const t0 = performance.now();
     let lastPost = 0;
     let sentInspection = false;
-    for (let n; (n = vs.next()); ) {
+    for (let n; (n = vs.nextRead()); ) {
       let bytes;
       try {
         bytes = await slice(vols[n[0]], n[1], n[2]);

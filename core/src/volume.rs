@@ -1326,4 +1326,94 @@ mod tests {
         obs[5] = Observed::NotRead;
         assert!(assess(&g, &obs).recoverable);
     }
+
+    fn read_trailer(file: &[u8]) -> Result<VolumeTrailer, VolumeError> {
+        let mut r = TrailerReader::new(file.len() as u64);
+        let mut reads = 0;
+        while let Some((a, b)) = r.need() {
+            r.give(&file[a as usize..b as usize]);
+            reads += 1;
+            assert!(reads <= 3);
+        }
+        r.finish()
+    }
+
+    /// The sans-IO trailer read, the set's arrangement and the stripe rebuild that the CLI
+    /// and the page share, here also on 32-bit wasm (tests/wasm/core-tests.sh).
+    #[test]
+    fn trailers_arrangement_and_stripe_rebuild() {
+        let bundle: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let files = crate::synth_bundle::volume_set(&bundle, 65536, 2).unwrap();
+        let trailers: Vec<_> = files.iter().map(|f| read_trailer(f)).collect();
+        let g = trailers[0].as_ref().unwrap().descriptor.geometry;
+        assert_eq!(files.len() as u32, g.volumes());
+        for (i, t) in trailers.iter().enumerate() {
+            assert_eq!(t.as_ref().unwrap().index(), i as u32);
+        }
+        // Short, cut and garbage files have no trailer; a cut one named like a volume is
+        // that volume, damaged.
+        assert_eq!(read_trailer(b"tiny"), Err(VolumeError::NotAVolume));
+        let cut = &files[1][..files[1].len() - 10];
+        assert!(read_trailer(cut).is_err());
+        let names: Vec<String> = (0..files.len() as u32)
+            .map(|i| volume_file_name("app.ddiff", i))
+            .collect();
+        let cut_err = read_trailer(cut).unwrap_err();
+        let other_files = crate::synth_bundle::volume_set(&bundle[1..], 65536, 2).unwrap();
+        let other = read_trailer(&other_files[2]).unwrap();
+        let mut cands: Vec<(Option<&str>, Result<&VolumeTrailer, &VolumeError>)> = vec![
+            (Some(names[1].as_str()), Err(&cut_err)),
+            (Some("x.ddiff.003"), Ok(&other)),
+        ];
+        for (k, t) in trailers.iter().enumerate().skip(2) {
+            cands.push((Some(names[k].as_str()), t.as_ref()));
+        }
+        let a = arrange(&cands).unwrap();
+        assert_eq!(a.name, "app.ddiff");
+        assert_eq!(a.first, 2);
+        assert_eq!(a.slots[0], Placed::Missing);
+        assert!(matches!(
+            a.slots[1],
+            Placed::Unreadable { candidate: 0, .. }
+        ));
+        assert_eq!(a.slots[2], Placed::Present { candidate: 2 });
+        assert_eq!(a.refused.len(), 1);
+        assert!(a.refused[0]
+            .1
+            .starts_with("a volume of another set (sha256:"));
+        // Stripe 3 with volumes 1 and 2 gone: rebuilt exactly; a third loss is refused.
+        let u = g.unit as usize;
+        let unit = |i: usize, s: usize| {
+            let mut b = files[i][..g.payload_len(i as u32) as usize]
+                .get(s * u..)
+                .unwrap_or(&[])
+                .to_vec();
+            b.truncate(u);
+            b.resize(u, 0);
+            b
+        };
+        let whole: Vec<Option<Vec<u8>>> = (0..files.len()).map(|i| Some(unit(i, 3))).collect();
+        let mut units = whole.clone();
+        units[0] = None;
+        units[1] = None;
+        restore_stripe(&g, 3, &mut units, false).unwrap();
+        assert_eq!(units, whole);
+        let mut units = whole.clone();
+        units[0] = None;
+        units[g.data as usize] = None;
+        restore_stripe(&g, 3, &mut units, true).unwrap();
+        assert_eq!(units, whole);
+        let mut units = whole.clone();
+        for i in [0, 2, 3] {
+            units[i] = None;
+        }
+        let e = restore_stripe(&g, 3, &mut units, true).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "stripe 3 cannot be rebuilt: 3 of its {} units are missing or damaged (volumes 1, 3, 4), parity covers 2",
+                files.len()
+            )
+        );
+    }
 }

@@ -33,9 +33,13 @@ use ddiff_core::synth_bundle::{
 };
 
 /// Writes `bundle` as a set of 64 KiB volumes with `parity` parity volumes beside `dest`.
-fn write_set(dest: &std::path::Path, bundle: &[u8], parity: u32) -> Result<Vec<std::path::PathBuf>> {
-    let g = ddiff_core::volume::Geometry::plan(bundle.len() as u64, 65536, parity)?
-        .context("a set")?;
+fn write_set(
+    dest: &std::path::Path,
+    bundle: &[u8],
+    parity: u32,
+) -> Result<Vec<std::path::PathBuf>> {
+    let g =
+        ddiff_core::volume::Geometry::plan(bundle.len() as u64, 65536, parity)?.context("a set")?;
     let mut w = SetWriter::create(dest, g)?;
     w.write(bundle)?;
     w.finish()
@@ -150,7 +154,8 @@ fn main() -> Result<()> {
             anyhow::bail!("P-256 keys only here")
         };
         use p256::pkcs8::EncodePublicKey as _;
-        Ok(k.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF)?)
+        Ok(k.verifying_key()
+            .to_public_key_pem(p256::pkcs8::LineEnding::LF)?)
     };
     std::fs::write(out.join("signing.pub"), pem(&key)?)?;
     std::fs::write(out.join("other.pub"), pem(&other)?)?;
@@ -211,8 +216,8 @@ fn main() -> Result<()> {
         }
         sets.insert(dir.into(), serde_json::json!({"volumes": files.len()}));
     }
-    let set_geometry = ddiff_core::volume::Geometry::plan(big.len() as u64, 65536, 2)?
-        .context("a set")?;
+    let set_geometry =
+        ddiff_core::volume::Geometry::plan(big.len() as u64, 65536, 2)?.context("a set")?;
 
     let expect = serde_json::json!({
         "artifacts": artifacts,

@@ -891,6 +891,21 @@ mod tests {
         assert!(all == plain, "logical bytes differ from the plain bundle");
     }
 
+    /// The in-memory sets the page's tests use (`synth_bundle::volume_set`) are this
+    /// writer's, byte for byte.
+    #[test]
+    fn the_synthetic_set_is_the_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        let plain = plain_bytes(&s, dir.path());
+        let files = write(&s, &dir.path().join("app.ddiff"), Some(65536), 2);
+        let synth = ddiff_core::synth_bundle::volume_set(&plain, 65536, 2).unwrap();
+        assert_eq!(files.len(), synth.len());
+        for (f, v) in files.iter().zip(&synth) {
+            assert!(std::fs::read(f).unwrap() == *v, "{}", f.display());
+        }
+    }
+
     #[test]
     fn a_bundle_that_fits_stays_the_plain_format_byte_for_byte() {
         let dir = tempfile::tempdir().unwrap();

@@ -35,8 +35,15 @@ pub use volumes::{file_role, VolumeSetReader};
 /// when one was given: JSON `{state: "valid", algorithm, keyId}`, `{state: "refused",
 /// reason, algorithm?, keyId?}` or `{state: "unchecked", reason}` (no key given). What
 /// `ddiff verify --key` checks, with the same core calls ([`PublicKey::from_pem`],
-/// [`PublicKey::verify_text`]).
-pub fn signature_json(meta: Option<&[u8]>, signature: &[u8], key_pem: Option<&str>) -> String {
+/// [`PublicKey::verify_text`]). A matching signature of a bundle that is not `intact` is
+/// refused too: the signature covers the blobs only through a bundle verified to its end
+/// (docs/bundle-format.md section 10.1).
+pub fn signature_json(
+    meta: Option<&[u8]>,
+    intact: bool,
+    signature: &[u8],
+    key_pem: Option<&str>,
+) -> String {
     use serde_json::json;
     let refused = |reason: String| json!({"state": "refused", "reason": reason});
     let mut v = if signature.len() > MAX_SIGNATURE_TEXT {
@@ -65,6 +72,10 @@ pub fn signature_json(meta: Option<&[u8]>, signature: &[u8], key_pem: Option<&st
                                 .into(),
                         )),
                         Some(m) => match key.verify_text(m, signature) {
+                            Ok(()) if !intact => who(refused(
+                                "the signature matches ddiff.json, but the bundle is not intact: it vouches for nothing"
+                                    .into(),
+                            )),
                             Ok(()) => who(json!({"state": "valid"})),
                             Err(e) => who(refused(ddiff_core::display::error_chain(&e))),
                         },
@@ -104,6 +115,8 @@ pub fn human_bytes(bytes: f64) -> String {
 pub struct BundleInspector {
     inner: Inspector,
     adopted: Option<Vec<LayerListing>>,
+    /// Set by `finish`: the bundle verified to its end.
+    intact: bool,
 }
 
 #[wasm_bindgen]
@@ -119,6 +132,7 @@ impl BundleInspector {
                 ..InspectOptions::default()
             }),
             adopted: None,
+            intact: false,
         }
     }
 
@@ -155,16 +169,23 @@ impl BundleInspector {
 
     /// The bundle signature `signature` (the `.sig` file's bytes) checked over the exact
     /// `ddiff.json` bytes this inspector read, with the PEM public key `key_pem` if given
-    /// (see [`signature_json`]). Call after `finish`: the bytes are the ones verified.
+    /// (see [`signature_json`]). Call after `finish`: before, the bundle is not known to be
+    /// intact and a matching signature is refused.
     #[wasm_bindgen(js_name = checkSignature)]
     pub fn check_signature(&self, signature: &[u8], key_pem: Option<String>) -> String {
-        signature_json(self.inner.meta_bytes(), signature, key_pem.as_deref())
+        signature_json(
+            self.inner.meta_bytes(),
+            self.intact,
+            signature,
+            key_pem.as_deref(),
+        )
     }
 
     /// The verdict, the inspection and the file lists (the core's `Outcome`) as JSON with
     /// display-safe strings.
     pub fn finish(&mut self) -> String {
         let mut outcome = self.inner.finish();
+        self.intact = outcome.ok;
         if let Some(l) = self.adopted.take() {
             outcome.adopt_listings(l);
         }
@@ -434,8 +455,17 @@ mod tests {
         let mut b = BundleInspector::new(false, 0);
         assert!(b.feed(&bytes));
         let meta = b.inner.meta_bytes().unwrap().to_vec();
-        let sig: p256::ecdsa::Signature = key.sign(&meta);
-        let sig_text = ddiff_core::signature::encode_signature(sig.to_der().as_bytes()) + "\n";
+        let sig_of = |m: &[u8]| {
+            let sig: p256::ecdsa::Signature = key.sign(m);
+            ddiff_core::signature::encode_signature(sig.to_der().as_bytes())
+        };
+        // Not finished yet: not known to be intact, so even the right signature is refused.
+        let early: Value =
+            serde_json::from_str(&b.check_signature(sig_of(&meta).as_bytes(), Some(pem(&key))))
+                .unwrap();
+        assert_eq!(early["state"], "refused", "{early}");
+        assert!(b.finish().contains("\"ok\":true"));
+        let sig_text = sig_of(&meta) + "\n";
         let check = |b: &BundleInspector, pem: Option<String>| -> Value {
             serde_json::from_str(&b.check_signature(sig_text.as_bytes(), pem)).unwrap()
         };
@@ -467,7 +497,7 @@ mod tests {
                 .starts_with("the public key cannot be used"),
             "{v}"
         );
-        assert_eq!(b.finish().contains("\"ok\":true"), true);
+        assert!(b.finish().contains("\"ok\":true"));
 
         // One byte of ddiff.json changed (inside its tool string, so it still parses): the
         // bundle is refused (index.json records ddiff.json's digest) and so is the signature.

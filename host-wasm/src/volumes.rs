@@ -7,7 +7,7 @@
 //! ```text
 //!   files ─► addFile(name, size) ─► trailerNeed / giveTrailer   (footer, descriptor, table)
 //!        ─► decide()  ─► JSON: the set, each volume's file, refused files
-//!        ─► loop { next() ─► [file, start, end] ─► give(bytes) }   (one run or unit at a time)
+//!        ─► loop { nextRead() ─► [file, start, end] ─► give(bytes) }   (one run or unit at a time)
 //!        ─► finish()  ─► JSON: each volume intact / damaged / missing, recoverable, the
 //!                            bundle's outcome (verified as a plain bundle is)
 //! ```
@@ -47,7 +47,7 @@ enum Slot {
     Present { file: u32, crcs: Vec<u32> },
 }
 
-/// What the last [`VolumeSetReader::next`] asked for.
+/// What the last [`VolumeSetReader::next_read`] asked for.
 enum Pending {
     None,
     /// Units `first..first + count` of volume `vol`.
@@ -91,6 +91,8 @@ pub struct VolumeSetReader {
     arrangement: Option<Arrangement>,
     pass: Option<Pass>,
     inspector: Inspector,
+    /// Set by `finish`: the bundle inside verified to its end.
+    intact: bool,
 }
 
 #[wasm_bindgen]
@@ -107,6 +109,7 @@ impl VolumeSetReader {
                 max_files: max_files as usize,
                 ..InspectOptions::default()
             }),
+            intact: false,
         }
     }
 
@@ -253,13 +256,14 @@ impl VolumeSetReader {
 
     /// The next range to read, `[file id, start, end]`, or `undefined` when the pass is over
     /// (then call `finish`). Hand the bytes to `give` before asking again.
-    pub fn next(&mut self) -> Option<Vec<f64>> {
+    #[wasm_bindgen(js_name = nextRead)]
+    pub fn next_read(&mut self) -> Option<Vec<f64>> {
         let pass = self.pass.as_mut()?;
         let (file, start, end) = pass.next(&mut self.inspector)?;
         Some(vec![f64::from(file), start as f64, end as f64])
     }
 
-    /// The bytes `next` asked for (fewer when the file could not be read: its units are
+    /// The bytes `nextRead` asked for (fewer when the file could not be read: its units are
     /// then bad).
     pub fn give(&mut self, bytes: &[u8]) {
         if let Some(p) = self.pass.as_mut() {
@@ -343,7 +347,9 @@ impl VolumeSetReader {
         }
         safe_json_strings(&mut out);
         // The outcome's strings are made safe by `shown_json`, once.
-        out["outcome"] = shown_json(&self.inspector.finish());
+        let outcome = self.inspector.finish();
+        self.intact = outcome.ok;
+        out["outcome"] = shown_json(&outcome);
         out.to_string()
     }
 
@@ -351,7 +357,12 @@ impl VolumeSetReader {
     /// `BundleInspector.checkSignature`).
     #[wasm_bindgen(js_name = checkSignature)]
     pub fn check_signature(&self, signature: &[u8], key_pem: Option<String>) -> String {
-        crate::signature_json(self.inspector.meta_bytes(), signature, key_pem.as_deref())
+        crate::signature_json(
+            self.inspector.meta_bytes(),
+            self.intact,
+            signature,
+            key_pem.as_deref(),
+        )
     }
 }
 
@@ -582,7 +593,7 @@ mod tests {
         }
         let plan: Value = serde_json::from_str(&r.decide()).unwrap();
         let mut reads = 0;
-        while let Some(n) = r.next() {
+        while let Some(n) = r.next_read() {
             let bytes = &files[n[0] as usize].1;
             r.give(&bytes[n[1] as usize..n[2] as usize]);
             reads += 1;
