@@ -247,6 +247,9 @@ try {
     v = await load([path.join(bundleDir, "meta-flipped.bundle"), path.join(bundleDir, "good.bundle.sig"), path.join(bundleDir, "signing.pub")]);
     [st, txt] = await sigState();
     check(v.status === "bad" && st === "refused" && txt.includes("signature does not match"), `a byte of ddiff.json changed: bundle and signature refused (${v.title}; ${txt})`);
+    v = await load([path.join(bundleDir, "tampered.bundle"), path.join(bundleDir, "good.bundle.sig"), path.join(bundleDir, "signing.pub")]);
+    [st, txt] = await sigState();
+    check(v.status === "bad" && st === "refused" && txt.includes("the bundle is not intact"), `a blob tampered, ddiff.json intact: the matching signature is refused all the same (${txt})`);
     await load(signed);
     [st, txt] = await sigState();
     check(st === "unchecked" && txt.includes("present, not checked"), `a signature without a key: present, not checked (${txt})`);
