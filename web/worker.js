@@ -225,7 +225,8 @@ self.onmessage = async (e) => {
   const files = e.data.files || [e.data.file];
   try {
     await ready;
-    const byRole = { bundle: [], volume: [], signature: [], key: [], inventory: [] };
+    // Checksum files (verify --write-checksum) are for sha256sum: ignored here.
+    const byRole = { bundle: [], volume: [], signature: [], key: [], inventory: [], checksum: [] };
     for (const f of files) byRole[await roleOf(f)].push(f);
     const one = (role, what) => {
       if (byRole[role].length > 1) throw new Error(`more than one ${what} given (${byRole[role].map((f) => f.name).join(", ")})`);

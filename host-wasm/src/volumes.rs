@@ -556,6 +556,7 @@ impl Pass {
 /// What a dropped file is, decided from its name, its size, its first bytes (`head`, up to
 /// 16) and its last [`volume::FOOTER_LEN`] bytes (`tail`): `"volume"` (ends with a volume
 /// footer, or is named like one, `NAME.NNN`, so a volume cut short still counts),
+/// `"checksum"` (`*.sha256`, `*.SHA256SUMS`: `verify --write-checksum`'s, ignored),
 /// `"signature"` (`*.sig`, small), `"key"` (a PEM block, small), `"inventory"` (JSON: a
 /// site inventory) or `"bundle"`.
 #[wasm_bindgen(js_name = fileRole)]
@@ -564,6 +565,9 @@ pub fn file_role(name: &str, size: f64, head: &[u8], tail: &[u8]) -> String {
     let size = size as u64;
     let role = if volume::has_volume_magic(tail) || volume::parse_volume_file_name(name).is_some() {
         "volume"
+    } else if name.ends_with(".sha256") || name.ends_with(".SHA256SUMS") {
+        // `verify --write-checksum`'s files, for sha256sum: not needed here.
+        "checksum"
     } else if name.ends_with(BUNDLE_SIGNATURE_SUFFIX) && size <= MAX_SIGNATURE_TEXT as u64 {
         "signature"
     } else if head.starts_with(b"-----BEGIN") && size <= MAX_KEY_TEXT as u64 {
@@ -756,6 +760,11 @@ mod tests {
         assert_eq!(file_role("x", v.len() as f64, &v[..16], tail), "volume");
         assert_eq!(file_role("a.ddiff.007", 10.0, b"", b""), "volume");
         assert_eq!(file_role("a.ddiff.sig", 96.0, b"MEUCIQ", b""), "signature");
+        assert_eq!(
+            file_role("a.ddiff.SHA256SUMS", 300.0, b"0123", b""),
+            "checksum"
+        );
+        assert_eq!(file_role("a.ddiff.sha256", 90.0, b"0123", b""), "checksum");
         assert_eq!(file_role("a.ddiff.sig", 1e6, b"MEUCIQ", b""), "bundle");
         assert_eq!(
             file_role("cosign.pub", 178.0, b"-----BEGIN PUBLIC", b""),
