@@ -23,10 +23,12 @@ function plural(n, one, many) {
   return `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
 }
 
-function start(file) {
-  if (!file) return;
+// files: what was chosen or dropped (one bundle; or the volumes of a set; with a bundle
+// signature `.sig` and a public key, optionally). The worker asks the core what each is.
+function start(files) {
+  if (!files || !files.length) return;
   if (worker) worker.terminate();
-  for (const id of ["verdict", "summary", "layers-section", "files-section", "inventory-section"]) $(id).hidden = true;
+  for (const id of ["verdict", "summary", "layers-section", "files-section", "inventory-section", "volumes-section", "signature"]) $(id).hidden = true;
   $("run").hidden = false;
   $("file-name").textContent = ""; // the worker sends it back escaped, with the size's text
   $("file-size").textContent = "";
@@ -35,21 +37,29 @@ function start(file) {
   $("progress-text").textContent = "starting…";
   document.body.dataset.state = "running";
   worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-  worker.onmessage = (e) => onMessage(e.data, file);
+  worker.onmessage = (e) => onMessage(e.data);
   worker.onerror = (e) => showError(`the verifier could not start: ${e.message || "see the console"}. Was web/build.sh run?`);
   // ?reader=inline|plain|broken forces a fallback path (the browser test runs them): inline
   // reads the file in the inspector worker itself; plain sends File.stream()'s own chunks;
   // broken starts a reader worker that fails, which must fall back to inline.
   const reader = new URLSearchParams(location.search).get("reader") || "pool";
-  worker.postMessage({ file, listFiles: $("list-files").checked, reader });
+  worker.postMessage({ files, listFiles: $("list-files").checked, reader });
 }
 
-function onMessage(m, file) {
+function onMessage(m) {
   if (m.type === "file") {
     $("file-name").textContent = m.name;
     $("file-size").textContent = m.sizeText;
   } else if (m.type === "progress") showProgress(m.progress.bytes, m.progress.bytesText, m, m.progress);
   else if (m.type === "inspection") showInspection(m.inspection, []);
+  else if (m.type === "set") {
+    showSetPlan(m.plan);
+    if (!m.plan.ok) {
+      showSetRefused(m.plan);
+      worker.terminate();
+      worker = null;
+    }
+  }
   else if (m.type === "inventory") {
     showInventory(m.summary);
     document.body.dataset.state = "done";
@@ -58,7 +68,9 @@ function onMessage(m, file) {
   }
   else if (m.type === "done") {
     showProgress(m.outcome.bytes, m.outcome.bytesText, m, { blobsDone: m.outcome.blobsVerified });
-    showVerdict(m.outcome, m.ms);
+    if (m.set) showSet(m.plan, m.set, m.outcome, m.ms);
+    else showVerdict(m.outcome, m.ms);
+    showSignature(m.signature);
     if (m.outcome.inspection) showInspection(m.outcome.inspection, m.outcome.layers);
     if (m.outcome.layers.length) showFiles(m.outcome.layers, m.outcome.inspection);
     document.body.dataset.state = "done";
@@ -113,16 +125,17 @@ function showInventory(s) {
     el("div", { class: "small", text: `${plural(s.manifests, "manifest", "manifests")} named by ${plural(s.references, "reference", "references")}; ${plural(s.blobs, "blob", "blobs")}, ${plural(s.layers, "layer", "layers")}, ${s.bytesText}` }));
 }
 
-function showVerdict(o, ms) {
+// o: the bundle's outcome; setNote: for a volume set, what its volumes say (prefixed).
+function showVerdict(o, ms, setNote = "") {
   const v = $("verdict");
   v.hidden = false;
   const secs = (ms / 1000).toFixed(2);
   if (o.ok) {
     v.dataset.status = "ok";
     $("bar-fill").className = "ok";
-    $("verdict-title").textContent = "Intact";
+    $("verdict-title").textContent = setNote ? "Intact after rebuilding from parity" : "Intact";
     $("verdict-detail").textContent =
-      `${o.blobsVerified} blobs verified (digest and size), structure and metadata consistent · ${o.bytesText} in ${secs} s`;
+      `${setNote}${o.blobsVerified} blobs verified (digest and size), structure and metadata consistent · ${o.bytesText} in ${secs} s`;
     return;
   }
   v.dataset.status = o.problem.kind === "truncated" ? "truncated" : "bad";
@@ -139,7 +152,83 @@ function showVerdict(o, ms) {
   }
   if (p.kind === "truncated") title += ` at byte ${p.offset.toLocaleString("en")}`;
   $("verdict-title").textContent = `Not intact: ${title}`;
-  $("verdict-detail").textContent = p.message;
+  $("verdict-detail").textContent = setNote + p.message;
+}
+
+// A volume set as the core decided it (before reading): each volume's file, or missing.
+function showSetPlan(plan) {
+  $("volumes-section").hidden = false;
+  $("volumes-summary").textContent = plan.ok
+    ? `${plan.name || "volume set"}: ${plan.data} data + ${plan.parity} parity volume(s), ${plan.bundleSizeText} bundle · set ${plan.set}`
+    : "";
+  const tbody = $("volumes-body");
+  tbody.replaceChildren();
+  for (const v of plan.volumes || []) {
+    tbody.append(volumeRow(v, v.found === "present" ? "checking…" : v.found, v.problem || ""));
+  }
+  const refused = $("refused");
+  refused.replaceChildren(...(plan.refused || []).map((r) =>
+    el("li", {}, el("span", { class: "mono", text: r.file }), el("span", { class: "muted", text: ` not used: ${r.why}` }))));
+}
+
+function volumeRow(v, state, detail) {
+  return el("tr", { "data-state": state },
+    el("td", { class: "num", text: String(v.volume) }),
+    el("td", { text: v.role }),
+    el("td", { class: "mono small", text: v.file || "—" }),
+    el("td", {}, el("span", { class: `chip vol-${state}`, text: state })),
+    el("td", { class: "small", text: detail }));
+}
+
+function showSetRefused(plan) {
+  $("run").hidden = true;
+  const v = $("verdict");
+  v.hidden = false;
+  v.dataset.status = "bad";
+  $("verdict-title").textContent = "Not a usable volume set";
+  $("verdict-detail").textContent = plan.error;
+  document.body.dataset.state = "done";
+}
+
+// The set read through: each volume intact, damaged or missing (the core's assessment),
+// whether it can be recovered, then the bundle inside.
+function showSet(plan, r, outcome, ms) {
+  const tbody = $("volumes-body");
+  tbody.replaceChildren();
+  for (const v of r.volumes) {
+    const detail = v.state === "damaged" ? `${v.bad_units} of ${v.units} units bad: ${v.problem}` : "";
+    tbody.append(volumeRow(v, v.state, detail));
+  }
+  const bad = r.volumes.filter((v) => v.state !== "intact" && v.state !== "notRead");
+  const list = bad.map((v) => `volume ${v.volume} is ${v.state}`).join("; ");
+  $("volumes-verdict").textContent = !bad.length
+    ? "every volume is intact"
+    : r.recoverable
+      ? `${list}; recoverable from parity (${plural(r.rebuiltUnits, "unit", "units")} rebuilt here; ddiff verify --repair rewrites the volumes)`
+      : `${list}; NOT recoverable: ${plural(r.lostStripes, "stripe has", "stripes have")} more bad units than the ${plan.parity} parity volume(s) cover`;
+  $("volumes-verdict").dataset.recoverable = String(r.recoverable);
+  if (!r.recoverable) {
+    const v = $("verdict");
+    v.hidden = false;
+    v.dataset.status = "bad";
+    $("bar-fill").className = "bad";
+    $("verdict-title").textContent = "Volume set cannot be recovered";
+    $("verdict-detail").textContent = `${list}. ${r.rebuildError || ""}`.trim();
+    return;
+  }
+  showVerdict(outcome, ms, bad.length ? `${list}; recoverable from parity · ` : "");
+}
+
+// The bundle signature (BUNDLE.sig) as the core checked it over the verified ddiff.json.
+function showSignature(s) {
+  const p = $("signature");
+  if (!s) return;
+  p.hidden = false;
+  p.dataset.state = s.state;
+  p.textContent =
+    s.state === "valid" ? `Signature ${s.file}: signed by key ${s.keyId} (${s.algorithm}): valid`
+      : s.state === "unchecked" ? `Signature ${s.file || ""}: present, not checked: ${s.reason}`
+        : `Signature ${s.file}: refused${s.keyId ? ` (key ${s.keyId}, ${s.algorithm})` : ""}: ${s.reason}`;
 }
 
 function showInspection(ins, layers) {
@@ -148,10 +237,20 @@ function showInspection(ins, layers) {
   t.replaceChildren();
   for (const tg of ins.targets) {
     const plats = tg.images.map((i) => i.platform).join(", ");
+    // Its provenance (cosign signatures, attestations, SBOMs, referrers), as ddiff inspect
+    // lists it: carried, not verified here (a key-based image signature is checked by
+    // `ddiff load --require-signature --key`).
+    const arts = (ins.artifacts || []).filter((a) => a.subject === tg.digest ||
+      tg.images.some((i) => i.manifest === a.subject));
     t.append(el("div", { class: "target" },
       el("div", { class: "ref", text: tg.reference }),
       el("div", { class: "muted small", text: `${plats} · ${tg.mediaTypeText}` }),
-      el("div", { class: "mono small", text: tg.digest })));
+      el("div", { class: "mono small", text: tg.digest }),
+      arts.length ? el("ul", { class: "artifacts small" }, ...arts.map((a) => el("li", { "data-kind": a.kind },
+        el("span", { class: "chip artifact", text: a.kindText }),
+        el("span", { class: "mono", text: ` ${a.digestText}` }),
+        a.typeText ? el("span", { class: "muted", text: ` ${a.typeText}` }) : null,
+        a.tag ? el("span", { class: "muted mono", text: ` (tag ${a.tag})` }) : null))) : null));
   }
   const b = $("base");
   b.replaceChildren();
@@ -253,13 +352,13 @@ function showFiles(layers, ins) {
 }
 
 const pick = $("pick");
-$("file").addEventListener("change", (e) => start(e.target.files[0]));
+$("file").addEventListener("change", (e) => start([...e.target.files]));
 pick.addEventListener("dragover", (e) => { e.preventDefault(); pick.classList.add("over"); });
 pick.addEventListener("dragleave", () => pick.classList.remove("over"));
 pick.addEventListener("drop", (e) => {
   e.preventDefault();
   pick.classList.remove("over");
-  start(e.dataTransfer.files[0]);
+  start([...e.dataTransfer.files]);
 });
 pick.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
 document.body.dataset.state = "idle";

@@ -1,14 +1,22 @@
-// Streams one File through the wasm inspector. Memory stays flat: chunks of File.stream()
-// are fed and dropped. Messages out: {type:"file"|"progress"|"inspection"|"done"|"error"}.
-// A file that starts with `{` is taken as a site inventory (`ddiff inventory`; a bundle is a
-// tar, an original bundle gzip): read whole (at most 64 MiB) and summarised by the core
-// ({type:"inventory"}).
+// Streams the files dropped through the wasm inspector. Memory stays flat: chunks of
+// File.stream() are fed and dropped. Messages out: {type:"file"|"progress"|"inspection"|
+// "set"|"done"|"error"}. What each file is, the core's fileRole says (from its name, size,
+// first bytes and footer): a bundle, the volumes of a set, a bundle signature (`.sig`), a
+// public key (PEM), or a site inventory (`ddiff inventory`, JSON: read whole, at most
+// 64 MiB, and summarised by the core, {type:"inventory"}).
+// - One bundle: streamed through BundleInspector as before.
+// - Volumes: VolumeSetReader reads their trailers, the core decides the set ({type:"set"}),
+//   then it asks for one range at a time (a run of units, or a unit of another volume to
+//   rebuild a stripe) and verifies the bundle inside; {type:"done"} carries each volume's
+//   state too. Memory stays flat: one range in flight.
+// - With a `.sig` (and a key), the inspector checks the signature over the ddiff.json bytes
+//   it verified ({signature} in "done").
 // Every string sent for display went through the core's safeText (control characters,
 // bidi controls and line separators escaped, length capped): the inspection's strings come
 // out of BundleInspector so, the file's name and error messages are passed through it here.
 // Sizes are the core's texts: the JSON's `…Text` fields, and humanBytes for the file's size
 // and the rate, which only this side knows.
-import init, { BundleInspector, humanBytes, inventorySummary, safeText } from "./pkg/ddiff_wasm.js";
+import init, { BundleInspector, VolumeSetReader, fileRole, humanBytes, inventorySummary, safeText } from "./pkg/ddiff_wasm.js";
 
 let wasmReady = false;
 const ready = init().then(() => { wasmReady = true; });
@@ -126,20 +134,125 @@ async function* chunksOf(file, mode, listFiles) {
   }
 }
 
+// Bytes [start, end) of a File.
+async function slice(file, start, end) {
+  return new Uint8Array(await file.slice(start, end).arrayBuffer());
+}
+
+// The core's word on what each file is.
+async function roleOf(file) {
+  const head = await slice(file, 0, Math.min(16, file.size));
+  const tail = file.size >= 72 ? await slice(file, file.size - 72, file.size) : new Uint8Array(0);
+  return fileRole(file.name, file.size, head, tail);
+}
+
+// The signature check, if a .sig was given (the key is optional: without it the signature is
+// said to be present, not checked).
+async function signatureOf(checker, sig, key) {
+  if (!sig) {
+    return key ? { state: "unchecked", reason: `a public key (${safeText(key.name)}) was given but no .sig file` } : null;
+  }
+  const keyText = key ? await key.text() : undefined;
+  const v = JSON.parse(checker.checkSignature(await slice(sig, 0, sig.size), keyText));
+  v.file = safeText(sig.name);
+  if (key) v.keyFile = safeText(key.name);
+  return v;
+}
+
+// The read rate, as the core writes sizes (`187.3 MB/s`); none before 50 ms have passed.
+const rateText = (bytes, ms) => (ms >= 50 ? `${humanBytes(bytes / (ms / 1000))}/s` : "");
+
+// A volume set: trailers, the core's decision, then every range it asks for.
+async function verifySet(vols, sig, key, listFiles) {
+  readerUsed = "inline";
+  const vs = new VolumeSetReader(listFiles, MAX_FILES);
+  try {
+    for (const f of vols) {
+      const id = vs.addFile(f.name, f.size);
+      for (let r; (r = vs.trailerNeed(id)); ) {
+        let bytes;
+        try {
+          bytes = await slice(f, r[0], r[1]);
+        } catch {
+          bytes = new Uint8Array(0); // unreadable: its trailer is unusable
+        }
+        vs.giveTrailer(id, bytes);
+      }
+    }
+    const plan = JSON.parse(vs.decide());
+    self.postMessage({ type: "set", plan });
+    if (!plan.ok) return;
+    self.postMessage({ type: "file", name: `${plan.name || "volume set"} (${vols.length} of ${plan.data + plan.parity} volumes given)`, sizeText: plan.bundleSizeText });
+    const total = plan.bundleSize;
+    const totalText = plan.bundleSizeText;
+    const t0 = performance.now();
+    let lastPost = 0;
+    let sentInspection = false;
+    for (let n; (n = vs.nextRead()); ) {
+      let bytes;
+      try {
+        bytes = await slice(vols[n[0]], n[1], n[2]);
+      } catch {
+        bytes = new Uint8Array(0); // a read error: those units count as bad
+      }
+      vs.give(bytes);
+      if (!sentInspection) {
+        const i = vs.inspection();
+        if (i !== undefined) {
+          sentInspection = true;
+          self.postMessage({ type: "inspection", inspection: JSON.parse(i) });
+        }
+      }
+      const now = performance.now();
+      if (now - lastPost > 100) {
+        lastPost = now;
+        const progress = JSON.parse(vs.progress());
+        const ms = now - t0;
+        self.postMessage({ type: "progress", progress, total, ms, totalText, rateText: rateText(progress.bytes, ms) });
+      }
+    }
+    const set = JSON.parse(vs.finish());
+    const ms = performance.now() - t0;
+    const signature = await signatureOf(vs, sig, key);
+    self.postMessage({ type: "done", outcome: set.outcome, set, plan, signature, total, ms, totalText, rateText: rateText(set.outcome.bytes, ms), reader: readerUsed, listedBy: listFiles ? "inspector" : "none" });
+  } finally {
+    vs.free();
+  }
+}
+
 self.onmessage = async (e) => {
-  const { file, listFiles, reader } = e.data;
+  const { listFiles, reader } = e.data;
+  const files = e.data.files || [e.data.file];
   try {
     await ready;
-    self.postMessage({ type: "file", name: safeText(file.name), sizeText: humanBytes(file.size) });
-    const head = new Uint8Array(await file.slice(0, 1).arrayBuffer());
-    if (head[0] === 0x7b && file.size <= 64 * 1024 * 1024) {
+    // Checksum files (verify --write-checksum) are for sha256sum: ignored here.
+    const byRole = { bundle: [], volume: [], signature: [], key: [], inventory: [], checksum: [] };
+    for (const f of files) byRole[await roleOf(f)].push(f);
+    const one = (role, what) => {
+      if (byRole[role].length > 1) throw new Error(`more than one ${what} given (${byRole[role].map((f) => f.name).join(", ")})`);
+      return byRole[role][0];
+    };
+    const sig = one("signature", "signature file");
+    const key = one("key", "public key");
+    if (byRole.volume.length && (byRole.bundle.length || byRole.inventory.length)) {
+      throw new Error("give the volumes of one set, or one bundle, not both");
+    }
+    if (byRole.volume.length) {
+      await verifySet(byRole.volume, sig, key, listFiles);
+      return;
+    }
+    if (byRole.inventory.length === 1 && files.length === 1) {
+      const file = byRole.inventory[0];
+      self.postMessage({ type: "file", name: safeText(file.name), sizeText: humanBytes(file.size) });
       const bytes = new Uint8Array(await file.arrayBuffer());
       self.postMessage({ type: "inventory", summary: JSON.parse(inventorySummary(bytes)) });
       return;
     }
+    const file = one("bundle", "bundle") || byRole.inventory[0];
+    if (!file) throw new Error("no bundle among the files given (only a signature or a key)");
+    const extra = [sig, key].filter(Boolean).map((f) => f.name);
+    self.postMessage({ type: "file", name: safeText(file.name + (extra.length ? ` with ${extra.join(" and ")}` : "")), sizeText: humanBytes(file.size) });
     const totalText = humanBytes(file.size);
-    // The read rate, as the core writes sizes (`187.3 MB/s`); none before 50 ms have passed.
-    const rateText = (bytes, ms) => (ms >= 50 ? `${humanBytes(bytes / (ms / 1000))}/s` : "");
     // Made at the first chunk, when it is known whether the reader lists the files.
     let ins = null;
     const inspector = () => (ins ??= new BundleInspector(listFiles && !readerLists, MAX_FILES));
@@ -169,8 +282,9 @@ self.onmessage = async (e) => {
     if (listFiles && readerLists && readerListings) ins.adoptListings(readerListings);
     const outcome = JSON.parse(ins.finish());
     const ms = performance.now() - t0;
+    const signature = await signatureOf(ins, sig, key);
     ins.free();
-    self.postMessage({ type: "done", outcome, total: file.size, ms, totalText, rateText: rateText(outcome.bytes, ms), reader: readerUsed, listedBy: listFiles ? (readerLists ? "reader" : "inspector") : "none" });
+    self.postMessage({ type: "done", outcome, signature, total: file.size, ms, totalText, rateText: rateText(outcome.bytes, ms), reader: readerUsed, listedBy: listFiles ? (readerLists ? "reader" : "inspector") : "none" });
   } catch (err) {
     self.postMessage({ type: "error", message: shown(String(err && err.message ? err.message : err)) });
   }

@@ -300,7 +300,17 @@ pub fn fuzz_bundle_meta(data: &[u8]) {
 /// file: footer, descriptor and unit table are parsed as a reader does; what is accepted
 /// must encode back to the same bytes.
 pub fn fuzz_volume_trailer(data: &[u8]) {
-    use crate::volume::{encode_trailer, Footer, VolumeTrailer, FOOTER_LEN};
+    use crate::volume::{encode_trailer, Footer, TrailerReader, VolumeTrailer, FOOTER_LEN};
+    // `data` as a whole file, read as the CLI and the page read trailers: every range asked
+    // for lies inside the file, and the reader ends (three reads at most).
+    let mut r = TrailerReader::new(data.len() as u64);
+    let mut reads = 0;
+    while let Some((a, b)) = r.need() {
+        assert!(a <= b && b <= data.len() as u64 && reads < 3);
+        r.give(&data[a as usize..b as usize]);
+        reads += 1;
+    }
+    let _ = r.finish();
     let Some(foot) = data.len().checked_sub(FOOTER_LEN) else {
         return;
     };

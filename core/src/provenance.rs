@@ -217,6 +217,27 @@ pub struct ArtifactView {
     pub keyless: bool,
 }
 
+impl ArtifactView {
+    /// What it is, as `ddiff inspect` and the page say it: `signature`, `attestation`,
+    /// `sbom`, `referrer`, or for a keyless signature that it is not verified offline.
+    pub fn kind_text(&self) -> String {
+        match self.kind {
+            ArtifactKind::Signature if self.keyless => {
+                "signature (keyless: carried, not verified offline)".to_string()
+            }
+            k => format!("{k:?}").to_lowercase(),
+        }
+    }
+
+    /// Its type as shown: the first predicate type (attestations), else the artifact type.
+    pub fn type_text(&self) -> Option<&str> {
+        self.predicate_types
+            .first()
+            .or(self.artifact_type.as_ref())
+            .map(String::as_str)
+    }
+}
+
 /// The artifacts of a bundle as [`ArtifactView`]s, in `ddiff.json` order.
 pub fn views(meta: &BundleMeta, json_blobs: &BTreeMap<Digest, Vec<u8>>) -> Vec<ArtifactView> {
     let safe = |s: &str| crate::display::safe_text(s);

@@ -27,7 +27,15 @@ pub struct SampleOptions {
     /// name is 5000 bytes long (see [`HOSTILE_TOOL`] and [`HOSTILE_NAMES`]). Everything stays
     /// structurally valid: the bundle is intact.
     pub hostile_text: bool,
+    /// Carry provenance for the target ([`attach_provenance`]): a cosign signature, an SLSA
+    /// attestation and an SPDX SBOM (the bundle becomes version 2).
+    pub provenance: bool,
 }
+
+/// The predicate type of a [`SampleOptions::provenance`] sample's attestation.
+pub const SAMPLE_PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// The artifact type of a [`SampleOptions::provenance`] sample's SBOM.
+pub const SAMPLE_SBOM_TYPE: &str = "application/spdx+json";
 
 /// The tool name of a [`SampleOptions::hostile_text`] sample.
 pub const HOSTILE_TOOL: &str = "ddiff sample\nok   forged.ddiff: intact\x1b[2K\r";
@@ -218,10 +226,157 @@ pub fn sample(opts: SampleOptions) -> Sample {
     };
     let p = plan(&[base], &[target], tool, Some(created.into())).expect("sample plan");
     blobs.retain(|d, _| p.meta.blob(d).is_some());
-    Sample {
+    let mut s = Sample {
         meta: p.meta,
         blobs,
+    };
+    if opts.provenance {
+        attach_provenance(&mut s);
     }
+    s
+}
+
+/// Attaches to the sample's first target what `ddiff diff` carries from a registry with
+/// cosign's tag scheme: a key-based signature (`.sig`: a simple-signing payload layer with its
+/// signature annotation; the signature is not a real one), an attestation (`.att`: a DSSE
+/// layer annotated with [`SAMPLE_PREDICATE_TYPE`]) and an SBOM (`.sbom`, of artifact type
+/// [`SAMPLE_SBOM_TYPE`]).
+pub fn attach_provenance(s: &mut Sample) {
+    use crate::provenance::{attach, Artifact, ArtifactKind, SIGNATURE_ANNOTATION};
+    let t = s.meta.targets[0].clone();
+    let mut blobs = Vec::new();
+    let mut artifacts = Vec::new();
+    let kinds = [
+        (
+            ArtifactKind::Signature,
+            crate::provenance::SIMPLE_SIGNING_MEDIA_TYPE,
+            (SIGNATURE_ANNOTATION, "MEUCIQDsample"),
+            None,
+        ),
+        (
+            ArtifactKind::Attestation,
+            "application/vnd.dsse.envelope.v1+json",
+            ("predicateType", SAMPLE_PREDICATE_TYPE),
+            None,
+        ),
+        (
+            ArtifactKind::Sbom,
+            "text/spdx+json",
+            ("org.example.note", "sample"),
+            Some(SAMPLE_SBOM_TYPE),
+        ),
+    ];
+    for (kind, layer_type, (ak, av), artifact_type) in kinds {
+        let payload = format!(r#"{{"sample":"{kind:?}","subject":"{}"}}"#, t.digest).into_bytes();
+        // cosign's config: an image config naming the payload as its one layer.
+        let config = format!(
+            r#"{{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{{"created":"0001-01-01T00:00:00Z"}}],"os":"","rootfs":{{"type":"layers","diff_ids":["{}"]}},"config":{{}}}}"#,
+            Digest::sha256(&payload)
+        )
+        .into_bytes();
+        let mut m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "size": config.len(), "digest": Digest::sha256(&config).to_string()},
+            "layers": [{"mediaType": layer_type, "size": payload.len(),
+                        "digest": Digest::sha256(&payload).to_string(),
+                        "annotations": {ak: av}}],
+        });
+        if let Some(at) = artifact_type {
+            m["artifactType"] = at.into();
+        }
+        // Plain JSON of strings and numbers: always serialisable.
+        let m = serde_json::to_vec(&m).expect("artifact manifest serialises");
+        let info = |b: &[u8], mt: &str, kind| BlobInfo {
+            digest: Digest::sha256(b),
+            size: b.len() as u64,
+            media_type: MediaType::parse(mt),
+            kind,
+            patch: None,
+        };
+        let mi = info(
+            &m,
+            "application/vnd.oci.image.manifest.v1+json",
+            BlobKind::Manifest,
+        );
+        artifacts.push(Artifact {
+            subject: t.digest.clone(),
+            kind,
+            digest: mi.digest.clone(),
+            media_type: mi.media_type.clone(),
+            size: mi.size,
+        });
+        for (b, bi) in [
+            (m.clone(), mi),
+            (
+                config.clone(),
+                info(
+                    &config,
+                    "application/vnd.oci.image.config.v1+json",
+                    BlobKind::Config,
+                ),
+            ),
+            (payload.clone(), info(&payload, layer_type, BlobKind::Layer)),
+        ] {
+            if s.blobs.insert(bi.digest.clone(), b).is_none() {
+                blobs.push(bi);
+            }
+        }
+    }
+    attach(&mut s.meta, blobs, artifacts).expect("sample provenance attaches");
+}
+
+/// The bundle `bundle` as a volume set (section 9), in memory: each volume's whole file,
+/// data volumes then `parity` parity volumes, as `ddiff diff --volume-size SIZE --parity N`
+/// writes them. For tests of readers; `None` when the bundle would stay one plain file.
+pub fn volume_set(bundle: &[u8], volume_size: u64, parity: u32) -> Option<Vec<Vec<u8>>> {
+    use crate::volume::{
+        encode_trailer, parity_of, table_digest, Geometry, SetDescriptor, UnitCrcs,
+    };
+    let g = Geometry::plan(bundle.len() as u64, volume_size, parity)
+        .ok()
+        .flatten()?;
+    let u = g.unit as usize;
+    let mut files: Vec<Vec<u8>> = (0..g.data)
+        .map(|i| {
+            let at = (u64::from(i) * g.payload) as usize;
+            bundle[at..at + g.payload_len(i) as usize].to_vec()
+        })
+        .collect();
+    let mut par = vec![Vec::new(); g.parity as usize];
+    for s in 0..g.stripes() as usize {
+        let data: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| {
+                let mut b = f.get(s * u..).unwrap_or(&[]).to_vec();
+                b.resize(u, 0);
+                b
+            })
+            .collect();
+        if g.parity > 0 {
+            for (p, r) in par.iter_mut().zip(parity_of(&g, &data).ok()?) {
+                p.extend_from_slice(&r);
+            }
+        }
+    }
+    files.extend(par);
+    let crcs: Vec<Vec<u32>> = files
+        .iter()
+        .map(|f| {
+            let mut c = UnitCrcs::new(g.unit);
+            c.update(f);
+            c.finish()
+        })
+        .collect();
+    let desc = SetDescriptor {
+        geometry: g,
+        volumes: crcs.iter().map(|c| table_digest(c)).collect(),
+    };
+    for (i, f) in files.iter_mut().enumerate() {
+        f.extend_from_slice(&encode_trailer(&desc, i as u32, &crcs[i]));
+    }
+    Some(files)
 }
 
 impl Sample {

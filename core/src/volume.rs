@@ -109,6 +109,28 @@ pub enum VolumeError {
         /// Volumes of each.
         each: usize,
     },
+    /// A stripe with more missing or damaged units than parity volumes.
+    #[error("stripe {stripe} cannot be rebuilt: {bad} of its {units} units are missing or damaged (volumes {volumes}), parity covers {parity}")]
+    StripeLost {
+        /// The stripe (0-based).
+        stripe: u64,
+        /// Units missing or damaged in it.
+        bad: usize,
+        /// Units in a stripe (every volume's).
+        units: usize,
+        /// The volumes (1-based, comma-separated) whose unit is bad.
+        volumes: String,
+        /// Parity volumes.
+        parity: u32,
+    },
+    /// The Reed–Solomon arithmetic refused a stripe (units of the wrong size: a host bug).
+    #[error("Reed–Solomon, stripe {stripe}: {reason}")]
+    ReedSolomon {
+        /// The stripe.
+        stripe: u64,
+        /// What `reed-solomon-simd` said.
+        reason: String,
+    },
 }
 
 /// A `--volume-size`: bytes (`65536`), binary units (`64k`, `4G`, `1.5GiB`), decimal units
@@ -592,6 +614,128 @@ impl VolumeTrailer {
     }
 }
 
+/// Whether `footer` (a file's last [`FOOTER_LEN`] bytes) starts with the volume magic: the
+/// file is meant as a volume, even if its trailer turns out damaged.
+pub fn has_volume_magic(footer: &[u8]) -> bool {
+    footer.len() == FOOTER_LEN && footer[..8] == VOLUME_MAGIC
+}
+
+/// Reads one volume's trailer from the end of a file of a known length, without IO: the
+/// host reads the range [`TrailerReader::need`] names and hands it to
+/// [`TrailerReader::give`] until nothing more is needed, then takes
+/// [`TrailerReader::finish`]. Three reads: the footer, the descriptor before it, the unit
+/// table before that (whose length the descriptor gives). Nothing is allocated from an
+/// unchecked length: the descriptor is capped at 1 MiB, the table is sized from a
+/// checked geometry and the file's length is checked before it.
+#[derive(Debug, Clone)]
+pub struct TrailerReader {
+    file_len: u64,
+    state: TrailerState,
+}
+
+#[derive(Debug, Clone)]
+enum TrailerState {
+    Footer,
+    Descriptor(Footer, u64, u64),
+    Table(Footer, Vec<u8>, u64, u64),
+    Done(Result<VolumeTrailer, VolumeError>),
+}
+
+impl TrailerReader {
+    /// For a file of `file_len` bytes.
+    pub fn new(file_len: u64) -> TrailerReader {
+        let state = if file_len < FOOTER_LEN as u64 {
+            TrailerState::Done(Err(VolumeError::NotAVolume))
+        } else {
+            TrailerState::Footer
+        };
+        TrailerReader { file_len, state }
+    }
+
+    /// The byte range `[start, end)` of the file to read next, `None` when done.
+    pub fn need(&self) -> Option<(u64, u64)> {
+        match &self.state {
+            TrailerState::Footer => Some((self.file_len - FOOTER_LEN as u64, self.file_len)),
+            TrailerState::Descriptor(_, s, e) | TrailerState::Table(_, _, s, e) => Some((*s, *e)),
+            TrailerState::Done(_) => None,
+        }
+    }
+
+    /// The bytes of the range [`TrailerReader::need`] named (a host that could not read them
+    /// calls [`TrailerReader::unreadable`] instead).
+    pub fn give(&mut self, bytes: &[u8]) {
+        let Some((s, e)) = self.need() else { return };
+        if bytes.len() as u64 != e - s {
+            return self.unreadable();
+        }
+        let len = self.file_len;
+        let state = std::mem::replace(&mut self.state, TrailerState::Footer);
+        self.state = match state {
+            TrailerState::Footer => match Footer::decode(bytes) {
+                Err(err) => TrailerState::Done(Err(err)),
+                Ok(footer) => match footer.descriptor_range(len) {
+                    None => TrailerState::Done(Err(VolumeError::Trailer {
+                        problem: "descriptor longer than the file",
+                    })),
+                    Some((ds, de)) if de - ds > (1 << 20) => {
+                        TrailerState::Done(Err(VolumeError::Trailer {
+                            problem: "descriptor longer than any set has",
+                        }))
+                    }
+                    Some((ds, de)) => TrailerState::Descriptor(footer, ds, de),
+                },
+            },
+            TrailerState::Descriptor(footer, ds, _) => {
+                Self::after_descriptor(footer, bytes, ds, len)
+                    .unwrap_or_else(|e| TrailerState::Done(Err(e)))
+            }
+            TrailerState::Table(footer, desc, _, _) => {
+                TrailerState::Done(VolumeTrailer::check(footer, &desc, bytes, len))
+            }
+            done @ TrailerState::Done(_) => done,
+        };
+    }
+
+    /// The descriptor read: checks it and the file's length, and names the table's range.
+    fn after_descriptor(
+        footer: Footer,
+        desc: &[u8],
+        ds: u64,
+        len: u64,
+    ) -> Result<TrailerState, VolumeError> {
+        let d = SetDescriptor::decode(desc)?;
+        if footer.index < d.geometry.volumes() {
+            // Before the unit table is allocated: its length comes from the descriptor.
+            let expected = d.geometry.file_len(footer.index);
+            if expected != len {
+                return Err(VolumeError::Length {
+                    expected,
+                    found: len,
+                });
+            }
+        }
+        let table_len =
+            VolumeTrailer::table_len(&d.geometry, footer.index.min(d.geometry.volumes() - 1));
+        let ts = ds.checked_sub(table_len).ok_or(VolumeError::Trailer {
+            problem: "unit table longer than the file",
+        })?;
+        Ok(TrailerState::Table(footer, desc.to_vec(), ts, ds))
+    }
+
+    /// The host could not read the range: the file is not a usable volume.
+    pub fn unreadable(&mut self) {
+        self.state = TrailerState::Done(Err(VolumeError::NotAVolume));
+    }
+
+    /// The trailer, checked, or why the file has none.
+    pub fn finish(self) -> Result<VolumeTrailer, VolumeError> {
+        match self.state {
+            TrailerState::Done(r) => r,
+            _ => Err(VolumeError::NotAVolume),
+        }
+    }
+}
+
 /// A volume's digest: the SHA-256 of its unit table (the CRC-32s, 4 bytes each, little-endian).
 pub fn table_digest(crcs: &[u32]) -> Digest {
     let table: Vec<u8> = crcs.iter().flat_map(|c| c.to_le_bytes()).collect();
@@ -708,6 +852,172 @@ pub fn choose_set<'a>(
         });
     }
     Ok(tied[0].0.clone())
+}
+
+/// Where one volume of the chosen set was found among the candidates (indices into the
+/// list given to [`arrange`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// No candidate for it.
+    Missing,
+    /// A candidate named like this volume of the set (`NAME.NNN`) whose trailer is unusable.
+    Unreadable {
+        /// The candidate.
+        candidate: usize,
+        /// Why its trailer is unusable.
+        problem: VolumeError,
+    },
+    /// A candidate with a good trailer of the set.
+    Present {
+        /// The candidate.
+        candidate: usize,
+    },
+}
+
+/// Which set a pile of files is, and where each of its volumes is: what `ddiff verify` and
+/// the page decide from the files' names and trailers, before reading any payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrangement {
+    /// The set's digest.
+    pub set: Digest,
+    /// Its descriptor.
+    pub descriptor: SetDescriptor,
+    /// The bundle's name (`app-2.ddiff`), from the first candidate of the set named like a
+    /// volume (empty when none is).
+    pub name: String,
+    /// The first candidate of the set (the CLI rebuilds missing volumes in its directory).
+    pub first: usize,
+    /// Per volume, in index order.
+    pub slots: Vec<Placed>,
+    /// Candidates not used, with why (a volume of another set, a damaged file not named like
+    /// one of the set's volumes); duplicates of a volume already placed are ignored.
+    pub refused: Vec<(usize, String)>,
+}
+
+/// Decides the set among candidate files, each a file name (without directory) and its
+/// trailer or why it has none ([`TrailerReader`]), in the order given: [`choose_set`], then
+/// each volume's candidate, the first one wins; an unusable file counts as that volume when
+/// it is named like it (so a volume cut short is reported damaged, not ignored).
+pub fn arrange(
+    candidates: &[(Option<&str>, Result<&VolumeTrailer, &VolumeError>)],
+) -> Result<Arrangement, VolumeError> {
+    let set = choose_set(candidates.iter().filter_map(|(_, r)| r.ok()))?;
+    let (first, first_t) = candidates
+        .iter()
+        .enumerate()
+        .find_map(|(k, (_, r))| r.ok().filter(|t| t.footer.set == set).map(|t| (k, t)))
+        .ok_or(VolumeError::NoSet)?;
+    let descriptor = first_t.descriptor.clone();
+    let name = candidates[first]
+        .0
+        .and_then(parse_volume_file_name)
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_default();
+    let mut slots = vec![Placed::Missing; descriptor.geometry.volumes() as usize];
+    let mut refused = Vec::new();
+    for (k, (_, r)) in candidates.iter().enumerate() {
+        match r {
+            Ok(t) if t.footer.set == set => {
+                let slot = &mut slots[t.index() as usize];
+                if *slot == Placed::Missing {
+                    *slot = Placed::Present { candidate: k };
+                }
+            }
+            Ok(t) => refused.push((k, format!("a volume of another set ({})", t.footer.set))),
+            Err(_) => {}
+        }
+    }
+    for (k, (file, r)) in candidates.iter().enumerate() {
+        let Err(e) = r else { continue };
+        match file.and_then(parse_volume_file_name) {
+            Some((s, i)) if s == name && (i as usize) < slots.len() => {
+                let slot = &mut slots[i as usize];
+                if *slot == Placed::Missing {
+                    *slot = Placed::Unreadable {
+                        candidate: k,
+                        problem: (*e).clone(),
+                    };
+                }
+            }
+            _ => refused.push((k, crate::display::error_chain(*e))),
+        }
+    }
+    Ok(Arrangement {
+        set,
+        descriptor,
+        name,
+        first,
+        slots,
+        refused,
+    })
+}
+
+/// Fills the missing units of stripe `s` from the others with Reed–Solomon: `units` holds
+/// every volume's unit `s` (data then parity, each [`Geometry::unit`] bytes, zero-padded),
+/// `None` where missing or damaged. Rebuilds the data units, and the parity units too when
+/// `parity_too`. Refused ([`VolumeError::StripeLost`]) when more units are missing than
+/// there are parity volumes.
+pub fn restore_stripe(
+    g: &Geometry,
+    s: u64,
+    units: &mut [Option<Vec<u8>>],
+    parity_too: bool,
+) -> Result<(), VolumeError> {
+    let (k, m) = (g.data as usize, g.parity as usize);
+    let rs = |e: reed_solomon_simd::Error| VolumeError::ReedSolomon {
+        stripe: s,
+        reason: e.to_string(),
+    };
+    if units.len() != k + m {
+        return Err(VolumeError::ReedSolomon {
+            stripe: s,
+            reason: format!("{} units given for {} volumes", units.len(), k + m),
+        });
+    }
+    let bad: Vec<usize> = (0..k + m).filter(|&i| units[i].is_none()).collect();
+    if bad.len() > m {
+        return Err(VolumeError::StripeLost {
+            stripe: s,
+            bad: bad.len(),
+            units: k + m,
+            volumes: bad
+                .iter()
+                .map(|i| (i + 1).to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            parity: g.parity,
+        });
+    }
+    if bad.iter().any(|&i| i < k) {
+        let restored = reed_solomon_simd::decode(
+            k,
+            m,
+            (0..k).filter_map(|i| units[i].as_ref().map(|b| (i, b))),
+            (0..m).filter_map(|j| units[k + j].as_ref().map(|b| (j, b))),
+        )
+        .map_err(rs)?;
+        for (i, b) in restored {
+            units[i] = Some(b);
+        }
+    }
+    if parity_too && bad.iter().any(|&i| i >= k) {
+        let rec = reed_solomon_simd::encode(k, m, units[..k].iter().flatten()).map_err(rs)?;
+        for (j, r) in rec.into_iter().enumerate() {
+            units[k + j] = Some(r);
+        }
+    }
+    Ok(())
+}
+
+/// The parity units of one stripe from its data units (each [`Geometry::unit`] bytes,
+/// zero-padded), as the writer stores them.
+pub fn parity_of<T: AsRef<[u8]>>(g: &Geometry, data: &[T]) -> Result<Vec<Vec<u8>>, VolumeError> {
+    reed_solomon_simd::encode(g.data as usize, g.parity as usize, data).map_err(|e| {
+        VolumeError::ReedSolomon {
+            stripe: 0,
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// What a host found for one volume of the set.
@@ -1015,5 +1325,95 @@ mod tests {
         // A volume not read counts as good (a load that did not need its parity).
         obs[5] = Observed::NotRead;
         assert!(assess(&g, &obs).recoverable);
+    }
+
+    fn read_trailer(file: &[u8]) -> Result<VolumeTrailer, VolumeError> {
+        let mut r = TrailerReader::new(file.len() as u64);
+        let mut reads = 0;
+        while let Some((a, b)) = r.need() {
+            r.give(&file[a as usize..b as usize]);
+            reads += 1;
+            assert!(reads <= 3);
+        }
+        r.finish()
+    }
+
+    /// The sans-IO trailer read, the set's arrangement and the stripe rebuild that the CLI
+    /// and the page share, here also on 32-bit wasm (tests/wasm/core-tests.sh).
+    #[test]
+    fn trailers_arrangement_and_stripe_rebuild() {
+        let bundle: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let files = crate::synth_bundle::volume_set(&bundle, 65536, 2).unwrap();
+        let trailers: Vec<_> = files.iter().map(|f| read_trailer(f)).collect();
+        let g = trailers[0].as_ref().unwrap().descriptor.geometry;
+        assert_eq!(files.len() as u32, g.volumes());
+        for (i, t) in trailers.iter().enumerate() {
+            assert_eq!(t.as_ref().unwrap().index(), i as u32);
+        }
+        // Short, cut and garbage files have no trailer; a cut one named like a volume is
+        // that volume, damaged.
+        assert_eq!(read_trailer(b"tiny"), Err(VolumeError::NotAVolume));
+        let cut = &files[1][..files[1].len() - 10];
+        assert!(read_trailer(cut).is_err());
+        let names: Vec<String> = (0..files.len() as u32)
+            .map(|i| volume_file_name("app.ddiff", i))
+            .collect();
+        let cut_err = read_trailer(cut).unwrap_err();
+        let other_files = crate::synth_bundle::volume_set(&bundle[1..], 65536, 2).unwrap();
+        let other = read_trailer(&other_files[2]).unwrap();
+        let mut cands: Vec<(Option<&str>, Result<&VolumeTrailer, &VolumeError>)> = vec![
+            (Some(names[1].as_str()), Err(&cut_err)),
+            (Some("x.ddiff.003"), Ok(&other)),
+        ];
+        for (k, t) in trailers.iter().enumerate().skip(2) {
+            cands.push((Some(names[k].as_str()), t.as_ref()));
+        }
+        let a = arrange(&cands).unwrap();
+        assert_eq!(a.name, "app.ddiff");
+        assert_eq!(a.first, 2);
+        assert_eq!(a.slots[0], Placed::Missing);
+        assert!(matches!(
+            a.slots[1],
+            Placed::Unreadable { candidate: 0, .. }
+        ));
+        assert_eq!(a.slots[2], Placed::Present { candidate: 2 });
+        assert_eq!(a.refused.len(), 1);
+        assert!(a.refused[0]
+            .1
+            .starts_with("a volume of another set (sha256:"));
+        // Stripe 3 with volumes 1 and 2 gone: rebuilt exactly; a third loss is refused.
+        let u = g.unit as usize;
+        let unit = |i: usize, s: usize| {
+            let mut b = files[i][..g.payload_len(i as u32) as usize]
+                .get(s * u..)
+                .unwrap_or(&[])
+                .to_vec();
+            b.truncate(u);
+            b.resize(u, 0);
+            b
+        };
+        let whole: Vec<Option<Vec<u8>>> = (0..files.len()).map(|i| Some(unit(i, 3))).collect();
+        let mut units = whole.clone();
+        units[0] = None;
+        units[1] = None;
+        restore_stripe(&g, 3, &mut units, false).unwrap();
+        assert_eq!(units, whole);
+        let mut units = whole.clone();
+        units[0] = None;
+        units[g.data as usize] = None;
+        restore_stripe(&g, 3, &mut units, true).unwrap();
+        assert_eq!(units, whole);
+        let mut units = whole.clone();
+        for i in [0, 2, 3] {
+            units[i] = None;
+        }
+        let e = restore_stripe(&g, 3, &mut units, true).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "stripe 3 cannot be rebuilt: 3 of its {} units are missing or damaged (volumes 1, 3, 4), parity covers 2",
+                files.len()
+            )
+        );
     }
 }

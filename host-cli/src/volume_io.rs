@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use ddiff_core::volume::{
-    self, assess, choose_set, encode_trailer, parse_volume_file_name, table_digest,
-    volume_file_name, Assessment, Footer, Geometry, Observed, SetDescriptor, UnitCrcs, VolumeError,
+    self, assess, encode_trailer, parse_volume_file_name, table_digest, volume_file_name,
+    Assessment, Geometry, Observed, Placed, SetDescriptor, TrailerReader, UnitCrcs, VolumeError,
     VolumeTrailer, FOOTER_LEN,
 };
 use ddiff_core::Digest;
@@ -329,44 +329,16 @@ pub fn read_trailer(path: &Path) -> Result<VolumeTrailer, VolumeError> {
 
 fn read_trailer_of(f: &File) -> Result<VolumeTrailer, VolumeError> {
     let len = f.metadata().map_err(|_| VolumeError::NotAVolume)?.len();
-    if len < FOOTER_LEN as u64 {
-        return Err(VolumeError::NotAVolume);
-    }
-    let mut foot = [0u8; FOOTER_LEN];
-    f.read_exact_at(&mut foot, len - FOOTER_LEN as u64)
-        .map_err(|_| VolumeError::NotAVolume)?;
-    let footer = Footer::decode(&foot)?;
-    let (ds, de) = footer.descriptor_range(len).ok_or(VolumeError::Trailer {
-        problem: "descriptor longer than the file",
-    })?;
-    if de - ds > (1 << 20) {
-        return Err(VolumeError::Trailer {
-            problem: "descriptor longer than any set has",
-        });
-    }
-    let mut desc = vec![0u8; (de - ds) as usize];
-    f.read_exact_at(&mut desc, ds)
-        .map_err(|_| VolumeError::NotAVolume)?;
-    let d = SetDescriptor::decode(&desc)?;
-    if footer.index < d.geometry.volumes() {
-        // Before the unit table is allocated: its length comes from the descriptor.
-        let expected = d.geometry.file_len(footer.index);
-        if expected != len {
-            return Err(VolumeError::Length {
-                expected,
-                found: len,
-            });
+    let mut r = TrailerReader::new(len);
+    while let Some((start, end)) = r.need() {
+        // `need` ranges are at most 1 MiB (descriptor) or a table the checked geometry sized.
+        let mut b = vec![0u8; (end - start) as usize];
+        match f.read_exact_at(&mut b, start) {
+            Ok(()) => r.give(&b),
+            Err(_) => r.unreadable(),
         }
     }
-    let table_len =
-        VolumeTrailer::table_len(&d.geometry, footer.index.min(d.geometry.volumes() - 1));
-    let ts = ds.checked_sub(table_len).ok_or(VolumeError::Trailer {
-        problem: "unit table longer than the file",
-    })?;
-    let mut table = vec![0u8; table_len as usize];
-    f.read_exact_at(&mut table, ts)
-        .map_err(|_| VolumeError::NotAVolume)?;
-    VolumeTrailer::check(footer, &desc, &table, len)
+    r.finish()
 }
 
 /// Whether `path` ends with a volume footer (cheap: reads 72 bytes).
@@ -380,7 +352,7 @@ pub fn is_volume(path: &Path) -> bool {
     let mut foot = [0u8; FOOTER_LEN];
     len >= FOOTER_LEN as u64
         && f.read_exact_at(&mut foot, len - FOOTER_LEN as u64).is_ok()
-        && foot[..8] == volume::VOLUME_MAGIC
+        && volume::has_volume_magic(&foot)
 }
 
 /// One volume of an open set.
@@ -514,71 +486,55 @@ impl VolumeSet {
                 .and_then(|f| read_trailer_of(&f).map(|t| (f, t)));
             read.push((p, r));
         }
-        let set = choose_set(
-            read.iter()
-                .filter_map(|(_, r)| r.as_ref().ok().map(|(_, t)| t)),
-        )
-        .context("cannot identify the volume set")?;
-        let mut slots: Vec<Slot> = Vec::new();
-        let mut refused = Vec::new();
-        let mut descriptor = None;
-        let mut name = String::new();
-        let mut dir = PathBuf::from(".");
-        let mut unreadable = Vec::new();
-        for (p, r) in read {
-            match r {
-                Ok((file, t)) if t.footer.set == set => {
-                    if descriptor.is_none() {
-                        let g = t.descriptor.geometry;
-                        slots = (0..g.volumes()).map(|_| Slot::Missing).collect();
-                        descriptor = Some(t.descriptor.clone());
-                        name = p
-                            .file_name()
-                            .and_then(|n| {
-                                parse_volume_file_name(&n.to_string_lossy())
-                                    .map(|(s, _)| s.to_string())
-                            })
-                            .unwrap_or_default();
-                        dir = p
-                            .parent()
-                            .filter(|d| !d.as_os_str().is_empty())
-                            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-                    }
-                    let i = t.index() as usize;
-                    if matches!(slots[i], Slot::Missing) {
-                        slots[i] = Slot::Present {
-                            path: p,
-                            file,
-                            trailer: t,
-                        };
-                    }
-                }
-                Ok((_, t)) => refused.push(Refused {
-                    path: p,
-                    why: format!("a volume of another set ({})", t.footer.set),
-                }),
-                Err(e) => unreadable.push((p, e)),
-            }
-        }
-        // `choose_set` found at least one trailer of the set.
-        let descriptor = descriptor.expect("the chosen set has a volume");
-        for (p, e) in unreadable {
-            let fname = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            match fname.as_deref().and_then(parse_volume_file_name) {
-                Some((s, i)) if s == name && (i as usize) < slots.len() => {
-                    if matches!(slots[i as usize], Slot::Missing) {
-                        slots[i as usize] = Slot::Unreadable {
-                            path: p,
-                            problem: e,
-                        };
-                    }
-                }
-                _ => refused.push(Refused {
-                    path: p,
-                    why: ddiff_core::display::error_chain(&e),
-                }),
-            }
-        }
+        let names: Vec<Option<String>> = read
+            .iter()
+            .map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let cands: Vec<_> = read
+            .iter()
+            .zip(&names)
+            .map(|((_, r), n)| (n.as_deref(), r.as_ref().map(|(_, t)| t)))
+            .collect();
+        let a = volume::arrange(&cands).context("cannot identify the volume set")?;
+        let dir = read[a.first]
+            .0
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut read: Vec<Option<(PathBuf, Opened)>> = read.into_iter().map(Some).collect();
+        let slots = a
+            .slots
+            .iter()
+            .map(|placed| match placed {
+                Placed::Missing => Slot::Missing,
+                Placed::Unreadable { candidate, problem } => Slot::Unreadable {
+                    path: read[*candidate].take().map(|(p, _)| p).unwrap_or_default(),
+                    problem: problem.clone(),
+                },
+                Placed::Present { candidate } => match read[*candidate].take() {
+                    Some((path, Ok((file, trailer)))) => Slot::Present {
+                        path,
+                        file,
+                        trailer,
+                    },
+                    // `arrange` places only candidates with a trailer, each once.
+                    _ => Slot::Missing,
+                },
+            })
+            .collect();
+        let refused = a
+            .refused
+            .iter()
+            .map(|(k, why)| Refused {
+                // Refused candidates are never placed: still there.
+                path: read[*k]
+                    .as_ref()
+                    .map(|(p, _)| p.clone())
+                    .unwrap_or_default(),
+                why: why.clone(),
+            })
+            .collect();
+        let (descriptor, set, name) = (a.descriptor, a.set, a.name);
         Ok(VolumeSet {
             geometry: descriptor.geometry,
             descriptor,
@@ -645,40 +601,7 @@ impl VolumeSet {
             let mut b = vec![0u8; u];
             units.push(self.read_unit(i, s, &mut b).map(|()| b));
         }
-        let bad: Vec<usize> = (0..k + m).filter(|&i| units[i].is_none()).collect();
-        if bad.is_empty() {
-            return Ok(units.into_iter().flatten().collect());
-        }
-        if bad.len() > m {
-            bail!(
-                "stripe {s} cannot be rebuilt: {} of its {} units are missing or damaged (volumes {}), parity covers {m}",
-                bad.len(),
-                k + m,
-                bad.iter()
-                    .map(|i| (i + 1).to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        if bad.iter().any(|&i| i < k) {
-            let restored = reed_solomon_simd::decode(
-                k,
-                m,
-                (0..k).filter_map(|i| units[i].as_ref().map(|b| (i, b))),
-                (0..m).filter_map(|j| units[k + j].as_ref().map(|b| (j, b))),
-            )
-            .map_err(|e| anyhow::anyhow!("Reed–Solomon decode of stripe {s}: {e}"))?;
-            for (i, b) in restored {
-                units[i] = Some(b);
-            }
-        }
-        if bad.iter().any(|&i| i >= k) {
-            let rec = reed_solomon_simd::encode(k, m, units[..k].iter().flatten())
-                .map_err(|e| anyhow::anyhow!("Reed–Solomon encode of stripe {s}: {e}"))?;
-            for (j, r) in rec.into_iter().enumerate() {
-                units[k + j] = Some(r);
-            }
-        }
+        volume::restore_stripe(g, s, &mut units, true)?;
         Ok(units.into_iter().flatten().collect())
     }
 
@@ -1041,6 +964,21 @@ mod tests {
             .read_to_end(&mut all)
             .unwrap();
         assert!(all == plain, "logical bytes differ from the plain bundle");
+    }
+
+    /// The in-memory sets the page's tests use (`synth_bundle::volume_set`) are this
+    /// writer's, byte for byte.
+    #[test]
+    fn the_synthetic_set_is_the_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sample();
+        let plain = plain_bytes(&s, dir.path());
+        let files = write(&s, &dir.path().join("app.ddiff"), Some(65536), 2);
+        let synth = ddiff_core::synth_bundle::volume_set(&plain, 65536, 2).unwrap();
+        assert_eq!(files.len(), synth.len());
+        for (f, v) in files.iter().zip(&synth) {
+            assert!(std::fs::read(f).unwrap() == *v, "{}", f.display());
+        }
     }
 
     #[test]

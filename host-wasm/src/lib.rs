@@ -24,7 +24,69 @@
 
 use ddiff_core::inspect::shown::{shown_json, Shown};
 use ddiff_core::inspect::{InspectOptions, Inspector, LayerListing, UnverifiedLister};
+use ddiff_core::signature::{PublicKey, MAX_SIGNATURE_TEXT};
 use wasm_bindgen::prelude::*;
+
+mod volumes;
+pub use volumes::{file_role, VolumeSetReader};
+
+/// A bundle signature (`BUNDLE.sig`, cosign sign-blob format) checked by the core over the
+/// exact `ddiff.json` bytes the inspector read (`meta`), with the PEM public key `key_pem`
+/// when one was given: JSON `{state: "valid", algorithm, keyId}`, `{state: "refused",
+/// reason, algorithm?, keyId?}` or `{state: "unchecked", reason}` (no key given). What
+/// `ddiff verify --key` checks, with the same core calls ([`PublicKey::from_pem`],
+/// [`PublicKey::verify_text`]). A matching signature of a bundle that is not `intact` is
+/// refused too: the signature covers the blobs only through a bundle verified to its end
+/// (docs/bundle-format.md section 10.1).
+pub fn signature_json(
+    meta: Option<&[u8]>,
+    intact: bool,
+    signature: &[u8],
+    key_pem: Option<&str>,
+) -> String {
+    use serde_json::json;
+    let refused = |reason: String| json!({"state": "refused", "reason": reason});
+    let mut v = if signature.len() > MAX_SIGNATURE_TEXT {
+        refused(format!(
+            "the signature file is {} bytes, more than a signature ({MAX_SIGNATURE_TEXT})",
+            signature.len()
+        ))
+    } else {
+        match key_pem {
+            None => json!({"state": "unchecked",
+                "reason": "a signature is present but no public key was given to check it"}),
+            Some(pem) => match PublicKey::from_pem(pem) {
+                Err(e) => refused(format!(
+                    "the public key cannot be used: {}",
+                    ddiff_core::display::error_chain(&e)
+                )),
+                Ok(key) => {
+                    let who = |mut v: serde_json::Value| {
+                        v["algorithm"] = key.algorithm().into();
+                        v["keyId"] = key.key_id().to_string().into();
+                        v
+                    };
+                    match meta {
+                        None => who(refused(
+                            "no ddiff.json was read from the bundle: nothing to check the signature over"
+                                .into(),
+                        )),
+                        Some(m) => match key.verify_text(m, signature) {
+                            Ok(()) if !intact => who(refused(
+                                "the signature matches ddiff.json, but the bundle is not intact: it vouches for nothing"
+                                    .into(),
+                            )),
+                            Ok(()) => who(json!({"state": "valid"})),
+                            Err(e) => who(refused(ddiff_core::display::error_chain(&e))),
+                        },
+                    }
+                }
+            },
+        }
+    };
+    ddiff_core::display::safe_json_strings(&mut v);
+    v.to_string()
+}
 
 /// `text` as the page may show it: the core's `safe_text` (for the file's name and error
 /// messages; the inspection's strings already come out so).
@@ -53,6 +115,8 @@ pub fn human_bytes(bytes: f64) -> String {
 pub struct BundleInspector {
     inner: Inspector,
     adopted: Option<Vec<LayerListing>>,
+    /// Set by `finish`: the bundle verified to its end.
+    intact: bool,
 }
 
 #[wasm_bindgen]
@@ -68,6 +132,7 @@ impl BundleInspector {
                 ..InspectOptions::default()
             }),
             adopted: None,
+            intact: false,
         }
     }
 
@@ -102,10 +167,25 @@ impl BundleInspector {
         self.inner.inspection().map(to_json)
     }
 
+    /// The bundle signature `signature` (the `.sig` file's bytes) checked over the exact
+    /// `ddiff.json` bytes this inspector read, with the PEM public key `key_pem` if given
+    /// (see [`signature_json`]). Call after `finish`: before, the bundle is not known to be
+    /// intact and a matching signature is refused.
+    #[wasm_bindgen(js_name = checkSignature)]
+    pub fn check_signature(&self, signature: &[u8], key_pem: Option<String>) -> String {
+        signature_json(
+            self.inner.meta_bytes(),
+            self.intact,
+            signature,
+            key_pem.as_deref(),
+        )
+    }
+
     /// The verdict, the inspection and the file lists (the core's `Outcome`) as JSON with
     /// display-safe strings.
     pub fn finish(&mut self) -> String {
         let mut outcome = self.inner.finish();
+        self.intact = outcome.ok;
         if let Some(l) = self.adopted.take() {
             outcome.adopt_listings(l);
         }
@@ -323,6 +403,123 @@ mod tests {
         let mut b = BundleInspector::new(false, 0);
         assert!(!b.adopt_listings("[{\"nope\":1}]"));
         assert!(!b.adopt_listings("not json"));
+    }
+
+    /// A bundle carrying a signature, an attestation and an SBOM lists them, with the
+    /// texts `ddiff inspect` prints.
+    #[test]
+    fn artifacts_reach_the_page() {
+        use ddiff_core::synth_bundle::{SAMPLE_PREDICATE_TYPE, SAMPLE_SBOM_TYPE};
+        let bytes = sample(SampleOptions {
+            provenance: true,
+            ..SampleOptions::default()
+        })
+        .encode();
+        let mut b = BundleInspector::new(false, 0);
+        b.feed(&bytes);
+        let o: Value = serde_json::from_str(&b.finish()).unwrap();
+        assert_eq!(o["ok"], true, "{o}");
+        let target = o["inspection"]["targets"][0]["digest"].clone();
+        let a = o["inspection"]["artifacts"].as_array().unwrap();
+        let kinds: Vec<&str> = a.iter().map(|x| x["kindText"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["signature", "attestation", "sbom"]);
+        assert!(a.iter().all(|x| x["subject"] == target));
+        assert_eq!(a[1]["predicateTypes"][0], SAMPLE_PREDICATE_TYPE);
+        assert_eq!(a[1]["typeText"], SAMPLE_PREDICATE_TYPE);
+        assert_eq!(a[2]["typeText"], SAMPLE_SBOM_TYPE);
+        assert_eq!(a[0]["keyless"], false);
+        assert!(a[0]["tag"].as_str().unwrap().ends_with(".sig"));
+        assert_eq!(a[0]["digestText"].as_str().unwrap().len(), 19);
+        // Without provenance: none listed.
+        let mut b = BundleInspector::new(false, 0);
+        assert!(b.feed(&sample(SampleOptions::default()).encode()));
+        let o: Value = serde_json::from_str(&b.finish()).unwrap();
+        assert!(o["inspection"].get("artifacts").is_none());
+    }
+
+    /// A bundle signature (`ddiff diff --sign-key`) checked over the ddiff.json bytes the
+    /// inspector read: valid with the signer's key; refused with another key, with a
+    /// flipped byte in ddiff.json, with a key that is not one; unchecked without a key.
+    #[test]
+    fn bundle_signature_valid_refused_and_unchecked() {
+        use p256::ecdsa::signature::Signer as _;
+        use p256::pkcs8::EncodePublicKey as _;
+        let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let other = p256::ecdsa::SigningKey::from_slice(&[8u8; 32]).unwrap();
+        let pem = |k: &p256::ecdsa::SigningKey| {
+            k.verifying_key()
+                .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+                .unwrap()
+        };
+        let bytes = sample(SampleOptions::default()).encode();
+        let mut b = BundleInspector::new(false, 0);
+        assert!(b.feed(&bytes));
+        let meta = b.inner.meta_bytes().unwrap().to_vec();
+        let sig_of = |m: &[u8]| {
+            let sig: p256::ecdsa::Signature = key.sign(m);
+            ddiff_core::signature::encode_signature(sig.to_der().as_bytes())
+        };
+        // Not finished yet: not known to be intact, so even the right signature is refused.
+        let early: Value =
+            serde_json::from_str(&b.check_signature(sig_of(&meta).as_bytes(), Some(pem(&key))))
+                .unwrap();
+        assert_eq!(early["state"], "refused", "{early}");
+        assert!(b.finish().contains("\"ok\":true"));
+        let sig_text = sig_of(&meta) + "\n";
+        let check = |b: &BundleInspector, pem: Option<String>| -> Value {
+            serde_json::from_str(&b.check_signature(sig_text.as_bytes(), pem)).unwrap()
+        };
+        let v = check(&b, Some(pem(&key)));
+        assert_eq!(v["state"], "valid", "{v}");
+        assert_eq!(v["algorithm"], "ECDSA-P256-SHA256");
+        let id = PublicKey::from_pem(&pem(&key))
+            .unwrap()
+            .key_id()
+            .to_string();
+        assert_eq!(v["keyId"], id);
+        let v = check(&b, Some(pem(&other)));
+        assert_eq!(v["state"], "refused");
+        assert!(
+            v["reason"].as_str().unwrap().contains("does not match"),
+            "{v}"
+        );
+        let v = check(&b, None);
+        assert_eq!(v["state"], "unchecked");
+        let v = check(
+            &b,
+            Some("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into()),
+        );
+        assert_eq!(v["state"], "refused");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("the public key cannot be used"),
+            "{v}"
+        );
+        assert!(b.finish().contains("\"ok\":true"));
+
+        // One byte of ddiff.json changed (inside its tool string, so it still parses): the
+        // bundle is refused (index.json records ddiff.json's digest) and so is the signature.
+        let at = bytes
+            .windows(12)
+            .position(|w| w == b"ddiff sample")
+            .unwrap();
+        let mut flipped = bytes.clone();
+        flipped[at + 6] ^= 0x01;
+        let mut b = BundleInspector::new(false, 0);
+        flipped
+            .chunks(4096)
+            .take_while(|c| b.feed(c))
+            .for_each(drop);
+        let o: Value = serde_json::from_str(&b.finish()).unwrap();
+        assert_eq!(o["ok"], false);
+        let v = check(&b, Some(pem(&key)));
+        assert_eq!(v["state"], "refused", "{v}");
+        assert!(v["reason"].as_str().unwrap().contains("does not match"));
+        // Nothing read: refused, not valid.
+        let b = BundleInspector::new(false, 0);
+        assert_eq!(check(&b, Some(pem(&key)))["state"], "refused");
     }
 
     fn collect<'a>(v: &'a Value, out: &mut Vec<&'a str>) {

@@ -47,6 +47,8 @@ try {
   const resp = await page.goto(`${origin}/`);
   check(resp.ok(), `page loads from ${origin} (HTTP ${resp.status()})`);
 
+  // file: one path, or several (dropped together: a set's volumes, a bundle with its .sig
+  // and a public key).
   async function load(file) {
     await page.setInputFiles("#file", file);
     await page.waitForFunction(() => document.body.dataset.state === "done", null, { timeout: 600_000 });
@@ -181,6 +183,79 @@ try {
     check(badInv.status === "bad" && badInv.title === "Not an intact site inventory" && badInv.detail.length > 0,
       `damaged inventory: refused with a reason (${badInv.title}: ${badInv.detail})`);
     check(await page.isHidden("#inventory-section"), "damaged inventory: no summary shown");
+
+    // Volume sets (issue 13): the volumes chosen together, in any order; the core decides
+    // the set, checks every unit's CRC-32, rebuilds from parity and verifies the bundle.
+    const setFiles = (dir) => fs.readdirSync(path.join(bundleDir, dir)).sort().reverse().map((f) => path.join(bundleDir, dir, f));
+    const volumeRows = () => page.$$eval("#volumes-body tr", (trs) => trs.map((tr) => ({
+      state: tr.dataset.state, cells: [...tr.querySelectorAll("td")].map((td) => td.textContent.trim()),
+    })));
+    const total = expect.setData + 2;
+    const setOk = await load(setFiles("set-ok"));
+    let vrows = await volumeRows();
+    check(setOk.status === "ok" && setOk.title === "Intact", `volume set, every volume given: intact (${setOk.title})`);
+    check(vrows.length === total && vrows.every((r) => r.state === "intact"), `volume set: ${total} volumes, each intact (${vrows.map((r) => r.state)})`);
+    check((await page.$$("#layer-tables tbody tr")).length === 4, "volume set: the bundle's layer table is shown");
+    check((await page.textContent("#volumes-verdict")) === "every volume is intact", "volume set: says every volume is intact");
+
+    const rec = await load(setFiles("set-recoverable"));
+    vrows = await volumeRows();
+    check(rec.status === "ok" && rec.title === "Intact after rebuilding from parity", `volume 2 deleted, volume 1 damaged, parity 2: the bundle verifies (${rec.title}: ${rec.detail})`);
+    check(vrows[0] && vrows[0].state === "damaged" && vrows[0].cells[4].startsWith("1 of ") && vrows[1] && vrows[1].state === "missing" && vrows.slice(2).every((r) => r.state === "intact"),
+      `volume 1 damaged (one unit), volume 2 missing, the rest intact (${vrows.map((r) => r.state)})`);
+    const recText = await page.textContent("#volumes-verdict");
+    check(recText.startsWith("volume 1 is damaged; volume 2 is missing; recoverable from parity"), `the set says it is recoverable from parity (${recText})`);
+    check(rec.detail.startsWith("volume 1 is damaged; volume 2 is missing; recoverable from parity · ") && rec.detail.includes("blobs verified"),
+      "the verdict names the bad volumes and the verified bundle");
+    await page.screenshot({ path: path.join(shotDir, "set-recoverable.png"), fullPage: true });
+
+    const lost = await load(setFiles("set-lost"));
+    vrows = await volumeRows();
+    check(lost.status === "bad" && lost.title === "Volume set cannot be recovered", `volumes 1, 2 and 4 deleted, parity 2: not recoverable (${lost.title})`);
+    check(lost.detail.includes("stripe 0 cannot be rebuilt: 3 of its 7 units are missing or damaged (volumes 1, 2, 4), parity covers 2"),
+      `not recoverable: says which stripe and volumes (${lost.detail})`);
+    check(vrows.filter((r) => r.state === "missing").length === 3 && await page.getAttribute("#volumes-verdict", "data-recoverable") === "false",
+      "not recoverable: three volumes missing, the set marked not recoverable");
+    await page.screenshot({ path: path.join(shotDir, "set-lost.png"), fullPage: true });
+
+    const foreign = await load(setFiles("set-foreign"));
+    vrows = await volumeRows();
+    const refusedText = await page.textContent("#refused");
+    check(refusedText.includes("app.ddiff.002") && refusedText.includes("not used: a volume of another set (sha256:"),
+      `a volume of another set is refused by name (${refusedText})`);
+    check(foreign.status === "ok" && vrows[1] && vrows[1].state === "missing", `the refused volume counts as missing, rebuilt from parity (${foreign.title})`);
+
+    // Provenance (issue 14): each target lists its signature, attestation and SBOM.
+    await load(path.join(bundleDir, "provenance.bundle"));
+    const arts = await page.$$eval("#targets ul.artifacts li", (lis) => lis.map((li) => ({ kind: li.dataset.kind, text: li.textContent })));
+    check(arts.map((a) => a.kind).join(",") === "signature,attestation,sbom", `the target lists its artifacts (${arts.map((a) => a.kind)})`);
+    check(arts.every((a, i) => a.text.includes(expect.artifacts[i].digest.slice(0, 19))), "each artifact's digest is shown");
+    check(arts[1] && arts[1].text.includes("https://slsa.dev/provenance/v1") && arts[2] && arts[2].text.includes("application/spdx+json") && arts[0].text.includes(".sig)"),
+      `predicate type, SBOM type and cosign tag shown (${arts.map((a) => a.text).join(" | ")})`);
+    await load(path.join(bundleDir, "good.bundle"));
+    check((await page.$$("#targets ul.artifacts li")).length === 0, "a bundle without provenance lists no artifacts");
+
+    // Bundle signatures (issue 14): the core checks BUNDLE.sig over the verified ddiff.json.
+    const sigState = async () => [await page.getAttribute("#signature", "data-state"), await page.textContent("#signature"), await page.isHidden("#signature")];
+    const signed = ["good.bundle", "good.bundle.sig"].map((f) => path.join(bundleDir, f));
+    let v = await load([...signed, path.join(bundleDir, "signing.pub")]);
+    let [st, txt] = await sigState();
+    check(v.status === "ok" && st === "valid" && txt.includes(`signed by key ${expect.keyId} (ECDSA-P256-SHA256): valid`), `signed bundle with its key: valid (${txt})`);
+    v = await load([...signed, path.join(bundleDir, "other.pub")]);
+    [st, txt] = await sigState();
+    check(v.status === "ok" && st === "refused" && txt.includes("signature does not match"), `signed bundle with another key: refused (${txt})`);
+    v = await load([path.join(bundleDir, "meta-flipped.bundle"), path.join(bundleDir, "good.bundle.sig"), path.join(bundleDir, "signing.pub")]);
+    [st, txt] = await sigState();
+    check(v.status === "bad" && st === "refused" && txt.includes("signature does not match"), `a byte of ddiff.json changed: bundle and signature refused (${v.title}; ${txt})`);
+    v = await load([path.join(bundleDir, "tampered.bundle"), path.join(bundleDir, "good.bundle.sig"), path.join(bundleDir, "signing.pub")]);
+    [st, txt] = await sigState();
+    check(v.status === "bad" && st === "refused" && txt.includes("the bundle is not intact"), `a blob tampered, ddiff.json intact: the matching signature is refused all the same (${txt})`);
+    await load(signed);
+    [st, txt] = await sigState();
+    check(st === "unchecked" && txt.includes("present, not checked"), `a signature without a key: present, not checked (${txt})`);
+    await load(path.join(bundleDir, "good.bundle"));
+    check((await sigState())[2], "no signature given: no signature line");
+    await page.screenshot({ path: path.join(shotDir, "signature.png"), fullPage: true });
 
     // The fallback ways of reading the file give the same verdicts: the inspector worker
     // reading itself (no nested worker), and File.stream()'s own chunks (no BYOB reader).

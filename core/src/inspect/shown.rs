@@ -8,6 +8,7 @@
 //! | `mediaType` of targets and layers | `mediaTypeText` | [`short_media_type`] |
 //! | `digest` of layer rows, listings and a problem's blob | `digestText` | [`Digest::short`](crate::Digest::short) |
 //! | a file entry's `mode` | `modeText` | [`file_mode`] |
+//! | an artifact's `kind`, `digest`, predicate or artifact type | `kindText`, `digestText`, `typeText` | [`ArtifactView::kind_text`](crate::provenance::ArtifactView::kind_text), [`Digest::short`](crate::Digest::short), [`ArtifactView::type_text`](crate::provenance::ArtifactView::type_text) |
 //!
 //! So the page displays the core's strings instead of JavaScript copies of them. The CLI's
 //! `--json` stays without the text fields (they are for display, and derived).
@@ -104,6 +105,17 @@ impl Shown for Inspection {
         put(json, "carriedBytesText", human_bytes(self.carried_bytes));
         put(json, "reliedBytesText", human_bytes(self.relied_bytes));
         each(json, "targets", &self.targets);
+        each(json, "artifacts", &self.artifacts);
+    }
+}
+
+impl Shown for crate::provenance::ArtifactView {
+    fn add_text(&self, json: &mut Value) {
+        put(json, "kindText", self.kind_text());
+        put(json, "digestText", self.digest.short());
+        if let Some(t) = self.type_text() {
+            put(json, "typeText", t.to_string());
+        }
     }
 }
 

@@ -274,17 +274,8 @@ pub fn render(path: &std::path::Path, o: &Outcome, files: bool) -> String {
             ins.artifacts.len()
         );
         for a in &ins.artifacts {
-            let what = match a.kind {
-                ddiff_core::provenance::ArtifactKind::Signature if a.keyless => {
-                    "signature (keyless: carried, not verified offline)".to_string()
-                }
-                k => format!("{k:?}").to_lowercase(),
-            };
-            let extra = a
-                .predicate_types
-                .first()
-                .or(a.artifact_type.as_ref())
-                .map_or(String::new(), |t| format!(" {t}"));
+            let what = a.kind_text();
+            let extra = a.type_text().map_or(String::new(), |t| format!(" {t}"));
             let _ = writeln!(
                 s,
                 "  {what:<10} {} of {}{extra}{}",
