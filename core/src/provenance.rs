@@ -514,5 +514,32 @@ pub fn check_target_signature(
     Err(reasons.join("; "))
 }
 
+/// What `--key` checks for one bundle (docs/provenance.md, "Checking").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyChecks {
+    /// `BUNDLE.sig` must be the key's signature over `ddiff.json`.
+    pub bundle_signature: bool,
+    /// Every target must carry a cosign signature by the key ([`check_target_signature`]).
+    pub image_signatures: bool,
+}
+
+/// Decides what `verify --key` and `load --key` check: the bundle signature when `BUNDLE.sig`
+/// is there (`sig_present`); the targets' cosign signatures when asked
+/// (`--require-signature`) or when there is no `BUNDLE.sig` but the bundle carries cosign
+/// signatures (an image signed by its maker, moved by ddiff, is checked with the maker's
+/// key). With neither, the bundle signature is required, so the check fails as unsigned:
+/// a key is never given for nothing to be checked.
+pub fn key_checks(meta: &BundleMeta, sig_present: bool, require_signature: bool) -> KeyChecks {
+    let carries = meta
+        .artifacts
+        .iter()
+        .any(|a| a.kind == ArtifactKind::Signature);
+    let images = require_signature || (!sig_present && carries);
+    KeyChecks {
+        bundle_signature: sig_present || !images,
+        image_signatures: images,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -41,9 +41,10 @@ pub struct SignArgs {
 /// `--key` of `verify` and `load`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct KeyArgs {
-    /// Require BUNDLE.sig beside the bundle to be this public key's signature (PEM
-    /// ECDSA P-256 or Ed25519, e.g. cosign.pub) over the bundle's metadata; refuse the
-    /// bundle when it is missing or does not match.
+    /// Check the bundle with this public key (PEM ECDSA P-256 or Ed25519, e.g. cosign.pub):
+    /// BUNDLE.sig beside it must be the key's signature over the bundle's metadata. A bundle
+    /// without BUNDLE.sig whose images carry cosign signatures has those checked instead
+    /// (every target signed by the key); with neither, it is refused as unsigned.
     #[arg(long, value_name = "PUBLIC_KEY")]
     pub key: Option<PathBuf>,
 }
@@ -312,7 +313,7 @@ pub fn check_bundle_signature(
     }
     if !path.exists() {
         bail!(
-            "{} is not signed: no {} beside it (made with `ddiff diff --sign-key`)",
+            "{} is not signed: no {} beside it (made with `ddiff diff --sign-key`), and it carries no cosign signature of its images to check instead",
             bundle.display(),
             path.display()
         );

@@ -268,3 +268,34 @@ fn a_target_is_signed_only_by_a_carried_signature_that_verifies() {
     let err = check_target_signature(&plain.meta, 0, &key, &json, &mut payload).unwrap_err();
     assert_eq!(err, "no cosign signature is carried for it");
 }
+
+/// `--key` checks what is there and never nothing: the bundle signature when present, the
+/// images' cosign signatures when asked or when they stand in for a missing `BUNDLE.sig`.
+#[test]
+fn key_checks_cover_what_is_signed_and_never_nothing() {
+    let mut meta = sample(SampleOptions::default()).meta;
+    let k = |m: &BundleMeta, sig, req| {
+        let c = key_checks(m, sig, req);
+        (c.bundle_signature, c.image_signatures)
+    };
+    // No cosign signature carried.
+    assert_eq!(k(&meta, true, false), (true, false));
+    assert_eq!(k(&meta, false, false), (true, false)); // fails as unsigned
+    assert_eq!(k(&meta, true, true), (true, true));
+    assert_eq!(k(&meta, false, true), (false, true));
+    // A cosign signature carried (an attestation alone does not count).
+    let art = |kind| Artifact {
+        subject: meta.targets[0].digest.clone(),
+        kind,
+        digest: Digest::sha256(b"sig manifest"),
+        media_type: crate::MediaType::OciManifest,
+        size: 12,
+    };
+    meta.artifacts.push(art(ArtifactKind::Attestation));
+    assert_eq!(k(&meta, false, false), (true, false));
+    meta.artifacts.push(art(ArtifactKind::Signature));
+    assert_eq!(k(&meta, true, false), (true, false));
+    assert_eq!(k(&meta, false, false), (false, true));
+    assert_eq!(k(&meta, true, true), (true, true));
+    assert_eq!(k(&meta, false, true), (false, true));
+}

@@ -248,7 +248,12 @@ async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Resul
     if let Some(k) = &public_key {
         // Before anything is written to the destination.
         let sig = crate::signing::signature_of(&bundle.path, bundle.set.as_deref());
-        if !args.require_signature || sig.exists() {
+        let wanted = ddiff_core::provenance::key_checks(
+            &bundle.report.meta,
+            sig.exists(),
+            args.require_signature,
+        );
+        if wanted.bundle_signature {
             let ok =
                 crate::signing::check_bundle_signature(&bundle.path, sig, &bundle.meta_bytes, k)?;
             progress.println(format!(
@@ -256,7 +261,7 @@ async fn load_into(args: &LoadArgs, dest: Destination, global: &Global) -> Resul
                 ok.algorithm, ok.key_id
             ));
         }
-        if args.require_signature {
+        if wanted.image_signatures {
             for line in crate::signing::check_image_signatures(&bundle, k)? {
                 progress.println(line);
             }

@@ -253,7 +253,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
     let check_side = !args.no_checksum && side.exists();
     let hash_file = check_side || args.write_checksum;
     let mut r = FileResult::unverified(path);
-    let mut meta_bytes = Vec::new();
+    let (mut meta_bytes, mut meta) = (Vec::new(), None);
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let item = progress.item(path.display().to_string(), size);
     let file_sha = match bundle_io::detect(path) {
@@ -273,6 +273,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
             });
             let outcome = ins.finish();
             meta_bytes = ins.meta_bytes().unwrap_or_default().to_vec();
+            meta = ins.meta().cloned();
             r.blobs_verified = outcome.blobs_verified;
             if let Some(i) = &outcome.inspection {
                 r.targets = i.targets.iter().map(|t| t.reference.clone()).collect();
@@ -354,6 +355,7 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
         &mut r,
         args,
         &meta_bytes,
+        meta.as_ref(),
         crate::signing::signature_path(path),
         || bundle_io::verify_file(path, |_, _| {}),
     );
@@ -363,24 +365,36 @@ pub fn verify_one(path: &Path, args: &VerifyArgs, progress: &Progress) -> FileRe
 }
 
 /// `--key` and `--require-signature` for a bundle (plain or a set) whose verification is in
-/// `r`: the targets' cosign signatures (reading the bundle again through `reread`), then the
-/// bundle signature `sig` over `meta_bytes`. Either failing makes `r` not ok.
+/// `r` (`meta` its metadata, `meta_bytes` their exact bytes): what the core's `key_checks`
+/// asks for, the targets' cosign signatures (reading the bundle again through `reread`) and
+/// the bundle signature `sig`. Any failing makes `r` not ok.
 pub fn check_keys(
     r: &mut FileResult,
     args: &VerifyArgs,
     meta_bytes: &[u8],
+    meta: Option<&ddiff_core::bundle::meta::BundleMeta>,
     sig: PathBuf,
     reread: impl FnOnce() -> Result<bundle_io::VerifiedBundle>,
 ) {
     let Some(k) = &args.key.key else { return };
-    if args.require_signature && r.ok {
+    let wanted = match meta {
+        Some(m) if r.ok => {
+            ddiff_core::provenance::key_checks(m, sig.exists(), args.require_signature)
+        }
+        // Not intact: nothing is checked, the bundle signature reported skipped.
+        _ => ddiff_core::provenance::KeyChecks {
+            bundle_signature: true,
+            image_signatures: false,
+        },
+    };
+    if wanted.image_signatures && r.ok {
         let checked = crate::signing::read_public_key(k)
             .and_then(|key| crate::signing::check_image_signatures(&reread()?, &key));
         let checked = checked.map_err(|e| super::error_line(&e));
         r.ok &= checked.is_ok();
         r.image_signatures = Some(checked);
     }
-    if args.require_signature && !sig.exists() {
+    if !wanted.bundle_signature {
         return;
     }
     let check = if r.ok {

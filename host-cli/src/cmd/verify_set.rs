@@ -104,7 +104,7 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
     let mut r = FileResult::unverified(&paths[0]);
     let mut repaired = Vec::new();
     let mut pass = 0;
-    let (mut meta_bytes, mut signature) = (Vec::new(), None);
+    let (mut meta_bytes, mut meta, mut signature) = (Vec::new(), None, None);
     loop {
         pass += 1;
         let set = match VolumeSet::open(paths) {
@@ -140,6 +140,7 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
         };
         let outcome = ins.finish();
         meta_bytes = ins.meta_bytes().unwrap_or_default().to_vec();
+        meta = ins.meta().cloned();
         signature = Some(crate::signing::signature_of(&r.path, Some(&set)));
         r.bytes = outcome.bytes;
         r.blobs_verified = outcome.blobs_verified;
@@ -201,9 +202,11 @@ pub fn verify_set(paths: &[PathBuf], args: &VerifyArgs, progress: &Progress) -> 
         break;
     }
     match signature {
-        Some(sig) => super::verify::check_keys(&mut r, args, &meta_bytes, sig, || {
-            crate::bundle_io::verify_source(paths, |_, _| {})
-        }),
+        Some(sig) => {
+            super::verify::check_keys(&mut r, args, &meta_bytes, meta.as_ref(), sig, || {
+                crate::bundle_io::verify_source(paths, |_, _| {})
+            })
+        }
         None if args.key.key.is_some() => {
             r.signature = Some(super::verify::SignatureCheck::Skipped);
         }

@@ -256,6 +256,40 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
         v.contains("image ") && v.contains(" signed by ECDSA-P256-SHA256 key"),
         "{v}"
     );
+    // The bundle itself is not signed (no BUNDLE.sig): `--key` alone checks the images'
+    // cosign signatures instead, and a foreign key is refused naming the target.
+    let v = run(ddiff()
+        .args(["verify", "--key"])
+        .arg(dir.path().join("cosign.pub"))
+        .arg(&bundle));
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(v.contains(" signed by ECDSA-P256-SHA256 key"), "{v}");
+    run(Command::new("openssl").current_dir(dir.path()).args([
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        "other.key",
+    ]));
+    run(Command::new("openssl").current_dir(dir.path()).args([
+        "pkey",
+        "-in",
+        "other.key",
+        "-pubout",
+        "-out",
+        "other.pub",
+    ]));
+    let v = fails(
+        ddiff()
+            .args(["verify", "--key"])
+            .arg(dir.path().join("other.pub"))
+            .arg(&bundle),
+    );
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        v.contains("IMAGE SIGNATURE REFUSED") && v.contains("app:2"),
+        "{v}"
+    );
     // --no-provenance leaves them out (and the bundle stays version 1).
     let plain = dir.path().join("plain.ddiff");
     let out = run(ddiff()
@@ -277,6 +311,18 @@ fn signatures_attestations_and_referrers_cross_the_gap_byte_identical() {
     let v = String::from_utf8_lossy(&v.stdout);
     assert!(
         v.contains("IMAGE SIGNATURE REFUSED") && v.contains("no cosign signature is carried"),
+        "{v}"
+    );
+    // Without --require-signature: neither a BUNDLE.sig nor image signatures to check.
+    let v = fails(
+        ddiff()
+            .args(["verify", "--key"])
+            .arg(dir.path().join("cosign.pub"))
+            .arg(&plain),
+    );
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        v.contains("is not signed") && v.contains("no cosign signature of its images"),
         "{v}"
     );
 
