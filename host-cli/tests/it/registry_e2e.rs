@@ -11,11 +11,14 @@ use crate::common::{
     ddiff, docker, docker_build, push, require_peer, run, stderr, DdiffServer, RefRegistry,
 };
 
-/// Base and delta exactly as the original project's test: FROM base + RUN echo.
+/// Base and delta exactly as the original project's test: FROM base + RUN echo. The base's
+/// content names `prefix`, so tests running at once never share an image ID through the
+/// engine's build cache (one test's `rmi` then deleted the image another was tagging:
+/// "failed to get digest ... no such file or directory").
 fn build_base_and_delta(prefix: &str) -> (String, String) {
     let base = format!("{prefix}-base:1");
     let delta = format!("{prefix}-delta:1");
-    crate::common::docker_image(&base, "base");
+    crate::common::docker_image(&base, &format!("{prefix} base"));
     docker_build(
         &base,
         &delta,
