@@ -572,14 +572,7 @@ fn write_artifacts(
     let meta = &bundle.report.meta;
     let mut wanted: BTreeSet<Digest> = BTreeSet::new();
     for a in &meta.artifacts {
-        let bytes = bundle
-            .report
-            .json_blobs
-            .get(&a.digest)
-            .context("internal error: artifact manifest not read")?;
-        let m = RawManifest::parse(bytes.clone(), Some(a.media_type.as_str()))?;
-        let blobs =
-            ddiff_core::provenance::artifact_blobs(&m).context("internal error: index artifact")?;
+        let (_, _, blobs) = super::provenance::artifact_manifest(bundle, a)?;
         wanted.extend(blobs.into_iter().map(|b| b.digest));
     }
     for (i, b) in meta.blobs.iter().enumerate() {

@@ -136,6 +136,27 @@ pub async fn discover(loc: &Location, subjects: &[Digest]) -> Result<Found> {
     Ok(found)
 }
 
+/// A carried artifact's manifest as the bundle verified it: its exact bytes, parsed (digest
+/// checked), and the blobs it references (config first, then layers). Every destination
+/// that takes artifacts reads them through this.
+pub fn artifact_manifest<'a>(
+    bundle: &'a VerifiedBundle,
+    a: &Artifact,
+) -> Result<(&'a [u8], RawManifest, Vec<BlobInfo>)> {
+    let bytes = bundle
+        .report
+        .json_blobs
+        .get(&a.digest)
+        .context("internal error: artifact manifest not read")?;
+    let m = RawManifest::parse_with_digest(
+        bytes.clone(),
+        Some(a.media_type.as_str()),
+        Some(&a.digest),
+    )?;
+    let blobs = artifact_blobs(&m).context("internal error: index artifact")?;
+    Ok((bytes, m, blobs))
+}
+
 /// Writes the bundle's artifacts into a registry after its targets: each artifact's blobs
 /// (those missing), its manifest by digest, then its cosign tag; a referrer is indexed by the
 /// registry (it answers `OCI-Subject`) or, when it is not, added to the `sha256-<hex>`
@@ -150,19 +171,8 @@ pub async fn load_registry(
     let meta = &bundle.report.meta;
     let mut written = 0;
     for a in &meta.artifacts {
-        let bytes = bundle
-            .report
-            .json_blobs
-            .get(&a.digest)
-            .context("internal error: artifact manifest not read")?;
-        let m = RawManifest::parse_with_digest(
-            bytes.clone(),
-            Some(a.media_type.as_str()),
-            Some(&a.digest),
-        )?;
-        let blobs = artifact_blobs(&m).context("internal error: index artifact")?;
-        for (repo, subjects) in repos.iter().filter(|(_, s)| s.contains(&a.subject)) {
-            let _ = subjects;
+        let (bytes, m, blobs) = artifact_manifest(bundle, a)?;
+        for (repo, _) in repos.iter().filter(|(_, s)| s.contains(&a.subject)) {
             for b in blobs.iter().skip(1) {
                 if client.blob_exists(repo, &b.digest).await?.is_some() {
                     continue;
