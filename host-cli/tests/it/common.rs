@@ -72,6 +72,28 @@ pub fn ddiff_quiet() -> Command {
 
 /// Runs a command that must succeed and returns its stdout, which must be UTF-8 (panics with
 /// its output if not).
+/// Every file (not directory) under `root`, as paths relative to it, sorted; none when
+/// `root` does not exist. The tests' "the destination is unchanged" listings are built on it.
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn ok(cmd: &mut Command) -> String {
     String::from_utf8(run(cmd).stdout).expect("stdout is UTF-8")
 }

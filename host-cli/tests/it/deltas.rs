@@ -63,26 +63,13 @@ fn skopeo_layers(image: &str) -> (String, Vec<String>) {
 }
 
 fn listing(dir: &Path) -> Vec<(String, u64)> {
-    let mut v = Vec::new();
-    for e in walk(dir) {
-        let m = std::fs::metadata(&e).unwrap();
-        v.push((e.display().to_string(), m.len()));
-    }
-    v.sort();
-    v
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    crate::common::files_under(dir)
+        .into_iter()
+        .map(|f| {
+            let len = std::fs::metadata(dir.join(&f)).unwrap().len();
+            (f.display().to_string(), len)
+        })
+        .collect()
 }
 
 #[test]

@@ -66,21 +66,13 @@ fn inventory(addr_or_source: &str, out: &Path) -> Inventory {
 
 /// Every file under a registry's storage with its size.
 fn listing(root: &Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                out.push((rel, e.metadata().unwrap().len()));
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::common::files_under(root)
+        .into_iter()
+        .map(|f| {
+            let len = std::fs::metadata(root.join(&f)).map_or(0, |m| m.len());
+            (f.display().to_string(), len)
+        })
+        .collect()
 }
 
 const OLD: [&str; 5] = ["inv/a:1", "inv/b:1", "inv/c:1", "inv/d:1", "inv/e:1"];

@@ -53,20 +53,10 @@ fn load_text(bundle: &Path, to: &str) -> String {
 
 /// Every file under `dir`, relative.
 fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::common::files_under(dir)
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect()
 }
 
 /// Every blob file hashes to its name.

@@ -148,27 +148,17 @@ fn get(addr: &str, path: &str) -> Option<Vec<u8>> {
 
 /// Every file under a registry's storage with its bytes (upload scratch space excluded).
 fn listing(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            let name = p.to_string_lossy().to_string();
-            if name.contains("_uploads") || name.contains(".tmp") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::common::files_under(root)
+        .into_iter()
+        .filter(|f| {
+            let name = f.to_string_lossy();
+            !name.contains("_uploads") && !name.contains(".tmp")
+        })
+        .map(|f| {
+            let bytes = std::fs::read(root.join(&f)).unwrap_or_default();
+            (f, bytes)
+        })
+        .collect()
 }
 
 #[test]

@@ -29,24 +29,13 @@ fn build_base_and_delta(prefix: &str) -> (String, String) {
 
 /// Every file under a registry's storage, with sizes: what "unchanged" is compared on.
 fn listing(root: &Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64)>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else {
-                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-                out.push((p.strip_prefix(base).unwrap().display().to_string(), len));
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out.sort();
-    out
+    crate::common::files_under(root)
+        .into_iter()
+        .map(|f| {
+            let len = std::fs::metadata(root.join(&f)).map_or(0, |m| m.len());
+            (f.display().to_string(), len)
+        })
+        .collect()
 }
 
 enum Dest {
